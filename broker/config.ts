@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+
+/** The broker's configuration, read once from the environment at start and checked. */
+export interface BrokerConfig {
+  port: number;
+  databaseUrl: string;
+  redisUrl: string;
+  /** Server on which the `postgresql` offering creates databases and roles. */
+  postgresServiceUrl: string;
+  /** Host and port handed out in credentials; default: those of postgresServiceUrl. */
+  postgresServicePublicHost: string | undefined;
+  postgresServicePublicPort: number | undefined;
+  brokerUsername: string;
+  brokerPassword: string;
+  /** True when no credentials were configured and a password was generated for this process. */
+  generatedPassword: boolean;
+  catalogFile: string | undefined;
+  logLevel: string;
+  workerConcurrency: number;
+  /** Seconds a platform is asked to wait between last_operation polls (Retry-After). */
+  retryAfterSeconds: number;
+  /** How long a synchronous bind/unbind (no accepts_incomplete) waits for its job. */
+  syncOperationTimeoutMs: number;
+  /** An operation still "in progress" after this long is failed by the sweeper. */
+  operationTimeoutSeconds: number;
+  /** How long deleted instances and bindings keep answering last_operation with "succeeded". */
+  deletedRetentionHours: number;
+  /** Prefix of the BullMQ keys in Redis, so several Depots (or test runs) can share a server. */
+  queuePrefix: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function url(env: Env, name: string, fallback: string, protocols: string[]): string {
+  const raw = env[name] === undefined || env[name] === '' ? fallback : env[name]!;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+  }
+  return raw;
+}
+
+/** DATABASE_URL pointed at another database on the same server (used for the maintenance database). */
+export function withDatabase(connectionUrl: string, database: string): string {
+  const parsed = new URL(connectionUrl);
+  parsed.pathname = `/${encodeURIComponent(database)}`;
+  return parsed.toString();
+}
+
+/** Loads and checks the configuration; throws ConfigError naming the variable at fault. */
+export function loadConfig(env: Env = process.env): BrokerConfig {
+  const databaseUrl = url(env, 'DATABASE_URL', 'postgresql://postgres:postgres@127.0.0.1:5432/depot', ['postgres:', 'postgresql:']);
+  const redisUrl = url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']);
+  const postgresServiceUrl = url(env, 'POSTGRES_SERVICE_URL', withDatabase(databaseUrl, 'postgres'), [
+    'postgres:',
+    'postgresql:',
+  ]);
+
+  const username = env.BROKER_USERNAME ?? '';
+  const password = env.BROKER_PASSWORD ?? '';
+  if (username !== '' && password === '') throw new ConfigError('BROKER_PASSWORD must be set when BROKER_USERNAME is');
+  if (username === '' && password !== '') throw new ConfigError('BROKER_USERNAME must be set when BROKER_PASSWORD is');
+  if (username.includes(':')) throw new ConfigError('BROKER_USERNAME must not contain ":" (HTTP Basic auth)');
+  const generatedPassword = username === '';
+
+  const publicPort = env.POSTGRES_SERVICE_PUBLIC_PORT;
+  return {
+    port: integer(env, 'PORT', 8080, 0, 65535),
+    databaseUrl,
+    redisUrl,
+    postgresServiceUrl,
+    postgresServicePublicHost: env.POSTGRES_SERVICE_PUBLIC_HOST || undefined,
+    postgresServicePublicPort: publicPort ? integer(env, 'POSTGRES_SERVICE_PUBLIC_PORT', 5432, 1, 65535) : undefined,
+    brokerUsername: generatedPassword ? 'depot' : username,
+    brokerPassword: generatedPassword ? randomBytes(18).toString('base64url') : password,
+    generatedPassword,
+    catalogFile: env.CATALOG_FILE || undefined,
+    logLevel: logLevel(env),
+    workerConcurrency: integer(env, 'WORKER_CONCURRENCY', 8, 1, 1000),
+    retryAfterSeconds: integer(env, 'RETRY_AFTER_SECONDS', 2, 1, 86400),
+    syncOperationTimeoutMs: integer(env, 'SYNC_OPERATION_TIMEOUT_SECONDS', 50, 1, 3600) * 1000,
+    operationTimeoutSeconds: integer(env, 'OPERATION_TIMEOUT_SECONDS', 3600, 10, 7 * 86400),
+    deletedRetentionHours: integer(env, 'DELETED_RETENTION_HOURS', 168, 0, 24 * 365),
+    queuePrefix: env.QUEUE_PREFIX || 'depot',
+  };
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+function logLevel(env: Env): string {
+  const level = env.LOG_LEVEL || 'info';
+  if (!LOG_LEVELS.includes(level)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  return level;
+}
+
+/** host:port of a connection URL, for messages that say which server could not be reached. */
+export function serverAddress(connectionUrl: string, defaultPort: number): string {
+  const parsed = new URL(connectionUrl);
+  return `${parsed.hostname || '127.0.0.1'}:${parsed.port || defaultPort}`;
+}

@@ -1,0 +1,143 @@
+import type { JsonObject, MaintenanceInfo } from '../../osb/index.js';
+import type { Queryable } from './pool.js';
+
+export type InstanceState = 'provisioning' | 'provisioned' | 'create_failed' | 'deprovisioning' | 'deleted';
+
+export interface InstanceRow {
+  id: string;
+  service_id: string;
+  plan_id: string;
+  organization_guid: string | null;
+  space_guid: string | null;
+  context: JsonObject;
+  parameters: JsonObject;
+  maintenance_info: MaintenanceInfo | null;
+  dashboard_url: string | null;
+  state: InstanceState;
+}
+
+export type NewInstance = Omit<InstanceRow, 'state' | 'dashboard_url'>;
+
+const COLUMNS =
+  'id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info, dashboard_url, state';
+
+/** The instance, locked until the end of the transaction (serialises operations across replicas). */
+export async function lockInstance(db: Queryable, id: string): Promise<InstanceRow | undefined> {
+  const { rows } = await db.query<InstanceRow>(`select ${COLUMNS} from service_instances where id = $1 for update`, [id]);
+  return rows[0];
+}
+
+export async function getInstance(db: Queryable, id: string): Promise<InstanceRow | undefined> {
+  const { rows } = await db.query<InstanceRow>(`select ${COLUMNS} from service_instances where id = $1`, [id]);
+  return rows[0];
+}
+
+/** Inserts a new instance in state `provisioning`; undefined when the id is taken. */
+export async function insertInstance(db: Queryable, instance: NewInstance): Promise<InstanceRow | undefined> {
+  const { rows } = await db.query<InstanceRow>(
+    `insert into service_instances
+       (id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info, state)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, 'provisioning')
+     on conflict (id) do nothing
+     returning ${COLUMNS}`,
+    [
+      instance.id,
+      instance.service_id,
+      instance.plan_id,
+      instance.organization_guid,
+      instance.space_guid,
+      instance.context,
+      instance.parameters,
+      instance.maintenance_info,
+    ],
+  );
+  return rows[0];
+}
+
+/**
+ * Starts a new life for an instance whose create failed or that was deleted: the row takes
+ * the new attributes and goes back to `provisioning`. Its bindings and operations go with the
+ * old life.
+ */
+export async function reprovisionInstance(db: Queryable, instance: NewInstance): Promise<InstanceRow> {
+  await db.query('delete from operations where instance_id = $1', [instance.id]);
+  await db.query('delete from service_bindings where instance_id = $1', [instance.id]);
+  const { rows } = await db.query<InstanceRow>(
+    `update service_instances set service_id = $2, plan_id = $3, organization_guid = $4, space_guid = $5,
+       context = $6, parameters = $7, maintenance_info = $8, dashboard_url = null, state = 'provisioning',
+       created_at = now(), updated_at = now(), deleted_at = null
+     where id = $1 returning ${COLUMNS}`,
+    [
+      instance.id,
+      instance.service_id,
+      instance.plan_id,
+      instance.organization_guid,
+      instance.space_guid,
+      instance.context,
+      instance.parameters,
+      instance.maintenance_info,
+    ],
+  );
+  return rows[0]!;
+}
+
+export async function setInstanceState(db: Queryable, id: string, state: InstanceState): Promise<void> {
+  await db.query(
+    `update service_instances set state = $2, updated_at = now(),
+       deleted_at = case when $2 = 'deleted' then now() else null end
+     where id = $1`,
+    [id, state],
+  );
+}
+
+/** Context-only change (allow_context_updates), applied without a job. */
+export async function setInstanceContext(db: Queryable, id: string, context: JsonObject): Promise<void> {
+  await db.query('update service_instances set context = $2, updated_at = now() where id = $1', [id, context]);
+}
+
+/** What a successful provision or update leaves on the instance. */
+export async function applyInstanceChanges(
+  db: Queryable,
+  id: string,
+  changes: {
+    plan_id: string;
+    parameters: JsonObject;
+    context: JsonObject;
+    maintenance_info: MaintenanceInfo | null;
+    dashboard_url?: string | null;
+  },
+): Promise<void> {
+  await db.query(
+    `update service_instances set state = 'provisioned', plan_id = $2, parameters = $3, context = $4,
+       maintenance_info = $5, dashboard_url = coalesce($6, dashboard_url), updated_at = now()
+     where id = $1`,
+    [id, changes.plan_id, changes.parameters, changes.context, changes.maintenance_info, changes.dashboard_url ?? null],
+  );
+}
+
+export interface FetchedInstance extends InstanceRow {
+  /** An update operation is running (GET instance answers 422 ConcurrencyError). */
+  updating: boolean;
+}
+
+/** GET instance in one round trip. */
+export async function fetchInstance(db: Queryable, id: string): Promise<FetchedInstance | undefined> {
+  const { rows } = await db.query<FetchedInstance>(
+    `select ${COLUMNS}, exists (
+       select 1 from operations o
+        where o.instance_id = i.id and o.binding_id is null and o.state = 'in progress' and o.type = 'update'
+     ) as updating
+     from service_instances i where id = $1`,
+    [id],
+  );
+  return rows[0];
+}
+
+/** Deleted instances past the retention window stop answering last_operation (then 404). */
+export async function purgeDeletedInstances(db: Queryable, retentionHours: number): Promise<number> {
+  const { rowCount } = await db.query(
+    `delete from service_instances where state = 'deleted' and deleted_at < now() - make_interval(hours => $1)`,
+    [retentionHours],
+  );
+  return rowCount ?? 0;
+}

@@ -1,0 +1,158 @@
+import type { JsonObject, LastOperationState, MaintenanceInfo } from '../../osb/index.js';
+import type { OriginatingIdentity } from '../../osb/index.js';
+import type { BindingState } from './bindings.js';
+import type { InstanceState } from './instances.js';
+import type { Queryable } from './pool.js';
+
+export type OperationType = 'provision' | 'update' | 'deprovision' | 'bind' | 'unbind';
+
+/** What the job needs to carry out an operation, recorded when the operation is accepted. */
+export interface OperationRequest {
+  plan_id?: string;
+  parameters?: JsonObject;
+  context?: JsonObject;
+  maintenance_info?: MaintenanceInfo | null;
+  /** Deprovision and unbind: the state to return to if the operation fails. */
+  previous_state?: InstanceState | BindingState;
+}
+
+export interface OperationRow {
+  id: string;
+  instance_id: string;
+  binding_id: string | null;
+  type: OperationType;
+  state: LastOperationState;
+  description: string | null;
+  request: OperationRequest;
+  instance_usable: boolean | null;
+  update_repeatable: boolean | null;
+  request_identity: string | null;
+  created_at: Date;
+}
+
+export interface NewOperation {
+  id: string;
+  instance_id: string;
+  binding_id: string | null;
+  type: OperationType;
+  request: OperationRequest;
+  originating_identity: OriginatingIdentity | null;
+  request_identity: string | null;
+}
+
+const COLUMNS =
+  'id, instance_id, binding_id, type, state, description, request, instance_usable, update_repeatable, request_identity, created_at';
+
+export async function insertOperation(db: Queryable, op: NewOperation): Promise<OperationRow> {
+  const { rows } = await db.query<OperationRow>(
+    `insert into operations (id, instance_id, binding_id, type, request, originating_identity, request_identity)
+     values ($1, $2, $3, $4, $5, $6, $7) returning ${COLUMNS}`,
+    [op.id, op.instance_id, op.binding_id, op.type, op.request, op.originating_identity, op.request_identity],
+  );
+  return rows[0]!;
+}
+
+export async function getOperation(db: Queryable, id: string): Promise<OperationRow | undefined> {
+  const { rows } = await db.query<OperationRow>(`select ${COLUMNS} from operations where id = $1`, [id]);
+  return rows[0];
+}
+
+/** Operations running on an instance or any of its bindings. */
+export async function activeOperations(db: Queryable, instanceId: string): Promise<OperationRow[]> {
+  const { rows } = await db.query<OperationRow>(
+    `select ${COLUMNS} from operations where instance_id = $1 and state = 'in progress'`,
+    [instanceId],
+  );
+  return rows;
+}
+
+export interface LastOperation {
+  state: LastOperationState;
+  description: string | null;
+  instance_usable: boolean | null;
+  update_repeatable: boolean | null;
+}
+
+/**
+ * last_operation for an instance in one index scan: the operation named by `operation` when
+ * it belongs to this instance, else the instance's latest (spec: `operation` is optional;
+ * platforms send literals such as "provision" too).
+ */
+export async function instanceLastOperation(
+  db: Queryable,
+  instanceId: string,
+  operationId: string | undefined,
+): Promise<LastOperation | undefined> {
+  const { rows } = await db.query<LastOperation>(
+    `select state, description, instance_usable, update_repeatable from operations
+      where instance_id = $1 and binding_id is null
+      order by id = $2 desc, created_at desc limit 1`,
+    [instanceId, operationId ?? ''],
+  );
+  return rows[0];
+}
+
+/** last_operation for a binding, as for instances. */
+export async function bindingLastOperation(
+  db: Queryable,
+  instanceId: string,
+  bindingId: string,
+  operationId: string | undefined,
+): Promise<LastOperation | undefined> {
+  const { rows } = await db.query<LastOperation>(
+    `select state, description, instance_usable, update_repeatable from operations
+      where binding_id = $2 and instance_id = $1
+      order by id = $3 desc, created_at desc limit 1`,
+    [instanceId, bindingId, operationId ?? ''],
+  );
+  return rows[0];
+}
+
+export interface Completion {
+  state: 'succeeded' | 'failed';
+  description: string;
+  instance_usable?: boolean;
+  update_repeatable?: boolean;
+}
+
+/** Ends an operation; returns false when it had already ended (another worker won). */
+export async function completeOperation(db: Queryable, id: string, completion: Completion): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `update operations set state = $2, description = $3, instance_usable = $4, update_repeatable = $5,
+       updated_at = now(), finished_at = now()
+     where id = $1 and state = 'in progress'`,
+    [id, completion.state, completion.description, completion.instance_usable ?? null, completion.update_repeatable ?? null],
+  );
+  return rowCount === 1;
+}
+
+/** Progress shown by last_operation while the operation runs. */
+export async function describeOperation(db: Queryable, id: string, description: string): Promise<void> {
+  await db.query(
+    `update operations set description = $2, attempts = attempts + 1, updated_at = now()
+     where id = $1 and state = 'in progress'`,
+    [id, description],
+  );
+}
+
+/** Operations in progress that nothing has touched for `idleSeconds` (their job may be lost). */
+export async function idleOperations(db: Queryable, idleSeconds: number, limit = 500): Promise<OperationRow[]> {
+  const { rows } = await db.query<OperationRow>(
+    `select ${COLUMNS} from operations
+      where state = 'in progress' and updated_at < now() - make_interval(secs => $1)
+      order by updated_at limit $2`,
+    [idleSeconds, limit],
+  );
+  return rows;
+}
+
+/** Operations in progress for longer than `timeoutSeconds`. */
+export async function overdueOperations(db: Queryable, timeoutSeconds: number, limit = 500): Promise<OperationRow[]> {
+  const { rows } = await db.query<OperationRow>(
+    `select ${COLUMNS} from operations
+      where state = 'in progress' and created_at < now() - make_interval(secs => $1)
+      order by created_at limit $2`,
+    [timeoutSeconds, limit],
+  );
+  return rows;
+}

@@ -1,0 +1,494 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type {
+  AsyncOperationResponse,
+  BindRequest,
+  BindResponse,
+  FetchBindingResponse,
+  FetchInstanceResponse,
+  JsonObject,
+  LastOperationResponse,
+  MaintenanceInfo,
+  ProvisionRequest,
+  ProvisionResponse,
+  UpdateRequest,
+} from '../osb/index.js';
+import type { Catalog, CatalogPlan } from './catalog/catalog.js';
+import { describeErrors, type ValidateFunction } from './catalog/json-schema.js';
+import { getBinding, insertBinding, lockBinding, rebindBinding, setBindingState, type BindingRow } from './db/bindings.js';
+import {
+  fetchInstance,
+  insertInstance,
+  lockInstance,
+  reprovisionInstance,
+  setInstanceContext,
+  setInstanceState,
+  type InstanceRow,
+} from './db/instances.js';
+import {
+  activeOperations,
+  bindingLastOperation,
+  getOperation,
+  insertOperation,
+  instanceLastOperation,
+  type LastOperation,
+  type NewOperation,
+  type OperationRow,
+} from './db/operations.js';
+import { transaction } from './db/pool.js';
+import {
+  AsyncRequiredError,
+  BadRequestError,
+  BrokerError,
+  ConcurrencyError,
+  ConflictError,
+  GoneError,
+  MaintenanceInfoConflictError,
+  NotFoundError,
+  RequiresAppError,
+  UnprocessableEntityError,
+} from './errors.js';
+import type { OperationQueue } from './jobs/operation-queue.js';
+import { sameJson } from './json.js';
+import { withTimeout } from './timeout.js';
+import type { Logger } from './logger.js';
+import type { BrokerMetrics } from './metrics.js';
+import type {
+  DeleteDetails,
+  LastOperationReply,
+  PollDetails,
+  Reply,
+  RequestOptions,
+  ServiceBroker,
+} from './service-broker.js';
+
+export interface DepotBrokerOptions {
+  pool: pg.Pool;
+  catalog: Catalog;
+  queue: OperationQueue;
+  logger: Logger;
+  metrics: BrokerMetrics;
+  retryAfterSeconds: number;
+  syncOperationTimeoutMs: number;
+}
+
+/** What a mutation decided inside its transaction; the job is added after the commit. */
+type Accepted = { started: OperationRow } | { running: OperationRow };
+type Decision<Done> = Accepted | { done: Done };
+
+/**
+ * Depot's broker: every rule of the spec's status-code and idempotency tables, enforced in
+ * Postgres transactions (the instance row is locked for each mutation), so any number of
+ * replicas give the same answers.
+ */
+export class DepotBroker implements ServiceBroker {
+  constructor(private readonly options: DepotBrokerOptions) {}
+
+  // ---- Service instances ----
+
+  async provision(
+    instanceId: string,
+    details: ProvisionRequest,
+    options: RequestOptions,
+  ): Promise<Reply<200 | 202, ProvisionResponse | AsyncOperationResponse>> {
+    const plan = this.requirePlan(details.service_id, details.plan_id);
+    validateParameters(plan.validate.provision, details.parameters, 'service_instance.create');
+    checkMaintenanceInfo(plan, details.maintenance_info);
+    // Provisioning always runs as a job: spec, "AsyncRequired" (422) without accepts_incomplete.
+    if (!options.acceptsIncomplete) throw new AsyncRequiredError();
+
+    const wanted = {
+      id: instanceId,
+      service_id: details.service_id,
+      plan_id: details.plan_id,
+      organization_guid: details.organization_guid,
+      space_guid: details.space_guid,
+      context: details.context ?? {},
+      parameters: details.parameters ?? {},
+      maintenance_info: plan.plan.maintenance_info ?? null,
+    };
+    const decision = await transaction(this.options.pool, async (client): Promise<Decision<InstanceRow>> => {
+      let instance = await lockInstance(client, instanceId);
+      if (!instance) {
+        const created = await insertInstance(client, wanted);
+        if (created) return { started: await insertOperation(client, this.newOperation(created.id, null, 'provision', {}, options)) };
+        instance = (await lockInstance(client, instanceId))!; // another replica created it just now
+      }
+      if (instance.state === 'create_failed' || instance.state === 'deleted') {
+        // A new PUT after a failed create or a delete starts over (the job is idempotent).
+        await reprovisionInstance(client, wanted);
+        return { started: await insertOperation(client, this.newOperation(instanceId, null, 'provision', {}, options)) };
+      }
+      const identical =
+        instance.service_id === wanted.service_id &&
+        instance.plan_id === wanted.plan_id &&
+        instance.organization_guid === wanted.organization_guid &&
+        instance.space_guid === wanted.space_guid &&
+        sameJson(instance.parameters, wanted.parameters);
+      if (instance.state === 'deprovisioning') {
+        throw new ConcurrencyError(`Service instance ${instanceId} is being deprovisioned.`);
+      }
+      // spec: 409 when the instance exists, or is being provisioned, with different attributes.
+      if (!identical) throw new ConflictError(`Service instance ${instanceId} already exists with different attributes.`);
+      if (instance.state === 'provisioning') return { running: await this.runningOperation(client, instanceId, null) };
+      return { done: instance };
+    });
+
+    if ('done' in decision) {
+      // spec: 200 for an identical PUT of an instance that is fully provisioned.
+      return { status: 200, body: decision.done.dashboard_url ? { dashboard_url: decision.done.dashboard_url } : {} };
+    }
+    const op = await this.accepted(decision);
+    return { status: 202, body: { operation: op.id } };
+  }
+
+  async getInstance(instanceId: string): Promise<FetchInstanceResponse> {
+    const instance = await fetchInstance(this.options.pool, instanceId);
+    // spec: 404 if the instance does not exist or provisioning is still in progress.
+    if (!instance || instance.state === 'provisioning' || instance.state === 'create_failed' || instance.state === 'deleted') {
+      throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
+    }
+    // spec: 422 ConcurrencyError while the instance is being updated.
+    if (instance.updating) throw new ConcurrencyError(`Service instance ${instanceId} is being updated.`);
+    return {
+      service_id: instance.service_id,
+      plan_id: instance.plan_id,
+      parameters: instance.parameters,
+      ...(instance.dashboard_url ? { dashboard_url: instance.dashboard_url } : {}),
+      ...(instance.maintenance_info ? { maintenance_info: instance.maintenance_info } : {}),
+    };
+  }
+
+  async update(
+    instanceId: string,
+    details: UpdateRequest,
+    options: RequestOptions,
+  ): Promise<Reply<200 | 202, Record<string, never> | AsyncOperationResponse>> {
+    const service = this.options.catalog.service(details.service_id);
+    if (!service) throw new BadRequestError(`service_id ${JSON.stringify(details.service_id)} is not in the catalog.`);
+
+    const decision = await transaction(this.options.pool, async (client): Promise<Decision<'unchanged'>> => {
+      const instance = await lockInstance(client, instanceId);
+      if (!instance || instance.state === 'deleted') throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
+      if (instance.service_id !== details.service_id) {
+        throw new BadRequestError(`service_id does not match the service of instance ${instanceId}.`);
+      }
+      const current = this.requirePlan(instance.service_id, instance.plan_id);
+      const target = this.requirePlan(details.service_id, details.plan_id ?? instance.plan_id);
+      const planChanges = target.plan.id !== current.plan.id;
+      // spec: plan changes only where plan_updateable (422: "change not supported").
+      if (planChanges && !current.planUpdateable) {
+        throw new UnprocessableEntityError(`Plan changes are not supported for plan ${current.plan.name}.`);
+      }
+      validateParameters(target.validate.update, details.parameters, 'service_instance.update');
+      checkMaintenanceInfo(target, details.maintenance_info);
+
+      const wanted = {
+        plan_id: target.plan.id,
+        // spec: parameters absent → MUST NOT change them; present → they change those keys.
+        parameters: details.parameters ? { ...instance.parameters, ...details.parameters } : instance.parameters,
+        context: details.context ?? instance.context,
+        // An instance moves to the plan's maintenance_info when asked to, or with a plan change.
+        maintenance_info:
+          details.maintenance_info?.version !== undefined || planChanges
+            ? (target.plan.maintenance_info ?? null)
+            : instance.maintenance_info,
+      };
+      const running = await activeOperations(client, instanceId);
+      const runningUpdate = running.find((op) => op.type === 'update');
+      if (runningUpdate) {
+        // spec: a re-sent PATCH gets 202 with the same operation until the update is done.
+        if (sameUpdate(runningUpdate, wanted)) return { running: runningUpdate };
+        throw new ConcurrencyError(`Service instance ${instanceId} is being updated.`);
+      }
+      if (instance.state === 'create_failed') {
+        throw new UnprocessableEntityError(`Service instance ${instanceId} failed to provision; delete it and create it again.`);
+      }
+      if (instance.state !== 'provisioned' || running.length > 0) {
+        throw new ConcurrencyError(`Service instance ${instanceId} has another operation in progress.`);
+      }
+      const changes =
+        wanted.plan_id !== instance.plan_id ||
+        !sameJson(wanted.parameters, instance.parameters) ||
+        !sameJson(wanted.maintenance_info, instance.maintenance_info);
+      if (!changes) {
+        // A context-only update is recorded at once (allow_context_updates); nothing to run.
+        if (details.context && service.allow_context_updates && !sameJson(details.context, instance.context)) {
+          await setInstanceContext(client, instanceId, details.context);
+        }
+        return { done: 'unchanged' };
+      }
+      if (!options.acceptsIncomplete) throw new AsyncRequiredError();
+      return { started: await insertOperation(client, this.newOperation(instanceId, null, 'update', wanted, options)) };
+    });
+
+    if ('done' in decision) return { status: 200, body: {} };
+    const op = await this.accepted(decision);
+    return { status: 202, body: { operation: op.id } };
+  }
+
+  async deprovision(instanceId: string, details: DeleteDetails, options: RequestOptions): Promise<Reply<202, AsyncOperationResponse>> {
+    this.requirePlan(details.service_id, details.plan_id);
+    const decision = await transaction(this.options.pool, async (client): Promise<Accepted> => {
+      const instance = await lockInstance(client, instanceId);
+      // spec: 410 Gone if the instance does not exist.
+      if (!instance || instance.state === 'deleted') throw new GoneError(`Service instance ${instanceId} does not exist.`);
+      if (instance.service_id !== details.service_id) {
+        throw new BadRequestError(`service_id does not match the service of instance ${instanceId}.`);
+      }
+      if (!options.acceptsIncomplete) throw new AsyncRequiredError();
+      const running = await activeOperations(client, instanceId);
+      const deleting = running.find((op) => op.type === 'deprovision');
+      // spec: a re-sent DELETE gets 202 with the same operation while the delete runs.
+      if (deleting) return { running: deleting };
+      if (running.length > 0) {
+        throw new ConcurrencyError(`Service instance ${instanceId} has a ${running[0]!.type} operation in progress.`);
+      }
+      await setInstanceState(client, instanceId, 'deprovisioning');
+      return {
+        started: await insertOperation(
+          client,
+          this.newOperation(instanceId, null, 'deprovision', { previous_state: instance.state }, options),
+        ),
+      };
+    });
+    const op = await this.accepted(decision);
+    return { status: 202, body: { operation: op.id } };
+  }
+
+  async lastOperation(instanceId: string, details: PollDetails): Promise<LastOperationReply> {
+    const op = await instanceLastOperation(this.options.pool, instanceId, details.operation);
+    // spec: 404 if the instance does not exist. A deleted instance answers "succeeded" (its
+    // deprovision) until the retention window ends.
+    if (!op) throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
+    return this.lastOperationReply(op);
+  }
+
+  // ---- Service bindings ----
+
+  async bind(
+    instanceId: string,
+    bindingId: string,
+    details: BindRequest,
+    options: RequestOptions,
+  ): Promise<Reply<200 | 201 | 202, BindResponse | AsyncOperationResponse>> {
+    const plan = this.requirePlan(details.service_id, details.plan_id);
+    if (!plan.bindable) throw new BadRequestError(`Plan ${plan.plan.name} of service ${plan.service.name} is not bindable.`);
+    if (details.predecessor_binding_id !== undefined && !plan.plan.binding_rotatable) {
+      throw new BadRequestError(`Plan ${plan.plan.name} does not support binding rotation (predecessor_binding_id).`);
+    }
+    validateParameters(plan.validate.bind, details.parameters, 'service_binding.create');
+    const appGuid = details.bind_resource?.app_guid ?? details.app_guid;
+    if (plan.requiresApp && !appGuid) throw new RequiresAppError();
+
+    const wanted = {
+      id: bindingId,
+      instance_id: instanceId,
+      service_id: details.service_id,
+      plan_id: details.plan_id,
+      app_guid: details.app_guid ?? null,
+      bind_resource: details.bind_resource ?? null,
+      context: details.context ?? {},
+      parameters: details.parameters ?? {},
+    };
+    const decision = await transaction(this.options.pool, async (client): Promise<Decision<BindingRow>> => {
+      const instance = await lockInstance(client, instanceId);
+      if (!instance || instance.state === 'deleted') throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
+      if (instance.service_id !== details.service_id) {
+        throw new BadRequestError(`service_id does not match the service of instance ${instanceId}.`);
+      }
+      let binding = await lockBinding(client, bindingId);
+      if (binding && binding.state !== 'deleted' && binding.state !== 'create_failed') {
+        const identical =
+          binding.instance_id === instanceId &&
+          binding.service_id === wanted.service_id &&
+          binding.plan_id === wanted.plan_id &&
+          binding.app_guid === wanted.app_guid &&
+          sameJson(binding.bind_resource, wanted.bind_resource) &&
+          sameJson(binding.parameters, wanted.parameters);
+        // spec: 409 when the binding exists, or is being created, with different parameters.
+        if (!identical) throw new ConflictError(`Service binding ${bindingId} already exists with different attributes.`);
+        if (binding.state === 'bound') return { done: binding };
+        if (binding.state === 'binding') return { running: await this.runningOperation(client, instanceId, bindingId) };
+        throw new ConcurrencyError(`Service binding ${bindingId} is being deleted.`);
+      }
+      if (instance.state === 'create_failed') {
+        throw new UnprocessableEntityError(`Service instance ${instanceId} failed to provision and cannot be bound.`);
+      }
+      if (instance.state !== 'provisioned') {
+        throw new ConcurrencyError(`Service instance ${instanceId} is being ${instance.state === 'provisioning' ? 'provisioned' : 'deprovisioned'}.`);
+      }
+      const instanceOp = (await activeOperations(client, instanceId)).find((op) => op.binding_id === null);
+      if (instanceOp) throw new ConcurrencyError(`Service instance ${instanceId} has a ${instanceOp.type} operation in progress.`);
+      if (binding) {
+        binding = await rebindBinding(client, wanted);
+      } else if (!(await insertBinding(client, wanted))) {
+        // Another replica inserted this binding id since our lock attempt: let the client retry.
+        throw new ConcurrencyError(`Service binding ${bindingId} is being created by another request.`);
+      }
+      return { started: await insertOperation(client, this.newOperation(instanceId, bindingId, 'bind', {}, options)) };
+    });
+
+    // spec: 200 for an identical PUT of a binding that exists, with the same body.
+    if ('done' in decision) return { status: 200, body: decision.done.response ?? {} };
+    const op = await this.accepted(decision);
+    if (options.acceptsIncomplete) return { status: 202, body: { operation: op.id } };
+    // Synchronous platforms (curl, a plain PUT): wait for the job and answer 201.
+    const finished = await this.awaitOperation(op);
+    if (finished.state === 'failed') throw new BrokerError(500, finished.description ?? 'Bind failed.');
+    const binding = await getBinding(this.options.pool, bindingId);
+    return { status: 201, body: binding?.response ?? {} };
+  }
+
+  async getBinding(instanceId: string, bindingId: string): Promise<FetchBindingResponse> {
+    const binding = await getBinding(this.options.pool, bindingId);
+    // spec: 404 if the binding does not exist or its creation is still in progress.
+    if (!binding || binding.instance_id !== instanceId || (binding.state !== 'bound' && binding.state !== 'unbinding')) {
+      throw new NotFoundError(`Service binding ${bindingId} does not exist.`);
+    }
+    return { ...(binding.response ?? {}), parameters: binding.parameters };
+  }
+
+  async unbind(
+    instanceId: string,
+    bindingId: string,
+    details: DeleteDetails,
+    options: RequestOptions,
+  ): Promise<Reply<200 | 202, Record<string, never> | AsyncOperationResponse>> {
+    this.requirePlan(details.service_id, details.plan_id);
+    const decision = await transaction(this.options.pool, async (client): Promise<Accepted> => {
+      const instance = await lockInstance(client, instanceId);
+      const binding = instance && (await lockBinding(client, bindingId));
+      // spec: 410 Gone if the binding does not exist.
+      if (!binding || binding.instance_id !== instanceId || binding.state === 'deleted') {
+        throw new GoneError(`Service binding ${bindingId} does not exist.`);
+      }
+      const running = await activeOperations(client, instanceId);
+      const mine = running.find((op) => op.binding_id === bindingId);
+      // spec: a re-sent DELETE gets the same operation while the unbind runs.
+      if (mine?.type === 'unbind') return { running: mine };
+      if (mine) throw new ConcurrencyError(`Service binding ${bindingId} is being created.`);
+      const instanceOp = running.find((op) => op.binding_id === null);
+      if (instanceOp) throw new ConcurrencyError(`Service instance ${instanceId} has a ${instanceOp.type} operation in progress.`);
+      await setBindingState(client, bindingId, 'unbinding');
+      return {
+        started: await insertOperation(
+          client,
+          this.newOperation(instanceId, bindingId, 'unbind', { previous_state: binding.state }, options),
+        ),
+      };
+    });
+    const op = await this.accepted(decision);
+    if (options.acceptsIncomplete) return { status: 202, body: { operation: op.id } };
+    const finished = await this.awaitOperation(op);
+    if (finished.state === 'failed') throw new BrokerError(500, finished.description ?? 'Unbind failed.');
+    return { status: 200, body: {} };
+  }
+
+  async lastBindingOperation(instanceId: string, bindingId: string, details: PollDetails): Promise<LastOperationReply> {
+    const op = await bindingLastOperation(this.options.pool, instanceId, bindingId, details.operation);
+    if (!op) throw new NotFoundError(`Service binding ${bindingId} does not exist.`);
+    return this.lastOperationReply(op);
+  }
+
+  // ---- Shared steps ----
+
+  private requirePlan(serviceId: string, planId: string): CatalogPlan {
+    if (!this.options.catalog.service(serviceId)) {
+      throw new BadRequestError(`service_id ${JSON.stringify(serviceId)} is not in the catalog.`);
+    }
+    const plan = this.options.catalog.plan(serviceId, planId);
+    if (!plan) throw new BadRequestError(`plan_id ${JSON.stringify(planId)} is not a plan of service ${serviceId}.`);
+    return plan;
+  }
+
+  private newOperation(
+    instanceId: string,
+    bindingId: string | null,
+    type: NewOperation['type'],
+    request: NewOperation['request'],
+    options: RequestOptions,
+  ): NewOperation {
+    return {
+      id: randomUUID(),
+      instance_id: instanceId,
+      binding_id: bindingId,
+      type,
+      request,
+      originating_identity: options.originatingIdentity,
+      request_identity: options.requestIdentity,
+    };
+  }
+
+  private async runningOperation(client: pg.PoolClient, instanceId: string, bindingId: string | null): Promise<OperationRow> {
+    const op = (await activeOperations(client, instanceId)).find((o) => o.binding_id === bindingId);
+    if (!op) throw new ConcurrencyError('The operation in progress just ended; try again.');
+    return op;
+  }
+
+  /** After the commit: adds the job of a started operation (a running one has its job already). */
+  private async accepted(decision: Accepted): Promise<OperationRow> {
+    if ('running' in decision) return decision.running;
+    const op = decision.started;
+    this.options.metrics.operationsStarted.inc({ type: op.type });
+    try {
+      await withTimeout(this.options.queue.enqueue(op.id, op.type), 2000, 'Redis did not answer within 2 seconds');
+    } catch (error) {
+      // The operation is recorded; the sweeper adds its job once Redis answers again.
+      this.options.logger.warn({ err: error, operationId: op.id }, 'could not add the job now; the sweeper will');
+    }
+    return op;
+  }
+
+  private async awaitOperation(op: OperationRow): Promise<OperationRow> {
+    await this.options.queue.waitUntilFinished(op.id, this.options.syncOperationTimeoutMs);
+    const finished = await getOperation(this.options.pool, op.id);
+    if (!finished || finished.state === 'in progress') {
+      throw new BrokerError(
+        504,
+        `The ${op.type} did not finish within ${this.options.syncOperationTimeoutMs / 1000} seconds; it goes on. ` +
+          'Send the request again to get its result, or use accepts_incomplete=true.',
+      );
+    }
+    return finished;
+  }
+
+  private lastOperationReply(op: LastOperation): LastOperationReply {
+    const body: LastOperationResponse = { state: op.state };
+    if (op.description) body.description = op.description;
+    if (op.instance_usable !== null) body.instance_usable = op.instance_usable;
+    if (op.update_repeatable !== null) body.update_repeatable = op.update_repeatable;
+    return op.state === 'in progress' ? { body, retryAfterSeconds: this.options.retryAfterSeconds } : { body };
+  }
+}
+
+/** Plan schema check: 400 naming every failing field, nothing created. */
+function validateParameters(validate: ValidateFunction | undefined, parameters: JsonObject | undefined, schemaName: string): void {
+  if (!validate || parameters === undefined) return;
+  if (!validate(parameters)) {
+    throw new BadRequestError(
+      `parameters do not match the plan's ${schemaName} schema: ${describeErrors(validate.errors, 'parameters').join('; ')}.`,
+    );
+  }
+}
+
+/** spec: 422 MaintenanceInfoConflict when maintenance_info.version differs from the plan's. */
+function checkMaintenanceInfo(plan: CatalogPlan, requested: MaintenanceInfo | undefined): void {
+  const planVersion = plan.plan.maintenance_info?.version;
+  // A maintenance_info without version counts as absent.
+  if (requested?.version !== undefined && requested.version !== planVersion) {
+    throw new MaintenanceInfoConflictError(
+      planVersion
+        ? `maintenance_info.version ${requested.version} is not the version of plan ${plan.plan.name} (${planVersion}); update the service instance first.`
+        : `Plan ${plan.plan.name} has no maintenance_info; send none.`,
+    );
+  }
+}
+
+function sameUpdate(op: OperationRow, wanted: { plan_id: string; parameters: JsonObject; maintenance_info: MaintenanceInfo | null }): boolean {
+  return (
+    op.request.plan_id === wanted.plan_id &&
+    sameJson(op.request.parameters, wanted.parameters) &&
+    sameJson(op.request.maintenance_info, wanted.maintenance_info)
+  );
+}

@@ -1,0 +1,179 @@
+import http from 'node:http';
+import { Redis } from 'ioredis';
+import type pg from 'pg';
+import { loadCatalogFile, type Catalog } from './catalog/catalog.js';
+import { serverAddress, type BrokerConfig } from './config.js';
+import { migrate } from './db/migrate.js';
+import { createPool, databaseName, ensureDatabase } from './db/pool.js';
+import { DepotBroker } from './depot-broker.js';
+import { createApp } from './http/app.js';
+import { OperationQueue } from './jobs/operation-queue.js';
+import { OperationWorker } from './jobs/operation-worker.js';
+import { Sweeper } from './jobs/sweeper.js';
+import type { Logger } from './logger.js';
+import { BrokerMetrics } from './metrics.js';
+import type { Offering } from './offerings/offering.js';
+import { PostgresqlOffering } from './offerings/postgresql/postgresql-offering.js';
+import { redisOptions } from './redis.js';
+import { withTimeout } from './timeout.js';
+
+/** Which parts run in this process: `npm start` runs both, start:api and start:worker one each. */
+export type Role = 'all' | 'api' | 'worker';
+
+/** A dependency that could not be reached at start; the message says which and how to fix it. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+export interface Depot {
+  config: BrokerConfig;
+  catalog: Catalog;
+  pool: pg.Pool;
+  queue: OperationQueue;
+  metrics: BrokerMetrics;
+  broker: DepotBroker;
+  /** The HTTP server (not listening yet), for the api and all roles. */
+  server: http.Server | undefined;
+  worker: OperationWorker | undefined;
+  sweeper: Sweeper | undefined;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  role: Role;
+  logger: Logger;
+  metrics?: BrokerMetrics;
+  /** Extra offerings (tests); the postgresql offering is always there. */
+  offerings?: Offering[];
+  sweeperIntervalMs?: number;
+}
+
+/** Connects to Postgres and Redis (failing fast with a useful message), migrates, and wires the parts. */
+export async function createDepot(config: BrokerConfig, options: StartOptions): Promise<Depot> {
+  const { logger } = options;
+  await reachPostgres('DATABASE_URL', config.databaseUrl, () => ensureDatabase(config.databaseUrl));
+  const pool = createPool(config.databaseUrl, 20);
+  pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection error'));
+  const applied = await migrate(pool);
+  if (applied.length) logger.info({ migrations: applied, database: databaseName(config.databaseUrl) }, 'applied migrations');
+
+  await reachRedis(config.redisUrl);
+  const postgresql = new PostgresqlOffering({
+    serviceUrl: config.postgresServiceUrl,
+    ...(config.postgresServicePublicHost ? { publicHost: config.postgresServicePublicHost } : {}),
+    ...(config.postgresServicePublicPort ? { publicPort: config.postgresServicePublicPort } : {}),
+    logger,
+  });
+  const offerings: Offering[] = [postgresql, ...(options.offerings ?? [])];
+  await reachPostgres('POSTGRES_SERVICE_URL', config.postgresServiceUrl, () => postgresql.ping());
+  const catalog = await loadCatalogFile(config.catalogFile, offerings);
+
+  const metrics = options.metrics ?? new BrokerMetrics();
+  const connection = redisOptions(config.redisUrl);
+  const queue = new OperationQueue({ connection, prefix: config.queuePrefix });
+  const broker = new DepotBroker({
+    pool,
+    catalog,
+    queue,
+    logger,
+    metrics,
+    retryAfterSeconds: config.retryAfterSeconds,
+    syncOperationTimeoutMs: config.syncOperationTimeoutMs,
+  });
+
+  let server: http.Server | undefined;
+  if (options.role !== 'worker') {
+    const app = createApp({
+      broker,
+      catalog,
+      username: config.brokerUsername,
+      password: config.brokerPassword,
+      logger,
+      metrics,
+      ready: async () => {
+        await pool.query('select 1').catch((error: Error) => Promise.reject(new Error(`PostgreSQL: ${error.message}`)));
+        await withTimeout(queue.ping(), 2000, 'Redis did not answer').catch((error: Error) =>
+          Promise.reject(new Error(`Redis: ${error.message}`)),
+        );
+      },
+    });
+    // Long ids (up to the broker's limit, percent-encoded) must reach the router to get a JSON 400.
+    server = http.createServer({ maxHeaderSize: 64 * 1024 }, app);
+    server.keepAliveTimeout = 65_000;
+  }
+
+  let worker: OperationWorker | undefined;
+  let sweeper: Sweeper | undefined;
+  if (options.role !== 'api') {
+    worker = new OperationWorker({
+      pool,
+      catalog,
+      connection,
+      prefix: config.queuePrefix,
+      logger,
+      metrics,
+      concurrency: config.workerConcurrency,
+    });
+    sweeper = new Sweeper({
+      pool,
+      queue,
+      logger,
+      metrics,
+      operationTimeoutSeconds: config.operationTimeoutSeconds,
+      deletedRetentionHours: config.deletedRetentionHours,
+      ...(options.sweeperIntervalMs ? { intervalMs: options.sweeperIntervalMs } : {}),
+    });
+    sweeper.start();
+  }
+
+  return {
+    config,
+    catalog,
+    pool,
+    queue,
+    metrics,
+    broker,
+    server,
+    worker,
+    sweeper,
+    async close() {
+      if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+      await sweeper?.stop();
+      await worker?.close();
+      await queue.close();
+      await Promise.all(offerings.map((o) => o.close()));
+      await pool.end();
+    },
+  };
+}
+
+async function reachPostgres(variable: string, url: string, attempt: () => Promise<unknown>): Promise<void> {
+  try {
+    await attempt();
+  } catch (error) {
+    throw new StartupError(
+      `Cannot reach PostgreSQL at ${serverAddress(url, 5432)} (${variable}): ${(error as Error).message}. ` +
+        'Start it (for example `docker compose up -d postgres`, or `pg_ctlcluster 15 main start` on Debian) ' +
+        `or point ${variable} at a running server.`,
+    );
+  }
+}
+
+async function reachRedis(url: string): Promise<void> {
+  const client = new Redis({ ...redisOptions(url), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => undefined); // reported below
+  try {
+    await withTimeout(
+      client.connect().then(() => client.ping()),
+      5000,
+      'no answer within 5 seconds',
+    );
+  } catch (error) {
+    throw new StartupError(
+      `Cannot reach Redis at ${serverAddress(url, 6379)} (REDIS_URL): ${(error as Error).message}. ` +
+        'Start it (for example `docker compose up -d redis`, or `redis-server --daemonize yes`) or point REDIS_URL at a running server.',
+    );
+  } finally {
+    client.disconnect();
+  }
+}

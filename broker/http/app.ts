@@ -1,0 +1,141 @@
+import express, { type Express, type Response } from 'express';
+import type { Catalog } from '../catalog/catalog.js';
+import type { Logger } from '../logger.js';
+import type { BrokerMetrics } from '../metrics.js';
+import type { LastOperationReply, Reply, ServiceBroker } from '../service-broker.js';
+import { apiVersion, basicAuth, errorHandler, notFound, observe, requestIdentity } from './middleware.js';
+import { validateBindBody, validateProvisionBody, validateUpdateBody } from './request-schemas.js';
+import { body, operationParameter, pathId, queryParameter, requestOptions } from './request.js';
+
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+export interface AppOptions {
+  broker: ServiceBroker;
+  catalog: Catalog;
+  username: string;
+  password: string;
+  logger: Logger;
+  metrics: BrokerMetrics;
+  /** Resolves when Postgres and Redis answer; rejects naming what does not. */
+  ready: () => Promise<void>;
+}
+
+// Routes below /v2.
+const INSTANCE = '/service_instances/:instance_id';
+const BINDING = `${INSTANCE}/service_bindings/:binding_id`;
+
+/** The OSB API v2.17 over HTTP, plus /healthz, /readyz and /metrics. */
+export function createApp(options: AppOptions): Express {
+  const { broker, catalog, metrics } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+
+  app.use(requestIdentity(), observe(options.logger, metrics));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await options.ready();
+      res.json({ status: 'ready' });
+    } catch (error) {
+      res.status(503).json({ status: 'not ready', description: (error as Error).message });
+    }
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  // spec: authentication and the version header are checked before anything else.
+  const v2 = express.Router();
+  v2.use(basicAuth(options.username, options.password), apiVersion());
+  // G7: parse the body as JSON whatever its Content-Type (a missing one is common from curl).
+  v2.use(express.json({ limit: BODY_LIMIT_BYTES, strict: false, type: () => true }));
+
+  v2.get('/catalog', (req, res) => {
+    // G13: catalog caching with ETag.
+    res.setHeader('ETag', catalog.etag);
+    if (req.get('if-none-match') === catalog.etag) {
+      res.status(304).end();
+      return;
+    }
+    res.type('application/json').send(catalog.body);
+  });
+
+  v2.put(INSTANCE, async (req, res) => {
+    const options = requestOptions(req);
+    send(res, await broker.provision(pathId(req, 'instance_id'), body(req, validateProvisionBody), options));
+  });
+  v2.get(INSTANCE, async (req, res) => {
+    const id = pathId(req, 'instance_id');
+    queryParameter(req, 'service_id', false);
+    queryParameter(req, 'plan_id', false);
+    res.json(await broker.getInstance(id));
+  });
+  v2.patch(INSTANCE, async (req, res) => {
+    const options = requestOptions(req);
+    send(res, await broker.update(pathId(req, 'instance_id'), body(req, validateUpdateBody), options));
+  });
+  v2.delete(INSTANCE, async (req, res) => {
+    const id = pathId(req, 'instance_id');
+    const details = { service_id: queryParameter(req, 'service_id', true)!, plan_id: queryParameter(req, 'plan_id', true)! };
+    send(res, await broker.deprovision(id, details, requestOptions(req)));
+  });
+  v2.get(`${INSTANCE}/last_operation`, async (req, res) => {
+    const id = pathId(req, 'instance_id');
+    sendLastOperation(res, await broker.lastOperation(id, pollDetails(req)));
+  });
+
+  v2.put(BINDING, async (req, res) => {
+    const options = requestOptions(req);
+    const instanceId = pathId(req, 'instance_id');
+    send(res, await broker.bind(instanceId, pathId(req, 'binding_id'), body(req, validateBindBody), options));
+  });
+  v2.get(BINDING, async (req, res) => {
+    const instanceId = pathId(req, 'instance_id');
+    const bindingId = pathId(req, 'binding_id');
+    queryParameter(req, 'service_id', false);
+    queryParameter(req, 'plan_id', false);
+    res.json(await broker.getBinding(instanceId, bindingId));
+  });
+  v2.delete(BINDING, async (req, res) => {
+    const instanceId = pathId(req, 'instance_id');
+    const bindingId = pathId(req, 'binding_id');
+    const details = { service_id: queryParameter(req, 'service_id', true)!, plan_id: queryParameter(req, 'plan_id', true)! };
+    send(res, await broker.unbind(instanceId, bindingId, details, requestOptions(req)));
+  });
+  v2.get(`${BINDING}/last_operation`, async (req, res) => {
+    const instanceId = pathId(req, 'instance_id');
+    const bindingId = pathId(req, 'binding_id');
+    sendLastOperation(res, await broker.lastBindingOperation(instanceId, bindingId, pollDetails(req)));
+  });
+
+  app.use('/v2', v2);
+  app.use(notFound(), errorHandler(options.logger));
+  return app;
+}
+
+function pollDetails(req: express.Request) {
+  const details: { service_id?: string; plan_id?: string; operation?: string } = {};
+  const serviceId = queryParameter(req, 'service_id', false);
+  const planId = queryParameter(req, 'plan_id', false);
+  const operation = operationParameter(req);
+  if (serviceId) details.service_id = serviceId;
+  if (planId) details.plan_id = planId;
+  if (operation) details.operation = operation;
+  return details;
+}
+
+function send(res: Response, reply: Reply<number, unknown>): void {
+  const operation = (reply.body as { operation?: unknown }).operation;
+  if (typeof operation === 'string') res.locals.operationId = operation; // logged with the request
+  res.status(reply.status).json(reply.body);
+}
+
+function sendLastOperation(res: Response, reply: LastOperationReply): void {
+  if (reply.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(reply.retryAfterSeconds));
+  res.json(reply.body);
+}

@@ -1,0 +1,112 @@
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { API_VERSION_HEADER, LATEST_API_VERSION, REQUEST_IDENTITY_HEADER, isSupportedApiVersion } from '../../osb/index.js';
+import { BrokerError, PayloadTooLargeError, PreconditionFailedError, UnauthorizedError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { BrokerMetrics } from '../metrics.js';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** X-Broker-API-Request-Identity, or a UUID when the platform sent none. */
+    requestIdentity: string;
+  }
+}
+
+/** spec: the broker SHOULD echo X-Broker-API-Request-Identity; every response is JSON. */
+export function requestIdentity(): RequestHandler {
+  return (req, res, next) => {
+    const sent = req.get(REQUEST_IDENTITY_HEADER);
+    req.requestIdentity = sent && sent.length <= 255 && !/[\u0000-\u001f\u007f]/.test(sent) ? sent : randomUUID();
+    res.setHeader(REQUEST_IDENTITY_HEADER, req.requestIdentity);
+    next();
+  };
+}
+
+/** One log line and one histogram sample per request, labelled by route template. */
+export function observe(logger: Logger, metrics: BrokerMetrics): RequestHandler {
+  return (req, res, next) => {
+    const start = process.hrtime.bigint();
+    res.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      metrics.httpRequestDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
+      logger.info(
+        {
+          requestId: req.requestIdentity,
+          ...(res.locals.operationId ? { operationId: res.locals.operationId as string } : {}),
+          method: req.method,
+          route,
+          status: res.statusCode,
+          ms: Math.round(seconds * 1e4) / 10,
+        },
+        'request',
+      );
+    });
+    next();
+  };
+}
+
+/** spec: HTTP Basic auth; 401 otherwise. Compared in constant time on digests of equal length. */
+export function basicAuth(username: string, password: string): RequestHandler {
+  const expected = createHash('sha256').update(`${username}:${password}`).digest();
+  return (req, res, next) => {
+    const header = req.get('authorization') ?? '';
+    const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+    const given = createHash('sha256')
+      .update(match ? Buffer.from(match[1]!, 'base64').toString('utf8') : '\u0000')
+      .digest();
+    if (!timingSafeEqual(given, expected)) {
+      res.setHeader('WWW-Authenticate', 'Basic realm="depot", charset="UTF-8"');
+      next(new UnauthorizedError());
+      return;
+    }
+    next();
+  };
+}
+
+/** spec: X-Broker-API-Version MAJOR.MINOR; 412 for a missing or unsupported one. */
+export function apiVersion(): RequestHandler {
+  return (req, _res, next) => {
+    const version = req.get(API_VERSION_HEADER);
+    if (!isSupportedApiVersion(version)) {
+      const got = version === undefined ? 'none was sent' : `got ${JSON.stringify(version.slice(0, 32))}`;
+      next(new PreconditionFailedError(`${API_VERSION_HEADER} must be 2.13 to ${LATEST_API_VERSION} (${got}).`));
+      return;
+    }
+    next();
+  };
+}
+
+export function notFound(): RequestHandler {
+  return (req, _res, next) => next(new BrokerError(404, `No such endpoint: ${req.method} ${req.path.slice(0, 200)}.`));
+}
+
+/** Maps a thrown error to its JSON response. A client mistake is never a 5xx. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, _next) => {
+    let broker: BrokerError;
+    if (error instanceof BrokerError) {
+      broker = error;
+    } else {
+      const status = (error as { status?: number; statusCode?: number }).status ?? (error as { statusCode?: number }).statusCode;
+      const type = (error as { type?: string }).type;
+      if (type === 'entity.too.large') broker = new PayloadTooLargeError((error as { limit: number }).limit);
+      else if (type === 'entity.parse.failed') broker = new BrokerError(400, 'The request body is not valid JSON.');
+      else if (status && status >= 400 && status < 500) broker = new BrokerError(status, clientErrorDescription(error as Error, status));
+      else {
+        logger.error({ err: error, requestId: req.requestIdentity }, 'request failed');
+        broker = new BrokerError(500, 'Internal error; the broker log has details under this request id.');
+      }
+    }
+    if (broker.status >= 500) logger.error({ requestId: req.requestIdentity, status: broker.status }, broker.description);
+    if (res.headersSent) return;
+    res.status(broker.status).json(broker.toResponse());
+  };
+}
+
+function clientErrorDescription(error: Error, status: number): string {
+  const type = (error as { type?: string }).type;
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') return 'The request body encoding is not supported; send UTF-8 JSON.';
+  if (status === 400 && /decode param/i.test(error.message)) return 'The request path is not valid percent-encoding.';
+  return 'The request could not be processed.';
+}

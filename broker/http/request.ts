@@ -1,0 +1,78 @@
+import type { Request } from 'express';
+import { ORIGINATING_IDENTITY_HEADER, parseOriginatingIdentity, type JsonObject } from '../../osb/index.js';
+import { describeErrors, type ValidateFunction } from '../catalog/json-schema.js';
+import { BadRequestError } from '../errors.js';
+import type { RequestOptions } from '../service-broker.js';
+
+/** Longest instance or binding id accepted (the spec sets none; platforms send GUIDs). */
+export const MAX_ID_LENGTH = 255;
+/** spec: `operation` is at most 10,000 characters. */
+const MAX_OPERATION_LENGTH = 10_000;
+// Postgres text cannot hold U+0000; control characters have no place in ids.
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+/** A path parameter that is a resource id: non-empty, bounded, no control characters. */
+export function pathId(req: Request, name: 'instance_id' | 'binding_id'): string {
+  const value = req.params[name];
+  if (typeof value !== 'string' || value.length === 0) throw new BadRequestError(`${name} must not be empty.`);
+  if (value.length > MAX_ID_LENGTH) throw new BadRequestError(`${name} must be at most ${MAX_ID_LENGTH} characters.`);
+  if (CONTROL_CHARACTERS.test(value)) throw new BadRequestError(`${name} must not contain control characters.`);
+  return value;
+}
+
+/** A single-valued query parameter; spec: "if present, MUST be a non-empty string". */
+export function queryParameter(req: Request, name: string, required: boolean, maxLength = MAX_ID_LENGTH): string | undefined {
+  const value = req.query[name];
+  if (value === undefined) {
+    if (required) throw new BadRequestError(`The query parameter ${name} is required.`);
+    return undefined;
+  }
+  if (typeof value !== 'string') throw new BadRequestError(`The query parameter ${name} must be given once.`);
+  if (value.length === 0) throw new BadRequestError(`The query parameter ${name} must not be empty.`);
+  if (value.length > maxLength) throw new BadRequestError(`The query parameter ${name} must be at most ${maxLength} characters.`);
+  if (CONTROL_CHARACTERS.test(value)) throw new BadRequestError(`The query parameter ${name} must not contain control characters.`);
+  return value;
+}
+
+export function operationParameter(req: Request): string | undefined {
+  return queryParameter(req, 'operation', false, MAX_OPERATION_LENGTH);
+}
+
+/** accepts_incomplete: "true" or "false" (absent means false). */
+export function acceptsIncomplete(req: Request): boolean {
+  const value = queryParameter(req, 'accepts_incomplete', false, 5);
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  throw new BadRequestError('The query parameter accepts_incomplete must be "true" or "false".');
+}
+
+export function requestOptions(req: Request): RequestOptions {
+  const header = req.get(ORIGINATING_IDENTITY_HEADER);
+  let originatingIdentity: RequestOptions['originatingIdentity'] = null;
+  if (header !== undefined) {
+    const parsed = parseOriginatingIdentity(header);
+    if ('error' in parsed) throw new BadRequestError(`${parsed.error}.`);
+    originatingIdentity = parsed;
+  }
+  return { acceptsIncomplete: acceptsIncomplete(req), originatingIdentity, requestIdentity: req.requestIdentity };
+}
+
+/** The JSON body checked against its OSB shape; 400 naming each failing field. */
+export function body<T>(req: Request, validate: ValidateFunction): T {
+  const value: unknown = req.body;
+  if (value === undefined || value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new BadRequestError('The request body must be a JSON object.');
+  }
+  if (hasNul(value)) throw new BadRequestError('The request body must not contain the character U+0000.');
+  if (!validate(value)) throw new BadRequestError(`The request body is invalid: ${describeErrors(validate.errors, '').join('; ')}.`);
+  return value as T;
+}
+
+function hasNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(hasNul);
+  if (value && typeof value === 'object') {
+    return Object.entries(value as JsonObject).some(([key, v]) => key.includes('\u0000') || hasNul(v));
+  }
+  return false;
+}

@@ -1,0 +1,86 @@
+import { Queue, QueueEvents, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
+import type { OperationType } from '../db/operations.js';
+
+export const OPERATIONS_QUEUE = 'operations';
+
+/** The job's payload: the operation row in Postgres says everything else. */
+export interface OperationJobData {
+  operationId: string;
+}
+
+export interface OperationQueueOptions {
+  connection: ConnectionOptions;
+  prefix: string;
+  /** Attempts per operation before it fails for good. */
+  attempts?: number;
+  /** First retry delay in ms; doubles each attempt. */
+  backoffMs?: number;
+}
+
+const defaults = { attempts: 5, backoffMs: 1000 };
+
+/**
+ * The BullMQ queue every operation runs through. The job id is the operation id, so adding
+ * the same operation twice (a retried request, the sweeper) never runs it twice.
+ */
+export class OperationQueue {
+  private readonly queue: Queue<OperationJobData, void, OperationType>;
+  private events: QueueEvents | undefined;
+  private readonly options: Required<OperationQueueOptions>;
+  readonly jobOptions: JobsOptions;
+
+  constructor(options: OperationQueueOptions) {
+    this.options = { ...defaults, ...options };
+    this.queue = new Queue(OPERATIONS_QUEUE, { connection: this.options.connection, prefix: this.options.prefix });
+    this.jobOptions = {
+      attempts: this.options.attempts,
+      backoff: { type: 'exponential', delay: this.options.backoffMs },
+      removeOnComplete: { age: 3600, count: 10000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    };
+  }
+
+  get name(): string {
+    return this.queue.name;
+  }
+
+  async enqueue(operationId: string, type: OperationType): Promise<Job<OperationJobData, void, OperationType>> {
+    return this.queue.add(type, { operationId }, { ...this.jobOptions, jobId: operationId });
+  }
+
+  /**
+   * Waits until the operation's job has finished (completed or failed for good), for
+   * synchronous bind and unbind. Resolves false on timeout; the job keeps running.
+   */
+  async waitUntilFinished(operationId: string, timeoutMs: number): Promise<boolean> {
+    this.events ??= new QueueEvents(OPERATIONS_QUEUE, { connection: this.options.connection, prefix: this.options.prefix });
+    await this.events.waitUntilReady();
+    const job = await this.queue.getJob(operationId);
+    if (!job) return true; // already removed: it finished
+    try {
+      await job.waitUntilFinished(this.events, timeoutMs);
+      return true;
+    } catch (error) {
+      // A failed job rejects with its failure; a timeout rejects with a message saying so.
+      return !/timed out/i.test((error as Error).message);
+    }
+  }
+
+  /** A round trip to Redis (readiness). */
+  async ping(): Promise<void> {
+    await this.queue.getJobCounts('waiting');
+  }
+
+  async counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+  }
+
+  /** Removes the queue and all its jobs from Redis (tests, and decommissioning a Depot). */
+  async obliterate(): Promise<void> {
+    await this.queue.obliterate({ force: true });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.queue.close(), this.events?.close()]);
+  }
+}

@@ -1,0 +1,166 @@
+import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type pg from 'pg';
+import type { Catalog, CatalogPlan } from '../catalog/catalog.js';
+import { getBinding, liveBindingIds } from '../db/bindings.js';
+import { getInstance, type InstanceRow } from '../db/instances.js';
+import { describeOperation, getOperation, type OperationRow, type OperationType } from '../db/operations.js';
+import type { Logger } from '../logger.js';
+import type { BrokerMetrics } from '../metrics.js';
+import { PermanentOfferingError, type InstanceRequest } from '../offerings/offering.js';
+import { finishOperation, type Outcome } from './outcome.js';
+import { OPERATIONS_QUEUE, type OperationJobData } from './operation-queue.js';
+
+export interface OperationWorkerOptions {
+  pool: pg.Pool;
+  catalog: Catalog;
+  connection: ConnectionOptions;
+  prefix: string;
+  logger: Logger;
+  metrics: BrokerMetrics;
+  concurrency?: number;
+}
+
+/** Carries out operations: calls the offering, then records the outcome in Postgres. */
+export class OperationWorker {
+  private readonly worker: Worker<OperationJobData, void, OperationType>;
+
+  constructor(private readonly options: OperationWorkerOptions) {
+    this.worker = new Worker(OPERATIONS_QUEUE, (job) => this.process(job), {
+      connection: options.connection,
+      prefix: options.prefix,
+      concurrency: options.concurrency ?? 8,
+      autorun: true,
+    });
+    this.worker.on('error', (error) => options.logger.error({ err: error }, 'operation worker error'));
+  }
+
+  async waitUntilReady(): Promise<void> {
+    await this.worker.waitUntilReady();
+  }
+
+  async close(): Promise<void> {
+    await this.worker.close();
+  }
+
+  private async process(job: Job<OperationJobData, void, OperationType>): Promise<void> {
+    const { pool, logger } = this.options;
+    const op = await getOperation(pool, job.data.operationId);
+    if (!op || op.state !== 'in progress') return; // already ended: a repeated job is harmless
+    const log = logger.child({
+      operationId: op.id,
+      ...(op.request_identity ? { requestId: op.request_identity } : {}),
+      operationType: op.type,
+      instanceId: op.instance_id,
+      ...(op.binding_id ? { bindingId: op.binding_id } : {}),
+      attempt: job.attemptsMade + 1,
+    });
+    const attempts = job.opts.attempts ?? 1;
+    const lastAttempt = job.attemptsMade + 1 >= attempts;
+    log.info('operation started');
+    let outcome: Outcome;
+    try {
+      outcome = await this.execute(op);
+    } catch (error) {
+      const permanent = error instanceof PermanentOfferingError;
+      const message = (error as Error).message || String(error);
+      if (!permanent && !lastAttempt) {
+        log.warn({ err: error }, 'operation attempt failed; retrying');
+        await describeOperation(pool, op.id, `${op.type} attempt ${job.attemptsMade + 1} of ${attempts} failed (${message}); retrying`);
+        throw error;
+      }
+      log.error({ err: error }, 'operation failed');
+      outcome = { state: 'failed', description: `${capitalize(op.type)} failed: ${message}` };
+    }
+    if (await finishOperation(pool, op, outcome)) {
+      const seconds = (Date.now() - op.created_at.getTime()) / 1000;
+      this.options.metrics.operationsFinished.inc({ type: op.type, state: outcome.state });
+      this.options.metrics.operationDuration.observe({ type: op.type, state: outcome.state }, seconds);
+      log.info({ state: outcome.state, seconds }, 'operation finished');
+    }
+    // A failure is recorded in Postgres; tell BullMQ not to try again.
+    if (outcome.state === 'failed') throw new UnrecoverableError(outcome.description);
+  }
+
+  private async execute(op: OperationRow): Promise<Outcome> {
+    const { pool, catalog } = this.options;
+    const instance = await getInstance(pool, op.instance_id);
+    if (!instance) throw new PermanentOfferingError(`service instance ${op.instance_id} no longer exists`);
+    const current = this.plan(instance, instance.plan_id);
+    const request: InstanceRequest = {
+      instanceId: instance.id,
+      planName: current.plan.name,
+      planSettings: current.settings,
+      parameters: instance.parameters,
+      context: instance.context,
+      ...(instance.maintenance_info ? { maintenanceInfo: instance.maintenance_info } : {}),
+    };
+    const offering = current.offering;
+    switch (op.type) {
+      case 'provision': {
+        const result = await offering.provision(request);
+        return {
+          state: 'succeeded',
+          description: 'Provisioned.',
+          ...(result.dashboardUrl ? { dashboardUrl: result.dashboardUrl } : {}),
+        };
+      }
+      case 'update': {
+        const target = this.plan(instance, op.request.plan_id ?? instance.plan_id);
+        await target.offering.update({
+          ...request,
+          planName: target.plan.name,
+          planSettings: target.settings,
+          parameters: op.request.parameters ?? instance.parameters,
+          context: op.request.context ?? instance.context,
+          ...(op.request.maintenance_info ? { maintenanceInfo: op.request.maintenance_info } : {}),
+          previous: request,
+        });
+        return { state: 'succeeded', description: 'Updated.' };
+      }
+      case 'deprovision': {
+        await offering.deprovision(request);
+        const bindings = await liveBindingIds(pool, instance.id);
+        return {
+          state: 'succeeded',
+          description: bindings.length ? `Deprovisioned, with ${bindings.length} binding(s).` : 'Deprovisioned.',
+        };
+      }
+      case 'bind':
+      case 'unbind': {
+        const binding = await getBinding(pool, op.binding_id ?? '');
+        if (!binding) throw new PermanentOfferingError(`binding ${op.binding_id} no longer exists`);
+        const bindingRequest = {
+          instance: request,
+          bindingId: binding.id,
+          parameters: binding.parameters,
+          ...((binding.bind_resource?.app_guid ?? binding.app_guid) ? { appGuid: binding.bind_resource?.app_guid ?? binding.app_guid! } : {}),
+        };
+        if (op.type === 'unbind') {
+          await offering.unbind(bindingRequest);
+          return { state: 'succeeded', description: 'Unbound.' };
+        }
+        const result = await offering.bind(bindingRequest);
+        return {
+          state: 'succeeded',
+          description: 'Bound.',
+          bindResponse: {
+            credentials: result.credentials,
+            ...(result.metadata ? { metadata: result.metadata } : {}),
+            ...(result.endpoints ? { endpoints: result.endpoints } : {}),
+          },
+        };
+      }
+    }
+  }
+
+  private plan(instance: InstanceRow, planId: string): CatalogPlan {
+    const plan = this.options.catalog.plan(instance.service_id, planId);
+    if (!plan) throw new PermanentOfferingError(`plan ${planId} of service ${instance.service_id} is no longer in the catalog`);
+    return plan;
+  }
+}
+
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}

@@ -1,0 +1,75 @@
+import type pg from 'pg';
+import type { BindResponse } from '../../osb/index.js';
+import { type BindingState, deleteInstanceBindings, setBindingResponse, setBindingState } from '../db/bindings.js';
+import { type InstanceState, applyInstanceChanges, lockInstance, setInstanceState } from '../db/instances.js';
+import { completeOperation, type OperationRow } from '../db/operations.js';
+import { transaction } from '../db/pool.js';
+
+export type Outcome =
+  | { state: 'succeeded'; description: string; dashboardUrl?: string; bindResponse?: BindResponse }
+  | { state: 'failed'; description: string };
+
+/**
+ * Records the end of an operation and what it leaves on its instance or binding, in one
+ * transaction. Returns false when the operation had already ended (a second worker, or the
+ * sweeper, got there first), in which case nothing changes.
+ */
+export async function finishOperation(pool: pg.Pool, op: OperationRow, outcome: Outcome): Promise<boolean> {
+  return transaction(pool, async (client) => {
+    const instance = await lockInstance(client, op.instance_id);
+    if (!instance) return false;
+    const failedUpdate = outcome.state === 'failed' && op.type === 'update';
+    const ended = await completeOperation(client, op.id, {
+      state: outcome.state,
+      description: outcome.description,
+      // spec: instance_usable / update_repeatable only for a failed update or deprovision.
+      ...(failedUpdate ? { instance_usable: true, update_repeatable: true } : {}),
+      ...(outcome.state === 'failed' && op.type === 'deprovision' ? { instance_usable: true } : {}),
+    });
+    if (!ended) return false;
+
+    const bindingId = op.binding_id ?? '';
+    if (outcome.state === 'succeeded') {
+      switch (op.type) {
+        case 'provision':
+        case 'update':
+          await applyInstanceChanges(client, op.instance_id, {
+            plan_id: op.request.plan_id ?? instance.plan_id,
+            parameters: op.request.parameters ?? instance.parameters,
+            context: op.request.context ?? instance.context,
+            maintenance_info: op.request.maintenance_info ?? instance.maintenance_info,
+            dashboard_url: outcome.dashboardUrl ?? null,
+          });
+          break;
+        case 'deprovision':
+          await deleteInstanceBindings(client, op.instance_id);
+          await setInstanceState(client, op.instance_id, 'deleted');
+          break;
+        case 'bind':
+          await setBindingResponse(client, bindingId, outcome.bindResponse ?? {});
+          break;
+        case 'unbind':
+          await setBindingState(client, bindingId, 'deleted');
+          break;
+      }
+    } else {
+      switch (op.type) {
+        case 'provision':
+          await setInstanceState(client, op.instance_id, 'create_failed');
+          break;
+        case 'update': // the instance keeps its plan and parameters (spec: 4xx/5xx apply nothing)
+          break;
+        case 'deprovision':
+          await setInstanceState(client, op.instance_id, (op.request.previous_state as InstanceState) ?? 'provisioned');
+          break;
+        case 'bind':
+          await setBindingState(client, bindingId, 'create_failed');
+          break;
+        case 'unbind':
+          await setBindingState(client, bindingId, (op.request.previous_state as BindingState) ?? 'bound');
+          break;
+      }
+    }
+    return true;
+  });
+}

@@ -1,0 +1,28 @@
+import { pino, type DestinationStream, type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * JSON logs. Anything that could carry a secret is redacted by path, as a second line of
+ * defence: the code never logs credentials, passwords or request parameters on purpose.
+ */
+export function createLogger(level: string, name = 'depot', destination?: DestinationStream): Logger {
+  const options = {
+    name,
+    level,
+    redact: {
+      paths: [
+        'password',
+        '*.password',
+        'credentials',
+        '*.credentials',
+        'parameters',
+        '*.parameters',
+        'req.headers.authorization',
+        'req.headers["x-broker-api-originating-identity"]',
+      ],
+      censor: '[redacted]',
+    },
+  };
+  return destination ? pino(options, destination) : pino(options);
+}

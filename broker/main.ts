@@ -1,0 +1,78 @@
+import { ConfigError, loadConfig } from './config.js';
+import { createDepot, StartupError, type Role } from './depot.js';
+import { createLogger } from './logger.js';
+
+/**
+ * `npm start` (api and workers in one process), `npm run start:api`, `npm run start:worker`.
+ * The role is the first argument.
+ */
+async function main(): Promise<void> {
+  const role = (process.argv[2] ?? 'all') as Role;
+  if (!['all', 'api', 'worker'].includes(role)) {
+    process.stderr.write(`usage: depot [all|api|worker] (got "${role}")\n`);
+    process.exit(2);
+  }
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`depot: configuration error: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel).child({ role });
+
+  let depot;
+  try {
+    depot = await createDepot(config, { role, logger });
+  } catch (error) {
+    if (error instanceof StartupError || (error as Error).name === 'CatalogError') {
+      process.stderr.write(`depot: ${(error as Error).message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+
+  if (depot.server) {
+    const server = depot.server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, () => resolve());
+    });
+    if (config.generatedPassword) {
+      // Printed once, to the terminal, never to the log.
+      process.stderr.write(
+        `\nDepot broker credentials (generated; set BROKER_USERNAME and BROKER_PASSWORD to choose your own):\n` +
+          `  username: ${config.brokerUsername}\n  password: ${config.brokerPassword}\n\n`,
+      );
+    }
+    logger.info({ port: config.port }, 'OSB API listening');
+  }
+  if (depot.worker) {
+    await depot.worker.waitUntilReady();
+    logger.info({ concurrency: config.workerConcurrency }, 'operation worker running');
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    depot
+      .close()
+      .then(() => process.exit(0))
+      .catch((error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`depot: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,205 @@
+import { createHash, randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { JsonObject } from '../../../osb/index.js';
+import type { Logger } from '../../logger.js';
+import {
+  PermanentOfferingError,
+  type BindResult,
+  type BindingRequest,
+  type InstanceRequest,
+  type Offering,
+  type ProvisionResult,
+  type UpdateInstanceRequest,
+} from '../offering.js';
+
+export interface PostgresqlOfferingOptions {
+  /** Admin connection to the server that holds the instances (needs CREATEDB and CREATEROLE). */
+  serviceUrl: string;
+  /** Host and port written into credentials; default: those of serviceUrl. */
+  publicHost?: string;
+  publicPort?: number;
+  logger: Logger;
+}
+
+/** The plan settings this offering reads from `x-depot` in the catalog. */
+interface PlanSettings {
+  connection_limit: number;
+}
+
+/** Names on the server, derived from ids by hashing: any id is safe, and always ≤ 63 bytes. */
+export function postgresNames(instanceId: string, bindingId?: string) {
+  const digest = (id: string, length: number) => createHash('sha256').update(id).digest('hex').slice(0, length);
+  const database = `depot_${digest(instanceId, 24)}`;
+  return {
+    database,
+    owner: `${database}_owner`,
+    ...(bindingId !== undefined ? { login: `${database}_${digest(bindingId, 12)}` } : {}),
+  };
+}
+
+const ident = pg.escapeIdentifier;
+const literal = pg.escapeLiteral;
+
+/**
+ * The `postgresql` offering: an instance is a database owned by a NOLOGIN role, a binding is
+ * a LOGIN role that is a member of it (so every binding sees the same tables). All names are
+ * quoted identifiers derived from hashes; parameters are checked against an allow-list by
+ * the plan schema before they get here.
+ */
+export class PostgresqlOffering implements Offering {
+  readonly name = 'postgresql';
+  readonly planSettingsSchema: JsonObject = {
+    type: 'object',
+    required: ['connection_limit'],
+    additionalProperties: false,
+    properties: { connection_limit: { type: 'integer', minimum: 1, maximum: 100000 } },
+  };
+  private readonly admin: pg.Pool;
+  private readonly host: string;
+  private readonly port: number;
+
+  constructor(private readonly options: PostgresqlOfferingOptions) {
+    this.admin = new pg.Pool({ connectionString: options.serviceUrl, max: 4, application_name: 'depot-postgresql-offering' });
+    this.admin.on('error', (error) => options.logger.warn({ err: error }, 'postgresql offering: idle connection error'));
+    const url = new URL(options.serviceUrl);
+    this.host = options.publicHost ?? (url.hostname || '127.0.0.1');
+    this.port = options.publicPort ?? Number(url.port || 5432);
+  }
+
+  async provision(request: InstanceRequest): Promise<ProvisionResult> {
+    const { database, owner } = postgresNames(request.instanceId);
+    const { connection_limit: limit } = request.planSettings as unknown as PlanSettings;
+    await this.ensureRole(owner, 'nologin');
+    const exists = await this.admin.query('select 1 from pg_database where datname = $1', [database]);
+    if (!exists.rowCount) {
+      await ignoring('42P04', () =>
+        this.admin.query(`create database ${ident(database)} owner ${ident(owner)} connection limit ${Number(limit)}`),
+      );
+    } else {
+      await this.admin.query(`alter database ${ident(database)} owner to ${ident(owner)}`);
+      await this.admin.query(`alter database ${ident(database)} connection limit ${Number(limit)}`);
+    }
+    await this.admin.query(`revoke all on database ${ident(database)} from public`);
+    await this.admin.query(`comment on database ${ident(database)} is ${literal(`Depot service instance ${request.instanceId}`)}`);
+    await this.createExtensions(database, request.parameters);
+    return {};
+  }
+
+  async update(request: UpdateInstanceRequest): Promise<void> {
+    const { database } = postgresNames(request.instanceId);
+    const { connection_limit: limit } = request.planSettings as unknown as PlanSettings;
+    await this.admin.query(`alter database ${ident(database)} connection limit ${Number(limit)}`);
+    await this.createExtensions(database, request.parameters);
+  }
+
+  async deprovision(request: InstanceRequest): Promise<void> {
+    const { database, owner } = postgresNames(request.instanceId);
+    // WITH (FORCE) ends every session on the database first (PostgreSQL 13+).
+    await this.admin.query(`drop database if exists ${ident(database)} with (force)`);
+    const members = await this.admin.query<{ rolname: string }>(
+      `select r.rolname from pg_auth_members m
+         join pg_roles r on r.oid = m.member join pg_roles g on g.oid = m.roleid
+        where g.rolname = $1`,
+      [owner],
+    );
+    for (const { rolname } of members.rows) await this.dropLogin(rolname);
+    await this.admin.query(`drop role if exists ${ident(owner)}`);
+  }
+
+  async bind(request: BindingRequest): Promise<BindResult> {
+    const { database, owner, login } = postgresNames(request.instance.instanceId, request.bindingId);
+    const exists = await this.admin.query('select 1 from pg_database where datname = $1', [database]);
+    if (!exists.rowCount) throw new PermanentOfferingError(`the database of service instance ${request.instance.instanceId} does not exist`);
+    const password = randomBytes(24).toString('base64url');
+    // A retried job finds the role already there: it gets a new password, nothing else changes.
+    await this.ensureRole(login!, 'login');
+    await this.admin.query(`alter role ${ident(login!)} with login password ${literal(password)}`);
+    await this.admin.query(`grant ${ident(owner)} to ${ident(login!)}`);
+    // Sessions act as the owner role, so tables belong to the instance, not to one binding.
+    await this.admin.query(`alter role ${ident(login!)} set role = ${ident(owner)}`);
+    const uri = `postgresql://${login}:${password}@${this.hostForUri()}:${this.port}/${database}`;
+    return {
+      credentials: {
+        uri,
+        jdbcUrl: `jdbc:postgresql://${this.hostForUri()}:${this.port}/${database}?user=${login}&password=${password}`,
+        host: this.host,
+        port: this.port,
+        database,
+        username: login!,
+        password,
+      },
+    };
+  }
+
+  async unbind(request: BindingRequest): Promise<void> {
+    const { login } = postgresNames(request.instance.instanceId, request.bindingId);
+    await this.dropLogin(login!);
+  }
+
+  async ping(): Promise<void> {
+    await this.admin.query('select 1');
+  }
+
+  async close(): Promise<void> {
+    await this.admin.end();
+  }
+
+  /** Ends a login role's sessions and drops it; whatever it owned goes to the instance's owner. */
+  private async dropLogin(role: string): Promise<void> {
+    const found = await this.admin.query('select 1 from pg_roles where rolname = $1', [role]);
+    if (!found.rowCount) return;
+    await this.admin.query(`alter role ${ident(role)} nologin`);
+    await this.admin.query('select pg_terminate_backend(pid) from pg_stat_activity where usename = $1', [role]);
+    // Objects the role created outside `set role` (e.g. after RESET ROLE) are dropped with it.
+    const databases = await this.admin.query<{ datname: string }>(
+      `select distinct d.datname from pg_shdepend s join pg_database d on d.oid = s.dbid
+        join pg_roles r on r.oid = s.refobjid where r.rolname = $1`,
+      [role],
+    );
+    for (const { datname } of databases.rows) {
+      await this.inDatabase(datname, async (client) => {
+        await client.query(`drop owned by ${ident(role)}`);
+      });
+    }
+    await this.admin.query(`drop role if exists ${ident(role)}`);
+  }
+
+  private async ensureRole(role: string, login: 'login' | 'nologin'): Promise<void> {
+    const found = await this.admin.query('select 1 from pg_roles where rolname = $1', [role]);
+    if (found.rowCount) return;
+    await ignoring('42710', () => this.admin.query(`create role ${ident(role)} ${login}`));
+  }
+
+  private async createExtensions(database: string, parameters: JsonObject): Promise<void> {
+    const extensions = Array.isArray(parameters.extensions) ? (parameters.extensions as string[]) : [];
+    if (extensions.length === 0) return;
+    await this.inDatabase(database, async (client) => {
+      for (const extension of extensions) await client.query(`create extension if not exists ${ident(extension)}`);
+    });
+  }
+
+  private async inDatabase(database: string, work: (client: pg.Client) => Promise<void>): Promise<void> {
+    const url = new URL(this.options.serviceUrl);
+    url.pathname = `/${encodeURIComponent(database)}`;
+    const client = new pg.Client({ connectionString: url.toString(), application_name: 'depot-postgresql-offering' });
+    await client.connect();
+    try {
+      await work(client);
+    } finally {
+      await client.end();
+    }
+  }
+
+  private hostForUri(): string {
+    return this.host.includes(':') ? `[${this.host}]` : this.host;
+  }
+}
+
+/** Runs a statement, treating the given SQLSTATE (a concurrent create) as success. */
+async function ignoring(sqlstate: string, statement: () => Promise<unknown>): Promise<void> {
+  try {
+    await statement();
+  } catch (error) {
+    if ((error as { code?: string }).code !== sqlstate) throw error;
+  }
+}

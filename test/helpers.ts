@@ -1,0 +1,236 @@
+/**
+ * Test harness: a real Depot (real Postgres, real Redis, real BullMQ workers, real
+ * provisioning) per test file, each with its own state database and queue prefix.
+ */
+import { randomUUID } from 'node:crypto';
+import { writeFile, mkdtemp } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import request from 'supertest';
+import { loadConfig, withDatabase } from '../broker/config.js';
+import { createDepot, type Depot, type Role } from '../broker/depot.js';
+import { createLogger } from '../broker/logger.js';
+import { PostgresqlOffering } from '../broker/offerings/postgresql/postgresql-offering.js';
+
+export const SERVICE_ID = '3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11';
+export const SMALL_PLAN_ID = '9c5b7d2a-1e4f-4a8b-b6c3-7d0e2f9a5b12';
+export const STANDARD_PLAN_ID = '4e8a1f3c-7b2d-4c6e-9f05-8a3b1c7d2e13';
+export const USERNAME = 'broker-user';
+export const PASSWORD = 'broker-password-for-tests';
+export const API_VERSION = '2.17';
+
+/** The admin connection the tests use to look at what Depot did on the server. */
+export const ADMIN_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres:postgres@127.0.0.1:5432/postgres';
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface TestDepot {
+  depot: Depot;
+  /** http://127.0.0.1:port of the OSB API (absent for the worker role). */
+  baseUrl: string;
+  /** Every log line Depot wrote, to check that no secret reaches the log. */
+  logs: string[];
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  role?: Role;
+  /** Extra environment, as an operator would set it. */
+  env?: Record<string, string>;
+  /** A catalog document written to a temporary CATALOG_FILE. */
+  catalog?: unknown;
+  /** Reuse another TestDepot's state database and queue (a second replica). */
+  shareWith?: TestDepot;
+  sweeperIntervalMs?: number;
+}
+
+/** Starts a Depot on a fresh state database named after the test file. */
+export async function startDepot(name: string, options: StartOptions = {}): Promise<TestDepot> {
+  const env: Record<string, string> = {
+    BROKER_USERNAME: USERNAME,
+    BROKER_PASSWORD: PASSWORD,
+    REDIS_URL,
+    POSTGRES_SERVICE_URL: ADMIN_URL,
+    RETRY_AFTER_SECONDS: '1',
+    SYNC_OPERATION_TIMEOUT_SECONDS: '20',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info',
+    ...options.env,
+  };
+  if (options.shareWith) {
+    env.DATABASE_URL = options.shareWith.depot.config.databaseUrl;
+    env.QUEUE_PREFIX = options.shareWith.depot.config.queuePrefix;
+  } else {
+    const database = `depot_test_${name.replace(/[^a-z0-9]/gi, '_').toLowerCase()}`;
+    await recreateDatabase(database);
+    env.DATABASE_URL ??= withDatabase(ADMIN_URL, database);
+    env.QUEUE_PREFIX ??= `depot-test-${name}-${randomUUID().slice(0, 8)}`;
+  }
+  if (options.catalog !== undefined) {
+    const dir = await mkdtemp(path.join(tmpdir(), 'depot-catalog-'));
+    env.CATALOG_FILE = path.join(dir, 'catalog.json');
+    await writeFile(env.CATALOG_FILE, JSON.stringify(options.catalog));
+  }
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      logs.push(chunk.toString());
+      if (process.env.TEST_LOG_LEVEL) process.stderr.write(chunk);
+      callback();
+    },
+  });
+  const config = loadConfig(env);
+  const depot = await createDepot(config, {
+    role: options.role ?? 'all',
+    logger: createLogger(config.logLevel, 'depot-test', sink),
+    ...(options.sweeperIntervalMs ? { sweeperIntervalMs: options.sweeperIntervalMs } : {}),
+  });
+  let baseUrl = '';
+  if (depot.server) {
+    const server = depot.server;
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+  if (depot.worker) await depot.worker.waitUntilReady();
+  return {
+    depot,
+    baseUrl,
+    logs,
+    async close() {
+      if (!options.shareWith) await cleanUpInstances(depot);
+      if (!options.shareWith) await depot.queue.obliterate().catch(() => undefined);
+      await depot.close();
+    },
+  };
+}
+
+/** Drops and creates a state database, so each run starts from nothing. */
+export async function recreateDatabase(database: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  try {
+    await admin.query(`drop database if exists ${pg.escapeIdentifier(database)} with (force)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** Removes the databases and roles of instances a test left behind. */
+async function cleanUpInstances(depot: Depot): Promise<void> {
+  const { rows } = await depot.pool.query<{ id: string }>(`select id from service_instances where state <> 'deleted'`);
+  if (rows.length === 0) return;
+  const offering = new PostgresqlOffering({ serviceUrl: ADMIN_URL, logger: createLogger('silent') });
+  try {
+    for (const { id } of rows) {
+      await offering
+        .deprovision({ instanceId: id, planName: 'small', planSettings: {}, parameters: {}, context: {} })
+        .catch(() => undefined);
+    }
+  } finally {
+    await offering.close();
+  }
+}
+
+type Method = 'get' | 'put' | 'patch' | 'delete';
+
+/** An OSB client with the platform's headers (auth, version) already set. */
+export function osb(target: TestDepot | string) {
+  const base = typeof target === 'string' ? target : target.baseUrl;
+  const call = (method: Method, url: string) =>
+    request(base)[method](url).auth(USERNAME, PASSWORD).set('X-Broker-API-Version', API_VERSION);
+  return {
+    get: (url: string) => call('get', url),
+    put: (url: string, body: object) => call('put', url).send(body),
+    patch: (url: string, body: object) => call('patch', url).send(body),
+    delete: (url: string) => call('delete', url),
+  };
+}
+
+export function provisionBody(overrides: Record<string, unknown> = {}) {
+  return {
+    service_id: SERVICE_ID,
+    plan_id: SMALL_PLAN_ID,
+    organization_guid: 'org-guid',
+    space_guid: 'space-guid',
+    context: { platform: 'cloudfoundry', organization_guid: 'org-guid', space_guid: 'space-guid', instance_name: 'db' },
+    ...overrides,
+  };
+}
+
+export function bindBody(overrides: Record<string, unknown> = {}) {
+  return { service_id: SERVICE_ID, plan_id: SMALL_PLAN_ID, bind_resource: { app_guid: 'app-guid' }, ...overrides };
+}
+
+export const instancePath = (instanceId: string) => `/v2/service_instances/${encodeURIComponent(instanceId)}`;
+export const bindingPath = (instanceId: string, bindingId: string) =>
+  `${instancePath(instanceId)}/service_bindings/${encodeURIComponent(bindingId)}`;
+export const deleteQuery = (planId = SMALL_PLAN_ID) => `service_id=${SERVICE_ID}&plan_id=${planId}`;
+
+export interface LastOperationBody {
+  state: 'in progress' | 'succeeded' | 'failed';
+  description?: string;
+  instance_usable?: boolean;
+  update_repeatable?: boolean;
+}
+
+/** Polls a last_operation endpoint until the operation ends (at most `timeoutMs`). */
+export async function waitForOperation(
+  target: TestDepot,
+  resourcePath: string,
+  operation?: string,
+  timeoutMs = 30_000,
+): Promise<LastOperationBody> {
+  const deadline = Date.now() + timeoutMs;
+  const query = operation ? `?operation=${encodeURIComponent(operation)}` : '';
+  for (;;) {
+    const res = await osb(target).get(`${resourcePath}/last_operation${query}`);
+    if (res.status !== 200) throw new Error(`last_operation answered ${res.status}: ${JSON.stringify(res.body)}`);
+    const body = res.body as LastOperationBody;
+    if (body.state !== 'in progress') return body;
+    if (Date.now() > deadline) throw new Error(`operation still in progress after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Provisions an instance and waits until it is ready. */
+export async function provisionInstance(
+  target: TestDepot,
+  instanceId = randomUUID(),
+  overrides: Record<string, unknown> = {},
+): Promise<string> {
+  const res = await osb(target).put(`${instancePath(instanceId)}?accepts_incomplete=true`, provisionBody(overrides));
+  if (res.status !== 202) throw new Error(`provision answered ${res.status}: ${JSON.stringify(res.body)}`);
+  const last = await waitForOperation(target, instancePath(instanceId), (res.body as { operation: string }).operation);
+  if (last.state !== 'succeeded') throw new Error(`provision ${last.state}: ${last.description}`);
+  return instanceId;
+}
+
+/** Deprovisions an instance and waits until it is gone. */
+export async function deprovisionInstance(target: TestDepot, instanceId: string, planId = SMALL_PLAN_ID): Promise<void> {
+  const res = await osb(target).delete(`${instancePath(instanceId)}?accepts_incomplete=true&${deleteQuery(planId)}`);
+  if (res.status !== 202) throw new Error(`deprovision answered ${res.status}: ${JSON.stringify(res.body)}`);
+  const last = await waitForOperation(target, instancePath(instanceId), (res.body as { operation: string }).operation);
+  if (last.state !== 'succeeded') throw new Error(`deprovision ${last.state}: ${last.description}`);
+}
+
+/** A query against the server that holds the instances, as an admin. */
+export async function adminQuery<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Counts of Depot's state rows, to check that a rejected request changed nothing. */
+export async function stateCounts(target: TestDepot): Promise<Record<string, number>> {
+  const { rows } = await target.depot.pool.query<{ instances: number; bindings: number; operations: number }>(
+    `select (select count(*)::int from service_instances) as instances,
+            (select count(*)::int from service_bindings) as bindings,
+            (select count(*)::int from operations) as operations`,
+  );
+  return rows[0]!;
+}
