@@ -152,7 +152,7 @@ async function reachPostgres(variable: string, url: string, attempt: () => Promi
     await attempt();
   } catch (error) {
     throw new StartupError(
-      `Cannot reach PostgreSQL at ${serverAddress(url, 5432)} (${variable}): ${(error as Error).message}. ` +
+      `Cannot reach PostgreSQL at ${serverAddress(url, 5432)} (${variable}): ${reason(error)}. ` +
         'Start it (for example `docker compose up -d postgres`, or `pg_ctlcluster 15 main start` on Debian) ' +
         `or point ${variable} at a running server.`,
     );
@@ -170,10 +170,15 @@ async function reachRedis(url: string): Promise<void> {
     );
   } catch (error) {
     throw new StartupError(
-      `Cannot reach Redis at ${serverAddress(url, 6379)} (REDIS_URL): ${(error as Error).message}. ` +
+      `Cannot reach Redis at ${serverAddress(url, 6379)} (REDIS_URL): ${reason(error)}. ` +
         'Start it (for example `docker compose up -d redis`, or `redis-server --daemonize yes`) or point REDIS_URL at a running server.',
     );
   } finally {
     client.disconnect();
   }
+}
+
+/** An error's message without a trailing full stop, to go inside a sentence. */
+function reason(error: unknown): string {
+  return ((error as Error).message || String(error)).replace(/\.+$/, '');
 }

@@ -196,7 +196,7 @@ export async function waitForOperation(
 /** Provisions an instance and waits until it is ready. */
 export async function provisionInstance(
   target: TestDepot,
-  instanceId = randomUUID(),
+  instanceId: string = randomUUID(),
   overrides: Record<string, unknown> = {},
 ): Promise<string> {
   const res = await osb(target).put(`${instancePath(instanceId)}?accepts_incomplete=true`, provisionBody(overrides));

@@ -66,74 +66,84 @@ export class PostgresqlOffering implements Offering {
     this.port = options.publicPort ?? Number(url.port || 5432);
   }
 
-  async provision(request: InstanceRequest): Promise<ProvisionResult> {
-    const { database, owner } = postgresNames(request.instanceId);
-    const { connection_limit: limit } = request.planSettings as unknown as PlanSettings;
-    await this.ensureRole(owner, 'nologin');
-    const exists = await this.admin.query('select 1 from pg_database where datname = $1', [database]);
-    if (!exists.rowCount) {
-      await ignoring('42P04', () =>
-        this.admin.query(`create database ${ident(database)} owner ${ident(owner)} connection limit ${Number(limit)}`),
-      );
-    } else {
-      await this.admin.query(`alter database ${ident(database)} owner to ${ident(owner)}`);
+  provision(request: InstanceRequest): Promise<ProvisionResult> {
+    return classifyErrors(async () => {
+      const { database, owner } = postgresNames(request.instanceId);
+      const { connection_limit: limit } = request.planSettings as unknown as PlanSettings;
+      await this.ensureRole(owner, 'nologin');
+      const exists = await this.admin.query('select 1 from pg_database where datname = $1', [database]);
+      if (!exists.rowCount) {
+        await ignoring('42P04', () =>
+          this.admin.query(`create database ${ident(database)} owner ${ident(owner)} connection limit ${Number(limit)}`),
+        );
+      } else {
+        await this.admin.query(`alter database ${ident(database)} owner to ${ident(owner)}`);
+        await this.admin.query(`alter database ${ident(database)} connection limit ${Number(limit)}`);
+      }
+      await this.admin.query(`revoke all on database ${ident(database)} from public`);
+      await this.admin.query(`comment on database ${ident(database)} is ${literal(`Depot service instance ${request.instanceId}`)}`);
+      await this.createExtensions(database, request.parameters);
+      return {};
+    });
+  }
+
+  update(request: UpdateInstanceRequest): Promise<void> {
+    return classifyErrors(async () => {
+      const { database } = postgresNames(request.instanceId);
+      const { connection_limit: limit } = request.planSettings as unknown as PlanSettings;
       await this.admin.query(`alter database ${ident(database)} connection limit ${Number(limit)}`);
-    }
-    await this.admin.query(`revoke all on database ${ident(database)} from public`);
-    await this.admin.query(`comment on database ${ident(database)} is ${literal(`Depot service instance ${request.instanceId}`)}`);
-    await this.createExtensions(database, request.parameters);
-    return {};
+      await this.createExtensions(database, request.parameters);
+    });
   }
 
-  async update(request: UpdateInstanceRequest): Promise<void> {
-    const { database } = postgresNames(request.instanceId);
-    const { connection_limit: limit } = request.planSettings as unknown as PlanSettings;
-    await this.admin.query(`alter database ${ident(database)} connection limit ${Number(limit)}`);
-    await this.createExtensions(database, request.parameters);
+  deprovision(request: InstanceRequest): Promise<void> {
+    return classifyErrors(async () => {
+      const { database, owner } = postgresNames(request.instanceId);
+      // WITH (FORCE) ends every session on the database first (PostgreSQL 13+).
+      await this.admin.query(`drop database if exists ${ident(database)} with (force)`);
+      const members = await this.admin.query<{ rolname: string }>(
+        `select r.rolname from pg_auth_members m
+           join pg_roles r on r.oid = m.member join pg_roles g on g.oid = m.roleid
+          where g.rolname = $1`,
+        [owner],
+      );
+      for (const { rolname } of members.rows) await this.dropLogin(rolname);
+      await this.admin.query(`drop role if exists ${ident(owner)}`);
+    });
   }
 
-  async deprovision(request: InstanceRequest): Promise<void> {
-    const { database, owner } = postgresNames(request.instanceId);
-    // WITH (FORCE) ends every session on the database first (PostgreSQL 13+).
-    await this.admin.query(`drop database if exists ${ident(database)} with (force)`);
-    const members = await this.admin.query<{ rolname: string }>(
-      `select r.rolname from pg_auth_members m
-         join pg_roles r on r.oid = m.member join pg_roles g on g.oid = m.roleid
-        where g.rolname = $1`,
-      [owner],
-    );
-    for (const { rolname } of members.rows) await this.dropLogin(rolname);
-    await this.admin.query(`drop role if exists ${ident(owner)}`);
+  bind(request: BindingRequest): Promise<BindResult> {
+    return classifyErrors(async () => {
+      const { database, owner, login } = postgresNames(request.instance.instanceId, request.bindingId);
+      const exists = await this.admin.query('select 1 from pg_database where datname = $1', [database]);
+      if (!exists.rowCount) throw new PermanentOfferingError(`the database of service instance ${request.instance.instanceId} does not exist`);
+      const password = randomBytes(24).toString('base64url');
+      // A retried job finds the role already there: it gets a new password, nothing else changes.
+      await this.ensureRole(login!, 'login');
+      await this.admin.query(`alter role ${ident(login!)} with login password ${literal(password)}`);
+      await this.admin.query(`grant ${ident(owner)} to ${ident(login!)}`);
+      // Sessions act as the owner role, so tables belong to the instance, not to one binding.
+      await this.admin.query(`alter role ${ident(login!)} set role = ${ident(owner)}`);
+      const uri = `postgresql://${login}:${password}@${this.hostForUri()}:${this.port}/${database}`;
+      return {
+        credentials: {
+          uri,
+          jdbcUrl: `jdbc:postgresql://${this.hostForUri()}:${this.port}/${database}?user=${login}&password=${password}`,
+          host: this.host,
+          port: this.port,
+          database,
+          username: login!,
+          password,
+        },
+      };
+    });
   }
 
-  async bind(request: BindingRequest): Promise<BindResult> {
-    const { database, owner, login } = postgresNames(request.instance.instanceId, request.bindingId);
-    const exists = await this.admin.query('select 1 from pg_database where datname = $1', [database]);
-    if (!exists.rowCount) throw new PermanentOfferingError(`the database of service instance ${request.instance.instanceId} does not exist`);
-    const password = randomBytes(24).toString('base64url');
-    // A retried job finds the role already there: it gets a new password, nothing else changes.
-    await this.ensureRole(login!, 'login');
-    await this.admin.query(`alter role ${ident(login!)} with login password ${literal(password)}`);
-    await this.admin.query(`grant ${ident(owner)} to ${ident(login!)}`);
-    // Sessions act as the owner role, so tables belong to the instance, not to one binding.
-    await this.admin.query(`alter role ${ident(login!)} set role = ${ident(owner)}`);
-    const uri = `postgresql://${login}:${password}@${this.hostForUri()}:${this.port}/${database}`;
-    return {
-      credentials: {
-        uri,
-        jdbcUrl: `jdbc:postgresql://${this.hostForUri()}:${this.port}/${database}?user=${login}&password=${password}`,
-        host: this.host,
-        port: this.port,
-        database,
-        username: login!,
-        password,
-      },
-    };
-  }
-
-  async unbind(request: BindingRequest): Promise<void> {
-    const { login } = postgresNames(request.instance.instanceId, request.bindingId);
-    await this.dropLogin(login!);
+  unbind(request: BindingRequest): Promise<void> {
+    return classifyErrors(async () => {
+      const { login } = postgresNames(request.instance.instanceId, request.bindingId);
+      await this.dropLogin(login!);
+    });
   }
 
   async ping(): Promise<void> {
@@ -192,6 +202,25 @@ export class PostgresqlOffering implements Offering {
 
   private hostForUri(): string {
     return this.host.includes(':') ? `[${this.host}]` : this.host;
+  }
+}
+
+/**
+ * SQLSTATE classes that a retry cannot fix (syntax or access rule, feature not supported,
+ * data exception, integrity, invalid catalog name, invalid authorization): the operation
+ * fails at once. Connection loss, resource shortage and lock conflicts are retried.
+ */
+const PERMANENT_SQLSTATE_CLASSES = new Set(['0A', '22', '23', '28', '3D', '42']);
+
+async function classifyErrors<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && PERMANENT_SQLSTATE_CLASSES.has(code.slice(0, 2))) {
+      throw new PermanentOfferingError((error as Error).message);
+    }
+    throw error;
   }
 }
 

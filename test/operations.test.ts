@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { parse as parseYaml } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog.js';
+import { postgresNames } from '../broker/offerings/postgresql/postgresql-offering.js';
+import {
+  SERVICE_ID,
+  STANDARD_PLAN_ID,
+  adminQuery,
+  bindBody,
+  bindingPath,
+  deleteQuery,
+  deprovisionInstance,
+  instancePath,
+  osb,
+  provisionBody,
+  provisionInstance,
+  startDepot,
+  waitForOperation,
+  type TestDepot,
+} from './helpers.js';
+
+const async = '?accepts_incomplete=true';
+
+/** The default catalog with a plan whose schema lets any extension name through. */
+function catalogWithOpenExtensions(): unknown {
+  const catalog = parseYaml(readFileSync(DEFAULT_CATALOG_FILE, 'utf8'), { merge: true }) as {
+    services: Array<{ plans: Array<{ schemas?: unknown }> }>;
+  };
+  delete catalog.services[0]!.plans[0]!.schemas;
+  return catalog;
+}
+
+describe('failed operations end in a terminal state with a useful description', () => {
+  let depot: TestDepot;
+  before(async () => {
+    depot = await startDepot('failures', { catalog: catalogWithOpenExtensions() });
+  });
+  after(async () => depot.close());
+
+  it('a provision that cannot succeed fails at once; DELETE then cleans up, and a new PUT starts over', async () => {
+    const id = randomUUID();
+    const res = await osb(depot)
+      .put(instancePath(id) + async, provisionBody({ parameters: { extensions: ['no_such_extension'] } }))
+      .expect(202);
+    const last = await waitForOperation(depot, instancePath(id), (res.body as { operation: string }).operation, 10_000);
+    assert.equal(last.state, 'failed');
+    assert.match(last.description!, /^Provision failed: .*no_such_extension/);
+    assert.equal(last.instance_usable, undefined); // spec: only for failed update or deprovision
+    await osb(depot).get(instancePath(id)).expect(404);
+
+    // Orphan mitigation: the platform deletes what may have been created.
+    await deprovisionInstance(depot, id);
+    assert.deepEqual(await adminQuery('select 1 from pg_database where datname = $1', [postgresNames(id).database]), []);
+
+    await provisionInstance(depot, id);
+    await deprovisionInstance(depot, id);
+  });
+
+  it('a bind whose database vanished fails: 500 with the reason when synchronous, "failed" when asynchronous', async () => {
+    const id = await provisionInstance(depot);
+    await adminQuery(`drop database ${postgresNames(id).database} with (force)`);
+
+    const sync = await osb(depot).put(bindingPath(id, randomUUID()), bindBody()).expect(500);
+    assert.match((sync.body as { description: string }).description, /^Bind failed: .*does not exist/);
+
+    const bindingId = randomUUID();
+    const res = await osb(depot).put(bindingPath(id, bindingId) + async, bindBody()).expect(202);
+    const last = await waitForOperation(depot, bindingPath(id, bindingId), (res.body as { operation: string }).operation);
+    assert.equal(last.state, 'failed');
+    assert.match(last.description!, /does not exist/);
+    await osb(depot).get(bindingPath(id, bindingId)).expect(404);
+    await deprovisionInstance(depot, id);
+  });
+});
+
+describe('the sweeper: nothing stays in progress forever', () => {
+  let api: TestDepot;
+  before(async () => {
+    api = await startDepot('sweeper', { role: 'api' });
+  });
+  after(async () => api.close());
+
+  it('runs an operation whose job was lost (Redis flushed) once it has been idle for a while', async () => {
+    const id = randomUUID();
+    const res = await osb(api).put(instancePath(id) + async, provisionBody()).expect(202);
+    await api.depot.queue.obliterate(); // the job is gone, the operation row remains
+    await api.depot.pool.query(`update operations set updated_at = now() - interval '5 minutes' where id = $1`, [
+      (res.body as { operation: string }).operation,
+    ]);
+    const worker = await startDepot('sweeper-worker', { role: 'worker', shareWith: api, sweeperIntervalMs: 100 });
+    try {
+      const last = await waitForOperation(api, instancePath(id), undefined, 20_000);
+      assert.equal(last.state, 'succeeded');
+    } finally {
+      await worker.close();
+    }
+    await osb(api).get(instancePath(id)).expect(200);
+  });
+
+  it('fails an operation that overran OPERATION_TIMEOUT_SECONDS', async () => {
+    const id = randomUUID();
+    const res = await osb(api).put(instancePath(id) + async, provisionBody()).expect(202);
+    await api.depot.queue.obliterate();
+    await api.depot.pool.query(`update operations set created_at = now() - interval '2 hours' where id = $1`, [
+      (res.body as { operation: string }).operation,
+    ]);
+    const worker = await startDepot('sweeper-worker', { role: 'worker', shareWith: api, sweeperIntervalMs: 100 });
+    try {
+      const last = await waitForOperation(api, instancePath(id), undefined, 20_000);
+      assert.deepEqual(last, { state: 'failed', description: 'provision did not finish within 3600 seconds.' });
+    } finally {
+      await worker.close();
+    }
+    await osb(api).get(instancePath(id)).expect(404);
+  });
+});
+
+describe('several broker replicas', () => {
+  let first: TestDepot;
+  let second: TestDepot;
+  before(async () => {
+    first = await startDepot('replicas');
+    second = await startDepot('replicas-2', { role: 'api', shareWith: first });
+  });
+  after(async () => {
+    await second.close();
+    await first.close();
+  });
+
+  it('identical PUTs racing on two replicas create one instance and one operation', async () => {
+    const id = randomUUID();
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => osb(i % 2 ? second : first).put(instancePath(id) + async, provisionBody())),
+    );
+    const operations = new Set<string>();
+    for (const res of responses) {
+      assert.ok(res.status === 202 || res.status === 200, `status ${res.status}: ${JSON.stringify(res.body)}`);
+      if (res.status === 202) operations.add((res.body as { operation: string }).operation);
+    }
+    assert.equal(operations.size, 1);
+    const { rows } = await first.depot.pool.query('select id from operations where instance_id = $1', [id]);
+    assert.equal(rows.length, 1);
+    await waitForOperation(first, instancePath(id));
+    await deprovisionInstance(first, id);
+  });
+
+  it('different PUTs racing for one id: one wins, the others get 409', async () => {
+    const id = randomUUID();
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        osb(i % 2 ? second : first).put(instancePath(id) + async, provisionBody({ space_guid: `space-${i}` })),
+      ),
+    );
+    const statuses = responses.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [202, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
+    await waitForOperation(first, instancePath(id));
+    await deprovisionInstance(first, id);
+  });
+
+  it('binds racing on two replicas for one binding id create one role', async () => {
+    const id = await provisionInstance(first);
+    const bindingId = randomUUID();
+    const responses = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => osb(i % 2 ? second : first).put(bindingPath(id, bindingId) + async, bindBody())),
+    );
+    const operations = new Set<string>();
+    for (const res of responses) {
+      // 202 (same operation), 200 once bound, or 422 ConcurrencyError while another request inserts it
+      assert.ok([200, 202, 422].includes(res.status), `status ${res.status}`);
+      if (res.status === 202) operations.add((res.body as { operation: string }).operation);
+      if (res.status === 422) assert.equal((res.body as { error: string }).error, 'ConcurrencyError');
+    }
+    assert.equal(operations.size, 1);
+    await waitForOperation(first, bindingPath(id, bindingId));
+    const roles = await adminQuery('select 1 from pg_roles where rolname = $1', [postgresNames(id, bindingId).login]);
+    assert.equal(roles.length, 1);
+    await osb(first).delete(`${bindingPath(id, bindingId)}?${deleteQuery()}`).expect(200);
+    await deprovisionInstance(first, id);
+  });
+
+  it('a plan change started on one replica is seen on the other', async () => {
+    const id = await provisionInstance(first);
+    const res = await osb(first)
+      .patch(instancePath(id) + async, { service_id: SERVICE_ID, plan_id: STANDARD_PLAN_ID })
+      .expect(202);
+    const polled = await osb(second).get(`${instancePath(id)}/last_operation?operation=${(res.body as { operation: string }).operation}`);
+    assert.equal(polled.status, 200);
+    await waitForOperation(second, instancePath(id));
+    const fetched = await osb(second).get(instancePath(id)).expect(200);
+    assert.equal((fetched.body as { plan_id: string }).plan_id, STANDARD_PLAN_ID);
+    await deprovisionInstance(second, id, STANDARD_PLAN_ID);
+  });
+});

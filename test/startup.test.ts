@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import request from 'supertest';
+import { ConfigError, loadConfig, withDatabase } from '../broker/config.js';
+import { createDepot, StartupError } from '../broker/depot.js';
+import { createLogger } from '../broker/logger.js';
+import {
+  ADMIN_URL,
+  API_VERSION,
+  REDIS_URL,
+  bindBody,
+  bindingPath,
+  deprovisionInstance,
+  instancePath,
+  osb,
+  provisionBody,
+  recreateDatabase,
+  startDepot,
+  waitForOperation,
+  type TestDepot,
+} from './helpers.js';
+
+describe('configuration', () => {
+  const fails = (env: Record<string, string>, variable: RegExp) =>
+    assert.throws(() => loadConfig(env), (error: Error) => error instanceof ConfigError && variable.test(error.message));
+
+  it('has working defaults', () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 8080);
+    assert.equal(config.databaseUrl, 'postgresql://postgres:postgres@127.0.0.1:5432/depot');
+    assert.equal(config.redisUrl, 'redis://127.0.0.1:6379');
+    assert.equal(config.postgresServiceUrl, 'postgresql://postgres:postgres@127.0.0.1:5432/postgres');
+    assert.equal(config.generatedPassword, true);
+    assert.ok(config.brokerPassword.length >= 20);
+  });
+
+  it('names the variable at fault', () => {
+    fails({ PORT: 'eighty' }, /^PORT/);
+    fails({ PORT: '70000' }, /^PORT/);
+    fails({ DATABASE_URL: 'not a url' }, /^DATABASE_URL/);
+    fails({ DATABASE_URL: 'mysql://localhost/depot' }, /^DATABASE_URL/);
+    fails({ REDIS_URL: 'http://localhost' }, /^REDIS_URL/);
+    fails({ BROKER_USERNAME: 'admin' }, /^BROKER_PASSWORD/);
+    fails({ BROKER_PASSWORD: 'secret' }, /^BROKER_USERNAME/);
+    fails({ LOG_LEVEL: 'loud' }, /^LOG_LEVEL/);
+    fails({ WORKER_CONCURRENCY: '0' }, /^WORKER_CONCURRENCY/);
+  });
+});
+
+describe('start-up', () => {
+  const logger = createLogger('silent');
+
+  it('creates the state database when DATABASE_URL names one that does not exist, and migrates it', async () => {
+    const database = `depot_test_created_${randomUUID().slice(0, 8)}`;
+    await recreateDatabase(database);
+    const config = loadConfig({
+      DATABASE_URL: withDatabase(ADMIN_URL, database),
+      REDIS_URL,
+      POSTGRES_SERVICE_URL: ADMIN_URL,
+      QUEUE_PREFIX: `depot-test-${database}`,
+    });
+    const depot = await createDepot(config, { role: 'api', logger });
+    try {
+      const { rows } = await depot.pool.query<{ name: string }>('select name from depot_migrations order by version');
+      assert.deepEqual(rows.map((r) => r.name), ['001_initial.sql']);
+    } finally {
+      await depot.close();
+      await recreateDatabase(database);
+    }
+  });
+
+  it('says which server it cannot reach, where, and how to start it', async () => {
+    const unreachableRedis = loadConfig({ REDIS_URL: 'redis://127.0.0.1:1', DATABASE_URL: withDatabase(ADMIN_URL, 'depot_test_startup') });
+    await assert.rejects(createDepot(unreachableRedis, { role: 'all', logger }), (error: Error) => {
+      assert.ok(error instanceof StartupError);
+      assert.match(error.message, /Cannot reach Redis at 127\.0\.0\.1:1 \(REDIS_URL\)/);
+      assert.match(error.message, /redis-server/);
+      return true;
+    });
+    const unreachablePostgres = loadConfig({ DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/depot' });
+    await assert.rejects(createDepot(unreachablePostgres, { role: 'all', logger }), (error: Error) => {
+      assert.ok(error instanceof StartupError);
+      assert.match(error.message, /Cannot reach PostgreSQL at 127\.0\.0\.1:1 \(DATABASE_URL\)/);
+      return true;
+    });
+    await recreateDatabase('depot_test_startup');
+  });
+
+  /** Runs `npm start`'s command with this environment; resolves when `until` matches or it exits. */
+  function runDepot(env: Record<string, string>, until: RegExp) {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts', 'all'], {
+      env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const check = () => {
+        if (until.test(stdout + stderr)) resolve({ code: null, stdout, stderr });
+      };
+      child.stdout.on('data', check);
+      child.stderr.on('data', check);
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+    return { child, done };
+  }
+
+  it('exits non-zero with the message when Redis is down', async () => {
+    const { done } = runDepot({ REDIS_URL: 'redis://127.0.0.1:1', DATABASE_URL: withDatabase(ADMIN_URL, 'depot_test_startup') }, /^$/);
+    const { code, stderr } = await done;
+    assert.equal(code, 1);
+    assert.match(stderr, /Cannot reach Redis at 127\.0\.0\.1:1 \(REDIS_URL\)/);
+    await recreateDatabase('depot_test_startup');
+  });
+
+  it('exits with status 2 and names the variable for a bad configuration', async () => {
+    const { done } = runDepot({ PORT: 'eighty' }, /^$/);
+    const { code, stderr } = await done;
+    assert.equal(code, 2);
+    assert.match(stderr, /PORT must be a whole number/);
+  });
+
+  it('without BROKER_USERNAME/BROKER_PASSWORD, generates a password, prints it once, and requires it', async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const database = 'depot_test_generated';
+    await recreateDatabase(database);
+    const { child, done } = runDepot(
+      { PORT: String(port), DATABASE_URL: withDatabase(ADMIN_URL, database), REDIS_URL, QUEUE_PREFIX: `depot-test-${database}` },
+      /OSB API listening/,
+    );
+    try {
+      const { stdout, stderr } = await done;
+      const match = /password: (\S+)/.exec(stderr);
+      assert.ok(match, stderr);
+      const password = match[1]!;
+      assert.equal((stderr.match(new RegExp(password, 'g')) ?? []).length, 1);
+      assert.equal(stdout.includes(password), false); // never in the JSON log
+      const base = `http://127.0.0.1:${port}`;
+      await request(base).get('/v2/catalog').set('X-Broker-API-Version', API_VERSION).expect(401);
+      await request(base).get('/v2/catalog').auth('depot', password).set('X-Broker-API-Version', API_VERSION).expect(200);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+      await recreateDatabase(database);
+    }
+  });
+});
+
+describe('observability', () => {
+  let depot: TestDepot;
+  before(async () => {
+    depot = await startDepot('observability');
+  });
+  after(async () => depot.close());
+
+  it('/healthz and /readyz answer without credentials', async () => {
+    await request(depot.baseUrl).get('/healthz').expect(200, { status: 'ok' });
+    await request(depot.baseUrl).get('/readyz').expect(200, { status: 'ready' });
+  });
+
+  it('logs carry the request id and the operation id, metrics count requests and operations, and no secret is logged', async () => {
+    const requestId = `req-${randomUUID()}`;
+    const id = randomUUID();
+    const res = await osb(depot)
+      .put(`${instancePath(id)}?accepts_incomplete=true`, provisionBody({ parameters: { extensions: ['citext'] } }))
+      .set('X-Broker-API-Request-Identity', requestId)
+      .expect(202);
+    const operation = (res.body as { operation: string }).operation;
+    await waitForOperation(depot, instancePath(id), operation);
+    const bind = await osb(depot).put(bindingPath(id, randomUUID()), bindBody()).expect(201);
+    const { password, uri } = (bind.body as { credentials: { password: string; uri: string } }).credentials;
+
+    const lines = depot.logs.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const requestLine = lines.find((l) => l.msg === 'request' && l.requestId === requestId);
+    assert.equal(requestLine?.operationId, operation);
+    const workerLine = lines.find((l) => l.msg === 'operation finished' && l.operationId === operation);
+    assert.equal(workerLine?.requestId, requestId);
+    const everything = depot.logs.join('\n');
+    assert.equal(everything.includes(password), false);
+    assert.equal(everything.includes(uri), false);
+    assert.equal(everything.includes('citext'), false); // parameters are not logged either
+
+    const metrics = await request(depot.baseUrl).get('/metrics').expect(200);
+    assert.match(metrics.text, /depot_http_request_duration_seconds_count\{method="PUT",route="\/v2\/service_instances\/:instance_id",status="202"\} 1/);
+    assert.match(metrics.text, /depot_operations_finished_total\{type="provision",state="succeeded"\} 1/);
+    assert.match(metrics.text, /depot_operations_finished_total\{type="bind",state="succeeded"\} 1/);
+
+    await deprovisionInstance(depot, id);
+  });
+});
