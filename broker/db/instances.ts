@@ -40,16 +40,7 @@ export async function insertInstance(db: Queryable, instance: NewInstance): Prom
      values ($1, $2, $3, $4, $5, $6, $7, $8, 'provisioning')
      on conflict (id) do nothing
      returning ${COLUMNS}`,
-    [
-      instance.id,
-      instance.service_id,
-      instance.plan_id,
-      instance.organization_guid,
-      instance.space_guid,
-      instance.context,
-      instance.parameters,
-      instance.maintenance_info,
-    ],
+    instanceValues(instance),
   );
   return rows[0];
 }
@@ -67,18 +58,13 @@ export async function reprovisionInstance(db: Queryable, instance: NewInstance):
        context = $6, parameters = $7, maintenance_info = $8, dashboard_url = null, state = 'provisioning',
        created_at = now(), updated_at = now(), deleted_at = null
      where id = $1 returning ${COLUMNS}`,
-    [
-      instance.id,
-      instance.service_id,
-      instance.plan_id,
-      instance.organization_guid,
-      instance.space_guid,
-      instance.context,
-      instance.parameters,
-      instance.maintenance_info,
-    ],
+    instanceValues(instance),
   );
   return rows[0]!;
+}
+
+function instanceValues(i: NewInstance): unknown[] {
+  return [i.id, i.service_id, i.plan_id, i.organization_guid, i.space_guid, i.context, i.parameters, i.maintenance_info];
 }
 
 export async function setInstanceState(db: Queryable, id: string, state: InstanceState): Promise<void> {
