@@ -18,17 +18,18 @@ import { describeErrors, type ValidateFunction } from './catalog/json-schema.js'
 import { getBinding, insertBinding, lockBinding, rebindBinding, setBindingState, type BindingRow } from './db/bindings.js';
 import {
   fetchInstance,
-  insertInstance,
   lockInstance,
   reprovisionInstance,
   setInstanceContext,
   setInstanceState,
   type InstanceRow,
+  type NewInstance,
 } from './db/instances.js';
 import {
   activeOperations,
   bindingLastOperation,
   getOperation,
+  insertInstanceWithOperation,
   insertOperation,
   instanceLastOperation,
   type LastOperation,
@@ -107,13 +108,28 @@ export class DepotBroker implements ServiceBroker {
       parameters: details.parameters ?? {},
       maintenance_info: plan.plan.maintenance_info ?? null,
     };
-    const decision = await transaction(this.options.pool, async (client): Promise<Decision<InstanceRow>> => {
-      let instance = await lockInstance(client, instanceId);
-      if (!instance) {
-        const created = await insertInstance(client, wanted);
-        if (created) return { started: await insertOperation(client, this.newOperation(created.id, null, 'provision', {}, options)) };
-        instance = (await lockInstance(client, instanceId))!; // another replica created it just now
-      }
+    // The common case, a new instance, takes one statement; anything else locks the row.
+    const created = await insertInstanceWithOperation(
+      this.options.pool,
+      wanted,
+      this.newOperation(instanceId, null, 'provision', {}, options),
+    );
+    const decision = created ? { started: created } : await this.provisionExisting(wanted, options);
+
+    if ('done' in decision) {
+      // spec: 200 for an identical PUT of an instance that is fully provisioned.
+      return { status: 200, body: decision.done.dashboard_url ? { dashboard_url: decision.done.dashboard_url } : {} };
+    }
+    const op = await this.accepted(decision);
+    return { status: 202, body: { operation: op.id } };
+  }
+
+  /** PUT for an id that exists: the idempotency table, under the instance row's lock. */
+  private provisionExisting(wanted: NewInstance, options: RequestOptions): Promise<Decision<InstanceRow>> {
+    const instanceId = wanted.id;
+    return transaction(this.options.pool, async (client): Promise<Decision<InstanceRow>> => {
+      const instance = await lockInstance(client, instanceId);
+      if (!instance) throw new ConcurrencyError(`Service instance ${instanceId} was deleted meanwhile; try again.`);
       if (instance.state === 'create_failed' || instance.state === 'deleted') {
         // A new PUT after a failed create or a delete starts over (the job is idempotent).
         await reprovisionInstance(client, wanted);
@@ -133,13 +149,6 @@ export class DepotBroker implements ServiceBroker {
       if (instance.state === 'provisioning') return { running: await this.runningOperation(client, instanceId, null) };
       return { done: instance };
     });
-
-    if ('done' in decision) {
-      // spec: 200 for an identical PUT of an instance that is fully provisioned.
-      return { status: 200, body: decision.done.dashboard_url ? { dashboard_url: decision.done.dashboard_url } : {} };
-    }
-    const op = await this.accepted(decision);
-    return { status: 202, body: { operation: op.id } };
   }
 
   async getInstance(instanceId: string): Promise<FetchInstanceResponse> {

@@ -63,7 +63,7 @@ export async function reprovisionInstance(db: Queryable, instance: NewInstance):
   return rows[0]!;
 }
 
-function instanceValues(i: NewInstance): unknown[] {
+export function instanceValues(i: NewInstance): unknown[] {
   return [i.id, i.service_id, i.plan_id, i.organization_guid, i.space_guid, i.context, i.parameters, i.maintenance_info];
 }
 

@@ -1,7 +1,7 @@
 import type { JsonObject, LastOperationState, MaintenanceInfo } from '../../osb/index.js';
 import type { OriginatingIdentity } from '../../osb/index.js';
 import type { BindingState } from './bindings.js';
-import type { InstanceState } from './instances.js';
+import { instanceValues, type InstanceState, type NewInstance } from './instances.js';
 import type { Queryable } from './pool.js';
 
 export type OperationType = 'provision' | 'update' | 'deprovision' | 'bind' | 'unbind';
@@ -50,6 +50,31 @@ export async function insertOperation(db: Queryable, op: NewOperation): Promise<
     [op.id, op.instance_id, op.binding_id, op.type, op.request, op.originating_identity, op.request_identity],
   );
   return rows[0]!;
+}
+
+/**
+ * Provision accept in one round trip: inserts the instance and its provision operation in a
+ * single statement (atomic without BEGIN/COMMIT). Undefined when the instance id exists.
+ */
+export async function insertInstanceWithOperation(
+  db: Queryable,
+  instance: NewInstance,
+  op: NewOperation,
+): Promise<OperationRow | undefined> {
+  const { rows } = await db.query<OperationRow>(
+    `with instance as (
+       insert into service_instances
+         (id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info, state)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, 'provisioning')
+       on conflict (id) do nothing
+       returning id
+     )
+     insert into operations (id, instance_id, binding_id, type, request, originating_identity, request_identity)
+     select $9, id, null, 'provision', '{}', $10, $11 from instance
+     returning ${COLUMNS}`,
+    [...instanceValues(instance), op.id, op.originating_identity, op.request_identity],
+  );
+  return rows[0];
 }
 
 export async function getOperation(db: Queryable, id: string): Promise<OperationRow | undefined> {
