@@ -234,3 +234,19 @@ export async function stateCounts(target: TestDepot): Promise<Record<string, num
   );
   return rows[0]!;
 }
+
+/**
+ * Whether `password` is the role's password, by checking it against the SCRAM-SHA-256
+ * verifier PostgreSQL stores (RFC 5802/7677). This machine's server trusts local TCP logins,
+ * so a successful login alone would not prove the password right.
+ */
+export async function passwordMatchesRole(role: string, password: string): Promise<boolean> {
+  const rows = await adminQuery<{ rolpassword: string | null }>('select rolpassword from pg_authid where rolname = $1', [role]);
+  const verifier = rows[0]?.rolpassword;
+  const match = verifier ? /^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)$/.exec(verifier) : null;
+  if (!match) return false;
+  const { createHash, createHmac, pbkdf2Sync } = await import('node:crypto');
+  const salted = pbkdf2Sync(password.normalize('NFKC'), Buffer.from(match[2]!, 'base64'), Number(match[1]), 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  return createHash('sha256').update(clientKey).digest('base64') === match[3];
+}

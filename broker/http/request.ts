@@ -63,16 +63,29 @@ export function body<T>(req: Request, validate: ValidateFunction): T {
   if (value === undefined || value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new BadRequestError('The request body must be a JSON object.');
   }
-  if (hasNul(value)) throw new BadRequestError('The request body must not contain the character U+0000.');
+  const problem = bodyProblem(value);
+  if (problem) throw new BadRequestError(problem);
   if (!validate(value)) throw new BadRequestError(`The request body is invalid: ${describeErrors(validate.errors, '').join('; ')}.`);
   return value as T;
 }
 
-function hasNul(value: unknown): boolean {
-  if (typeof value === 'string') return value.includes('\u0000');
-  if (Array.isArray(value)) return value.some(hasNul);
-  if (value && typeof value === 'object') {
-    return Object.entries(value as JsonObject).some(([key, v]) => key.includes('\u0000') || hasNul(v));
+/** Deepest nesting accepted in a body; deeper JSON would exhaust the stack of validators and drivers. */
+export const MAX_BODY_DEPTH = 64;
+
+/** One pass over the body, without recursion: the first problem found, if any. */
+function bodyProblem(root: unknown): string | undefined {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value: root, depth: 1 }];
+  while (stack.length > 0) {
+    const { value, depth } = stack.pop()!;
+    if (typeof value === 'string') {
+      if (value.includes('\u0000')) return 'The request body must not contain the character U+0000.';
+    } else if (value !== null && typeof value === 'object') {
+      if (depth > MAX_BODY_DEPTH) return `The request body is nested deeper than ${MAX_BODY_DEPTH} levels.`;
+      for (const [key, child] of Object.entries(value as JsonObject)) {
+        if (key.includes('\u0000')) return 'The request body must not contain the character U+0000.';
+        stack.push({ value: child, depth: depth + 1 });
+      }
+    }
   }
-  return false;
+  return undefined;
 }
