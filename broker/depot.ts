@@ -161,7 +161,10 @@ async function reachPostgres(variable: string, url: string, attempt: () => Promi
 
 async function reachRedis(url: string): Promise<void> {
   const client = new Redis({ ...redisOptions(url), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on('error', () => undefined); // reported below
+  let cause: Error | undefined;
+  client.on('error', (error: Error) => {
+    cause ??= error; // the first error says why (ECONNREFUSED, ENOTFOUND, WRONGPASS, …)
+  });
   try {
     await withTimeout(
       client.connect().then(() => client.ping()),
@@ -170,7 +173,7 @@ async function reachRedis(url: string): Promise<void> {
     );
   } catch (error) {
     throw new StartupError(
-      `Cannot reach Redis at ${serverAddress(url, 6379)} (REDIS_URL): ${reason(error)}. ` +
+      `Cannot reach Redis at ${serverAddress(url, 6379)} (REDIS_URL): ${reason(cause ?? error)}. ` +
         'Start it (for example `docker compose up -d redis`, or `redis-server --daemonize yes`) or point REDIS_URL at a running server.',
     );
   } finally {

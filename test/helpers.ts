@@ -12,6 +12,7 @@ import pg from 'pg';
 import request from 'supertest';
 import { loadConfig, withDatabase } from '../broker/config.js';
 import { createDepot, type Depot, type Role } from '../broker/depot.js';
+import { databaseName } from '../broker/db/pool.js';
 import { createLogger } from '../broker/logger.js';
 import { PostgresqlOffering } from '../broker/offerings/postgresql/postgresql-offering.js';
 
@@ -63,7 +64,7 @@ export async function startDepot(name: string, options: StartOptions = {}): Prom
     env.QUEUE_PREFIX = options.shareWith.depot.config.queuePrefix;
   } else {
     const database = `depot_test_${name.replace(/[^a-z0-9]/gi, '_').toLowerCase()}`;
-    await recreateDatabase(database);
+    await dropDatabase(database);
     env.DATABASE_URL ??= withDatabase(ADMIN_URL, database);
     env.QUEUE_PREFIX ??= `depot-test-${name}-${randomUUID().slice(0, 8)}`;
   }
@@ -101,12 +102,13 @@ export async function startDepot(name: string, options: StartOptions = {}): Prom
       if (!options.shareWith) await cleanUpInstances(depot);
       if (!options.shareWith) await depot.queue.obliterate().catch(() => undefined);
       await depot.close();
+      if (!options.shareWith && !options.env?.DATABASE_URL) await dropDatabase(databaseName(depot.config.databaseUrl));
     },
   };
 }
 
-/** Drops and creates a state database, so each run starts from nothing. */
-export async function recreateDatabase(database: string): Promise<void> {
+/** Drops a state database (createDepot creates it again), so each run starts from nothing. */
+export async function dropDatabase(database: string): Promise<void> {
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
   try {

@@ -16,7 +16,7 @@ import {
   instancePath,
   osb,
   provisionBody,
-  recreateDatabase,
+  dropDatabase,
   startDepot,
   waitForOperation,
   type TestDepot,
@@ -54,7 +54,7 @@ describe('start-up', () => {
 
   it('creates the state database when DATABASE_URL names one that does not exist, and migrates it', async () => {
     const database = `depot_test_created_${randomUUID().slice(0, 8)}`;
-    await recreateDatabase(database);
+    await dropDatabase(database);
     const config = loadConfig({
       DATABASE_URL: withDatabase(ADMIN_URL, database),
       REDIS_URL,
@@ -67,7 +67,7 @@ describe('start-up', () => {
       assert.deepEqual(rows.map((r) => r.name), ['001_initial.sql']);
     } finally {
       await depot.close();
-      await recreateDatabase(database);
+      await dropDatabase(database);
     }
   });
 
@@ -85,7 +85,7 @@ describe('start-up', () => {
       assert.match(error.message, /Cannot reach PostgreSQL at 127\.0\.0\.1:1 \(DATABASE_URL\)/);
       return true;
     });
-    await recreateDatabase('depot_test_startup');
+    await dropDatabase('depot_test_startup');
   });
 
   /** Runs `npm start`'s command with this environment; resolves when `until` matches or it exits. */
@@ -114,7 +114,7 @@ describe('start-up', () => {
     const { code, stderr } = await done;
     assert.equal(code, 1);
     assert.match(stderr, /Cannot reach Redis at 127\.0\.0\.1:1 \(REDIS_URL\)/);
-    await recreateDatabase('depot_test_startup');
+    await dropDatabase('depot_test_startup');
   });
 
   it('exits with status 2 and names the variable for a bad configuration', async () => {
@@ -127,7 +127,7 @@ describe('start-up', () => {
   it('without BROKER_USERNAME/BROKER_PASSWORD, generates a password, prints it once, and requires it', async () => {
     const port = 20000 + Math.floor(Math.random() * 20000);
     const database = 'depot_test_generated';
-    await recreateDatabase(database);
+    await dropDatabase(database);
     const { child, done } = runDepot(
       { PORT: String(port), DATABASE_URL: withDatabase(ADMIN_URL, database), REDIS_URL, QUEUE_PREFIX: `depot-test-${database}` },
       /OSB API listening/,
@@ -145,7 +145,7 @@ describe('start-up', () => {
     } finally {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
-      await recreateDatabase(database);
+      await dropDatabase(database);
     }
   });
 });
