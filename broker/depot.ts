@@ -71,6 +71,7 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   const metrics = options.metrics ?? new BrokerMetrics();
   const connection = redisOptions(config.redisUrl);
   const queue = new OperationQueue({ connection, prefix: config.queuePrefix });
+  await queue.waitUntilReady();
   const broker = new DepotBroker({
     pool,
     catalog,

@@ -40,6 +40,10 @@ export class OperationQueue {
     };
   }
 
+  async waitUntilReady(): Promise<void> {
+    await this.queue.waitUntilReady();
+  }
+
   get name(): string {
     return this.queue.name;
   }
