@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { postgresNames } from '../broker/offerings/postgresql/postgresql-offering.js';
+import { postgresNames, type PostgresqlCredentials } from '../broker/offerings/postgresql/postgresql-offering.js';
 import {
   ADMIN_URL,
   SERVICE_ID,
@@ -29,15 +29,7 @@ import {
 
 const async = '?accepts_incomplete=true';
 
-interface Credentials {
-  uri: string;
-  jdbcUrl: string;
-  host: string;
-  port: number;
-  database: string;
-  username: string;
-  password: string;
-}
+type Credentials = PostgresqlCredentials;
 interface BindingBody {
   credentials: Credentials;
   parameters?: Record<string, unknown>;

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { withDatabase } from '../broker/config.js';
-import { postgresNames } from '../broker/offerings/postgresql/postgresql-offering.js';
+import { postgresNames, type PostgresqlCredentials } from '../broker/offerings/postgresql/postgresql-offering.js';
 import {
   ADMIN_URL,
   SERVICE_ID,
@@ -32,15 +32,7 @@ import {
 
 const async = '?accepts_incomplete=true';
 
-interface Credentials {
-  uri: string;
-  jdbcUrl: string;
-  host: string;
-  port: number;
-  database: string;
-  username: string;
-  password: string;
-}
+type Credentials = PostgresqlCredentials;
 
 /** A session opened with a binding's credentials.uri, as an application would. */
 async function connect(uri: string): Promise<pg.Client> {

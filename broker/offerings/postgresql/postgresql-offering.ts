@@ -21,6 +21,17 @@ export interface PostgresqlOfferingOptions {
   logger: Logger;
 }
 
+/** What a binding of this offering returns as `credentials`. */
+export interface PostgresqlCredentials {
+  uri: string;
+  jdbcUrl: string;
+  host: string;
+  port: number;
+  database: string;
+  username: string;
+  password: string;
+}
+
 /** The plan settings this offering reads from `x-depot` in the catalog. */
 interface PlanSettings {
   connection_limit: number;
@@ -124,18 +135,17 @@ export class PostgresqlOffering implements Offering {
       await this.admin.query(`grant ${ident(owner)} to ${ident(login!)}`);
       // Sessions act as the owner role, so tables belong to the instance, not to one binding.
       await this.admin.query(`alter role ${ident(login!)} set role = ${ident(owner)}`);
-      const uri = `postgresql://${login}:${password}@${this.hostForUri()}:${this.port}/${database}`;
-      return {
-        credentials: {
-          uri,
-          jdbcUrl: `jdbc:postgresql://${this.hostForUri()}:${this.port}/${database}?user=${login}&password=${password}`,
-          host: this.host,
-          port: this.port,
-          database,
-          username: login!,
-          password,
-        },
+      const address = `${this.hostForUri()}:${this.port}/${database}`;
+      const credentials: PostgresqlCredentials = {
+        uri: `postgresql://${login}:${password}@${address}`,
+        jdbcUrl: `jdbc:postgresql://${address}?user=${login}&password=${password}`,
+        host: this.host,
+        port: this.port,
+        database,
+        username: login!,
+        password,
       };
+      return { credentials: { ...credentials } };
     });
   }
 
