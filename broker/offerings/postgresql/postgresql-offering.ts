@@ -11,6 +11,7 @@ import {
   type ProvisionResult,
   type UpdateInstanceRequest,
 } from '../offering.js';
+import { scramSha256Verifier } from './scram.js';
 
 export interface PostgresqlOfferingOptions {
   /** Admin connection to the server that holds the instances (needs CREATEDB and CREATEROLE). */
@@ -131,7 +132,8 @@ export class PostgresqlOffering implements Offering {
       const password = randomBytes(24).toString('base64url');
       // A retried job finds the role already there: it gets a new password, nothing else changes.
       await this.ensureRole(login!, 'login');
-      await this.admin.query(`alter role ${ident(login!)} with login password ${literal(password)}`);
+      const verifier = await scramSha256Verifier(password);
+      await this.admin.query(`alter role ${ident(login!)} with login password ${literal(verifier)}`);
       await this.admin.query(`grant ${ident(owner)} to ${ident(login!)}`);
       // Sessions act as the owner role, so tables belong to the instance, not to one binding.
       await this.admin.query(`alter role ${ident(login!)} set role = ${ident(owner)}`);
