@@ -98,7 +98,7 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     retryAfterSeconds: integer(env, 'RETRY_AFTER_SECONDS', 2, 1, 86400),
     syncOperationTimeoutMs: integer(env, 'SYNC_OPERATION_TIMEOUT_SECONDS', 50, 1, 3600) * 1000,
     operationTimeoutSeconds: integer(env, 'OPERATION_TIMEOUT_SECONDS', 3600, 10, 7 * 86400),
-    deletedRetentionHours: integer(env, 'DELETED_RETENTION_HOURS', 168, 0, 24 * 365),
+    deletedRetentionHours: integer(env, 'DELETED_RETENTION_HOURS', 168, 1, 24 * 365),
     queuePrefix: env.QUEUE_PREFIX || 'depot',
   };
 }

@@ -18,6 +18,7 @@ import { describeErrors, type ValidateFunction } from './catalog/json-schema.js'
 import { getBinding, insertBinding, lockBinding, rebindBinding, setBindingState, type BindingRow } from './db/bindings.js';
 import {
   fetchInstance,
+  getInstance,
   lockInstance,
   reprovisionInstance,
   setInstanceContext,
@@ -95,9 +96,6 @@ export class DepotBroker implements ServiceBroker {
     const plan = this.requirePlan(details.service_id, details.plan_id);
     validateParameters(plan.validate.provision, details.parameters, 'service_instance.create');
     checkMaintenanceInfo(plan, details.maintenance_info);
-    // Provisioning always runs as a job: spec, "AsyncRequired" (422) without accepts_incomplete.
-    if (!options.acceptsIncomplete) throw new AsyncRequiredError();
-
     const wanted = {
       id: instanceId,
       service_id: details.service_id,
@@ -108,6 +106,13 @@ export class DepotBroker implements ServiceBroker {
       parameters: details.parameters ?? {},
       maintenance_info: plan.plan.maintenance_info ?? null,
     };
+    if (!options.acceptsIncomplete) {
+      // spec: 200 for an identical PUT of a provisioned instance is the synchronous answer;
+      // anything else would need a job: 422 AsyncRequired.
+      const existing = await getInstance(this.options.pool, instanceId);
+      if (existing?.state === 'provisioned' && sameInstance(existing, wanted)) return { status: 200, body: provisionedBody(existing) };
+      throw new AsyncRequiredError();
+    }
     // The common case, a new instance, takes one statement; anything else locks the row.
     const created = await insertInstanceWithOperation(
       this.options.pool,
@@ -116,10 +121,8 @@ export class DepotBroker implements ServiceBroker {
     );
     const decision = created ? { started: created } : await this.provisionExisting(wanted, options);
 
-    if ('done' in decision) {
-      // spec: 200 for an identical PUT of an instance that is fully provisioned.
-      return { status: 200, body: decision.done.dashboard_url ? { dashboard_url: decision.done.dashboard_url } : {} };
-    }
+    // spec: 200 for an identical PUT of an instance that is fully provisioned.
+    if ('done' in decision) return { status: 200, body: provisionedBody(decision.done) };
     const op = await this.accepted(decision);
     return { status: 202, body: { operation: op.id } };
   }
@@ -135,17 +138,13 @@ export class DepotBroker implements ServiceBroker {
         await reprovisionInstance(client, wanted);
         return { started: await insertOperation(client, this.newOperation(instanceId, null, 'provision', {}, options)) };
       }
-      const identical =
-        instance.service_id === wanted.service_id &&
-        instance.plan_id === wanted.plan_id &&
-        instance.organization_guid === wanted.organization_guid &&
-        instance.space_guid === wanted.space_guid &&
-        sameJson(instance.parameters, wanted.parameters);
       if (instance.state === 'deprovisioning') {
         throw new ConcurrencyError(`Service instance ${instanceId} is being deprovisioned.`);
       }
       // spec: 409 when the instance exists, or is being provisioned, with different attributes.
-      if (!identical) throw new ConflictError(`Service instance ${instanceId} already exists with different attributes.`);
+      if (!sameInstance(instance, wanted)) {
+        throw new ConflictError(`Service instance ${instanceId} already exists with different attributes.`);
+      }
       if (instance.state === 'provisioning') return { running: await this.runningOperation(client, instanceId, null) };
       return { done: instance };
     });
@@ -207,7 +206,10 @@ export class DepotBroker implements ServiceBroker {
       const runningUpdate = running.find((op) => op.type === 'update');
       if (runningUpdate) {
         // spec: a re-sent PATCH gets 202 with the same operation until the update is done.
-        if (sameUpdate(runningUpdate, wanted)) return { running: runningUpdate };
+        if (sameUpdate(runningUpdate, wanted)) {
+          if (!options.acceptsIncomplete) throw new AsyncRequiredError(); // a 202 needs accepts_incomplete
+          return { running: runningUpdate };
+        }
         throw new ConcurrencyError(`Service instance ${instanceId} is being updated.`);
       }
       if (instance.state === 'create_failed') {
@@ -257,7 +259,7 @@ export class DepotBroker implements ServiceBroker {
       return {
         started: await insertOperation(
           client,
-          this.newOperation(instanceId, null, 'deprovision', { previous_state: instance.state }, options),
+          this.newOperation(instanceId, null, 'deprovision', { previous_instance_state: instance.state }, options),
         ),
       };
     });
@@ -303,13 +305,17 @@ export class DepotBroker implements ServiceBroker {
     const decision = await transaction(this.options.pool, async (client): Promise<Decision<BindingRow>> => {
       const instance = await lockInstance(client, instanceId);
       if (!instance || instance.state === 'deleted') throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
-      if (instance.service_id !== details.service_id) {
-        throw new BadRequestError(`service_id does not match the service of instance ${instanceId}.`);
+      if (instance.service_id !== details.service_id || instance.plan_id !== details.plan_id) {
+        throw new BadRequestError(`service_id and plan_id must be those of service instance ${instanceId}.`);
       }
       let binding = await lockBinding(client, bindingId);
+      // Binding ids are globally unique (spec): one in use under another instance, whatever its
+      // state, is a conflict; taking it over would orphan that instance's resources.
+      if (binding && binding.instance_id !== instanceId) {
+        throw new ConflictError(`Service binding ${bindingId} belongs to another service instance.`);
+      }
       if (binding && binding.state !== 'deleted' && binding.state !== 'create_failed') {
         const identical =
-          binding.instance_id === instanceId &&
           binding.service_id === wanted.service_id &&
           binding.plan_id === wanted.plan_id &&
           binding.app_guid === wanted.app_guid &&
@@ -322,7 +328,7 @@ export class DepotBroker implements ServiceBroker {
         throw new ConcurrencyError(`Service binding ${bindingId} is being deleted.`);
       }
       if (instance.state === 'create_failed') {
-        throw new UnprocessableEntityError(`Service instance ${instanceId} failed to provision and cannot be bound.`);
+        throw new BadRequestError(`Service instance ${instanceId} failed to provision and cannot be bound.`);
       }
       if (instance.state !== 'provisioned') {
         throw new ConcurrencyError(`Service instance ${instanceId} is being ${instance.state === 'provisioning' ? 'provisioned' : 'deprovisioned'}.`);
@@ -383,7 +389,7 @@ export class DepotBroker implements ServiceBroker {
       return {
         started: await insertOperation(
           client,
-          this.newOperation(instanceId, bindingId, 'unbind', { previous_state: binding.state }, options),
+          this.newOperation(instanceId, bindingId, 'unbind', { previous_binding_state: binding.state }, options),
         ),
       };
     });
@@ -469,6 +475,21 @@ export class DepotBroker implements ServiceBroker {
     if (op.update_repeatable !== null) body.update_repeatable = op.update_repeatable;
     return op.state === 'in progress' ? { body, retryAfterSeconds: this.options.retryAfterSeconds } : { body };
   }
+}
+
+/** spec: an identical PUT compares service, plan, organization, space and parameters. */
+function sameInstance(instance: InstanceRow, wanted: NewInstance): boolean {
+  return (
+    instance.service_id === wanted.service_id &&
+    instance.plan_id === wanted.plan_id &&
+    instance.organization_guid === wanted.organization_guid &&
+    instance.space_guid === wanted.space_guid &&
+    sameJson(instance.parameters, wanted.parameters)
+  );
+}
+
+function provisionedBody(instance: InstanceRow): ProvisionResponse {
+  return instance.dashboard_url ? { dashboard_url: instance.dashboard_url } : {};
 }
 
 /** Plan schema check: 400 naming every failing field, nothing created. */

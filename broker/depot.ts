@@ -1,12 +1,13 @@
 import http from 'node:http';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
-import { loadCatalogFile, type Catalog } from './catalog/catalog.js';
+import { CatalogError, loadCatalogFile, type Catalog } from './catalog/catalog.js';
 import { serverAddress, type BrokerConfig } from './config.js';
+import { plansInUse } from './db/instances.js';
 import { migrate } from './db/migrate.js';
 import { createPool, databaseName, ensureDatabase } from './db/pool.js';
 import { DepotBroker } from './depot-broker.js';
-import { createApp } from './http/app.js';
+import { createApp, createOperatorApp } from './http/app.js';
 import { OperationQueue } from './jobs/operation-queue.js';
 import { OperationWorker } from './jobs/operation-worker.js';
 import { Sweeper } from './jobs/sweeper.js';
@@ -32,8 +33,8 @@ export interface Depot {
   queue: OperationQueue;
   metrics: BrokerMetrics;
   broker: DepotBroker;
-  /** The HTTP server (not listening yet), for the api and all roles. */
-  server: http.Server | undefined;
+  /** The HTTP server, not listening yet: the OSB API, or for a worker only the operator endpoints. */
+  server: http.Server;
   worker: OperationWorker | undefined;
   sweeper: Sweeper | undefined;
   close(): Promise<void>;
@@ -67,6 +68,16 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   const offerings: Offering[] = [postgresql, ...(options.offerings ?? [])];
   await reachPostgres('POSTGRES_SERVICE_URL', config.postgresServiceUrl, () => postgresql.ping());
   const catalog = await loadCatalogFile(config.catalogFile, offerings);
+  // A plan that instances still use must stay in the catalog, or they could never be updated,
+  // unbound or deprovisioned again.
+  const orphaned = (await plansInUse(pool)).filter((p) => !catalog.plan(p.service_id, p.plan_id));
+  if (orphaned.length > 0) {
+    throw new CatalogError(
+      `the catalog lacks plans that service instances still use: ${orphaned
+        .map((p) => `service ${p.service_id} plan ${p.plan_id} (${p.instances} instance(s))`)
+        .join('; ')}. Keep them in the catalog until those instances are deprovisioned.`,
+    );
+  }
 
   const metrics = options.metrics ?? new BrokerMetrics();
   const connection = redisOptions(config.redisUrl);
@@ -82,26 +93,20 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
     syncOperationTimeoutMs: config.syncOperationTimeoutMs,
   });
 
-  let server: http.Server | undefined;
-  if (options.role !== 'worker') {
-    const app = createApp({
-      broker,
-      catalog,
-      username: config.brokerUsername,
-      password: config.brokerPassword,
-      logger,
-      metrics,
-      ready: async () => {
-        await pool.query('select 1').catch((error: Error) => Promise.reject(new Error(`PostgreSQL: ${error.message}`)));
-        await withTimeout(queue.ping(), 2000, 'Redis did not answer').catch((error: Error) =>
-          Promise.reject(new Error(`Redis: ${error.message}`)),
-        );
-      },
-    });
-    // Long ids (up to the broker's limit, percent-encoded) must reach the router to get a JSON 400.
-    server = http.createServer({ maxHeaderSize: 64 * 1024 }, app);
-    server.keepAliveTimeout = 65_000;
-  }
+  const ready = async () => {
+    await pool.query('select 1').catch((error: Error) => Promise.reject(new Error(`PostgreSQL: ${error.message}`)));
+    await withTimeout(queue.ping(), 2000, 'Redis did not answer').catch((error: Error) =>
+      Promise.reject(new Error(`Redis: ${error.message}`)),
+    );
+  };
+  // The api role serves the OSB API; a worker serves /healthz, /readyz and /metrics only.
+  const app =
+    options.role === 'worker'
+      ? createOperatorApp({ logger, metrics, ready })
+      : createApp({ broker, catalog, username: config.brokerUsername, password: config.brokerPassword, logger, metrics, ready });
+  // Long ids (up to the broker's limit, percent-encoded) must reach the router to get a JSON 400.
+  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, app);
+  server.keepAliveTimeout = 65_000;
 
   let worker: OperationWorker | undefined;
   let sweeper: Sweeper | undefined;
@@ -138,7 +143,7 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
     worker,
     sweeper,
     async close() {
-      if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
       await sweeper?.stop();
       await worker?.close();
       await queue.close();

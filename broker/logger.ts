@@ -23,6 +23,15 @@ export function createLogger(level: string, name = 'depot', destination?: Destin
       ],
       censor: '[redacted]',
     },
+    // Database errors carry `where`, `detail` and `internalQuery`, which can quote the data
+    // of the statement: only what identifies the error is kept.
+    serializers: { err: errorSummary },
   };
   return destination ? pino(options, destination) : pino(options);
+}
+
+function errorSummary(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { message: String(error) };
+  const code = (error as { code?: unknown }).code;
+  return { type: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}), stack: error.stack };
 }

@@ -35,12 +35,17 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  if (depot.server) {
-    const server = depot.server;
+  const server = depot.server;
+  try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, () => resolve());
     });
+  } catch (error) {
+    process.stderr.write(`depot: cannot listen on PORT ${config.port}: ${(error as Error).message}; set PORT for this process.\n`);
+    process.exit(1);
+  }
+  if (role !== 'worker') {
     if (config.generatedPassword) {
       // Printed once, to the terminal, never to the log.
       process.stderr.write(
@@ -49,6 +54,8 @@ async function main(): Promise<void> {
       );
     }
     logger.info({ port: config.port }, 'OSB API listening');
+  } else {
+    logger.info({ port: config.port }, 'health and metrics listening');
   }
   if (depot.worker) {
     await depot.worker.waitUntilReady();

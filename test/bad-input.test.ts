@@ -518,6 +518,10 @@ describe('bad input', () => {
       ['base64 of a JSON array', `cloudfoundry ${base64('[{"user_id":"u1"}]')}`],
       ['base64 of a JSON string', `cloudfoundry ${base64('"u1"')}`],
       ['base64 of null', `cloudfoundry ${base64('null')}`],
+      // well-formed JSON that jsonb cannot store: must be a 400, not a database error
+      ['U+0000 in a value', `cloudfoundry ${base64('{"user_id":"u1","z":"\\u0000"}')}`],
+      ['a lone surrogate', `cloudfoundry ${base64('{"user_id":"\\udc00"}')}`],
+      ['nesting 5000 deep', `cloudfoundry ${base64(`{"user_id":"u1","deep":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`)}`],
     ];
     table([
       ...malformed.map(([what, value]) => putInstance(`identity with ${what}`, provisionBody(), identity(value))),

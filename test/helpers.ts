@@ -29,7 +29,7 @@ export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export interface TestDepot {
   depot: Depot;
-  /** http://127.0.0.1:port of the OSB API (absent for the worker role). */
+  /** http://127.0.0.1:port of the OSB API (for a worker: its /healthz, /readyz, /metrics). */
   baseUrl: string;
   /** Every log line Depot wrote, to check that no secret reaches the log. */
   logs: string[];
@@ -87,12 +87,9 @@ export async function startDepot(name: string, options: StartOptions = {}): Prom
     logger: createLogger(config.logLevel, 'depot-test', sink),
     ...(options.sweeperIntervalMs ? { sweeperIntervalMs: options.sweeperIntervalMs } : {}),
   });
-  let baseUrl = '';
-  if (depot.server) {
-    const server = depot.server;
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  }
+  const server = depot.server;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   if (depot.worker) await depot.worker.waitUntilReady();
   return {
     depot,

@@ -49,6 +49,10 @@ describe('service instances', () => {
       const id = await provisionInstance(depot);
       const again = await osb(depot).put(instancePath(id) + async, provisionBody()).expect(200);
       assert.deepEqual(again.body, {});
+      // spec: the 200 is the synchronous answer, so it needs no accepts_incomplete
+      await osb(depot).put(instancePath(id), provisionBody()).expect(200, {});
+      const different = await osb(depot).put(instancePath(id), provisionBody({ plan_id: STANDARD_PLAN_ID })).expect(422);
+      assert.equal((different.body as { error: string }).error, 'AsyncRequired');
       // key order and the context do not make a request different
       const reordered = { ...provisionBody(), context: { platform: 'cloudfoundry', instance_name: 'renamed' } };
       await osb(depot).put(instancePath(id) + async, reordered).expect(200);
@@ -399,6 +403,9 @@ describe('service instances while an operation runs', () => {
 
     const again = await osb(api).patch(instancePath(id) + async, update).expect(202);
     assert.equal((again.body as { operation: string }).operation, operation);
+    // a 202 is only for a platform that accepts incomplete operations
+    const sync = await osb(api).patch(instancePath(id), update).expect(422);
+    assert.equal((sync.body as { error: string }).error, 'AsyncRequired');
     const other = await osb(api)
       .patch(instancePath(id) + async, { service_id: SERVICE_ID, parameters: { extensions: ['citext'] } })
       .expect(422);

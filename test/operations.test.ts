@@ -59,6 +59,19 @@ describe('failed operations end in a terminal state with a useful description', 
     await deprovisionInstance(depot, id);
   });
 
+  it('the offering refuses an extension outside its allow-list even when the plan schema allows it', async () => {
+    const id = randomUUID();
+    const res = await osb(depot)
+      .put(instancePath(id) + async, provisionBody({ parameters: { extensions: ['citext', 'dblink'] } }))
+      .expect(202);
+    const last = await waitForOperation(depot, instancePath(id), (res.body as { operation: string }).operation, 10_000);
+    assert.equal(last.state, 'failed');
+    assert.match(last.description!, /extensions "dblink" are not allowed/);
+    const [row] = await adminQuery<{ n: number }>(`select count(*)::int as n from pg_extension where extname = 'dblink'`);
+    assert.equal(row!.n, 0);
+    await deprovisionInstance(depot, id);
+  });
+
   it('a bind whose database vanished fails: 500 with the reason when synchronous, "failed" when asynchronous', async () => {
     const id = await provisionInstance(depot);
     await adminQuery(`drop database ${postgresNames(id).database} with (force)`);
@@ -115,6 +128,76 @@ describe('the sweeper: nothing stays in progress forever', () => {
       await worker.close();
     }
     await osb(api).get(instancePath(id)).expect(404);
+  });
+});
+
+describe('bookkeeping', () => {
+  let depot: TestDepot;
+  before(async () => {
+    depot = await startDepot('bookkeeping', { sweeperIntervalMs: 100 });
+  });
+  after(async () => depot.close());
+
+  it('re-adds the job of an operation that BullMQ keeps as completed while Postgres says in progress', async () => {
+    const id = randomUUID();
+    // The worker finds the operation already ended and completes the job without doing anything…
+    const res = await osb(depot).put(instancePath(id) + async, provisionBody()).expect(202);
+    const operation = (res.body as { operation: string }).operation;
+    // …as if it had died between BullMQ and Postgres: the job is done, the operation is not.
+    await depot.depot.pool.query(`update operations set state = 'succeeded' where id = $1`, [operation]);
+    await depot.depot.queue.waitUntilFinished(operation, 10_000);
+    await depot.depot.pool.query(`update operations set state = 'in progress', updated_at = now() - interval '5 minutes' where id = $1`, [
+      operation,
+    ]);
+    await depot.depot.pool.query(`update service_instances set state = 'provisioning' where id = $1`, [id]);
+    const last = await waitForOperation(depot, instancePath(id), operation, 20_000);
+    assert.deepEqual(last, { state: 'succeeded', description: 'Provisioned.' });
+    assert.equal((await adminQuery('select 1 from pg_database where datname = $1', [postgresNames(id).database])).length, 1);
+    await deprovisionInstance(depot, id);
+  });
+
+  it('forgets deleted instances and bindings after DELETED_RETENTION_HOURS: last_operation then answers 404', async () => {
+    const id = await provisionInstance(depot);
+    const bindingId = randomUUID();
+    await osb(depot).put(bindingPath(id, bindingId), bindBody()).expect(201);
+    await osb(depot).delete(`${bindingPath(id, bindingId)}?${deleteQuery()}`).expect(200);
+    await osb(depot).get(`${bindingPath(id, bindingId)}/last_operation`).expect(200);
+    const other = await provisionInstance(depot);
+    await deprovisionInstance(depot, other);
+    await osb(depot).get(`${instancePath(other)}/last_operation`).expect(200);
+
+    await depot.depot.pool.query(`update service_bindings set deleted_at = now() - interval '169 hours' where id = $1`, [bindingId]);
+    await depot.depot.pool.query(`update service_instances set deleted_at = now() - interval '169 hours' where id = $1`, [other]);
+    await depot.depot.sweeper!.sweep();
+    await osb(depot).get(`${bindingPath(id, bindingId)}/last_operation`).expect(404);
+    await osb(depot).get(`${instancePath(other)}/last_operation`).expect(404);
+    const { rows } = await depot.depot.pool.query('select 1 from operations where binding_id = $1 or instance_id = $2', [bindingId, other]);
+    assert.equal(rows.length, 0);
+    await osb(depot).get(`${instancePath(id)}/last_operation`).expect(200); // the live instance is kept
+    await deprovisionInstance(depot, id);
+  });
+
+  it('a binding id stays with its instance: reusing it under another instance is a 409, even once deleted', async () => {
+    const first = await provisionInstance(depot);
+    const second = await provisionInstance(depot);
+    const bindingId = randomUUID();
+    await osb(depot).put(bindingPath(first, bindingId), bindBody()).expect(201);
+    await osb(depot).delete(`${bindingPath(first, bindingId)}?${deleteQuery()}`).expect(200);
+    const res = await osb(depot).put(bindingPath(second, bindingId), bindBody()).expect(409);
+    assert.match((res.body as { description: string }).description, /another service instance/);
+    // under its own instance it can be bound again
+    await osb(depot).put(bindingPath(first, bindingId), bindBody()).expect(201);
+    await deprovisionInstance(depot, first);
+    await deprovisionInstance(depot, second);
+  });
+
+  it('a bind must name the instance’s plan: 400 otherwise, nothing created', async () => {
+    const id = await provisionInstance(depot);
+    const res = await osb(depot).put(bindingPath(id, randomUUID()), bindBody({ plan_id: STANDARD_PLAN_ID })).expect(400);
+    assert.match((res.body as { description: string }).description, /plan_id/);
+    const { rows } = await depot.depot.pool.query('select 1 from service_bindings where instance_id = $1', [id]);
+    assert.equal(rows.length, 0);
+    await deprovisionInstance(depot, id);
   });
 });
 

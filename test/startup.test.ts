@@ -5,11 +5,14 @@ import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { ConfigError, loadConfig, withDatabase } from '../broker/config.js';
 import { createDepot, StartupError } from '../broker/depot.js';
+import { readMigrations } from '../broker/db/migrate.js';
+import { databaseName } from '../broker/db/pool.js';
 import { createLogger } from '../broker/logger.js';
 import {
   ADMIN_URL,
   API_VERSION,
   REDIS_URL,
+  adminQuery,
   bindBody,
   bindingPath,
   deprovisionInstance,
@@ -64,7 +67,16 @@ describe('start-up', () => {
     const depot = await createDepot(config, { role: 'api', logger });
     try {
       const { rows } = await depot.pool.query<{ name: string }>('select name from depot_migrations order by version');
-      assert.deepEqual(rows.map((r) => r.name), ['001_initial.sql']);
+      assert.deepEqual(rows.map((r) => r.name), (await readMigrations()).map((m) => m.name));
+      assert.ok(rows.length >= 2);
+      // The state holds credentials: a role Depot hands out (or any other) cannot connect to it.
+      await adminQuery('drop role if exists depot_test_probe');
+      await adminQuery('create role depot_test_probe login');
+      const [privilege] = await adminQuery<{ connect: boolean }>(`select has_database_privilege('depot_test_probe', $1, 'connect') as connect`, [
+        database,
+      ]);
+      await adminQuery('drop role depot_test_probe');
+      assert.equal(privilege!.connect, false);
     } finally {
       await depot.close();
       await dropDatabase(database);
@@ -86,6 +98,38 @@ describe('start-up', () => {
       return true;
     });
     await dropDatabase('depot_test_startup');
+  });
+
+  it('refuses a catalog that drops a plan instances still use, naming it', async () => {
+    const first = await startDepot('catalog-in-use');
+    const databaseUrl = first.depot.config.databaseUrl;
+    await first.depot.pool.query(
+      `insert into service_instances (id, service_id, plan_id, state) values ('legacy', $1, 'retired-plan', 'provisioned')`,
+      ['3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11'],
+    );
+    await first.depot.close();
+    const config = loadConfig({ DATABASE_URL: databaseUrl, REDIS_URL, POSTGRES_SERVICE_URL: ADMIN_URL });
+    await assert.rejects(createDepot(config, { role: 'api', logger }), (error: Error) => {
+      assert.equal(error.name, 'CatalogError');
+      assert.match(error.message, /plan retired-plan \(1 instance\(s\)\)/);
+      return true;
+    });
+    await dropDatabase(databaseName(databaseUrl));
+  });
+
+  it('a worker serves /healthz, /readyz and /metrics, and no OSB API', async () => {
+    const api = await startDepot('worker-endpoints', { role: 'api' });
+    const worker = await startDepot('worker-endpoints-worker', { role: 'worker', shareWith: api });
+    try {
+      await request(worker.baseUrl).get('/healthz').expect(200, { status: 'ok' });
+      await request(worker.baseUrl).get('/readyz').expect(200, { status: 'ready' });
+      const metrics = await request(worker.baseUrl).get('/metrics').expect(200);
+      assert.match(metrics.text, /depot_operations_finished_total/);
+      await request(worker.baseUrl).get('/v2/catalog').set('X-Broker-API-Version', API_VERSION).expect(404);
+    } finally {
+      await worker.close();
+      await api.close();
+    }
   });
 
   /** Runs `npm start`'s command with this environment; resolves when `until` matches or it exits. */

@@ -58,10 +58,6 @@ export class Catalog {
     const entry = this.plans.get(planId);
     return entry && entry.service.id === serviceId ? entry : undefined;
   }
-
-  allPlans(): CatalogPlan[] {
-    return [...this.plans.values()];
-  }
 }
 
 const validateCatalogFile = compileSchema(catalogFileSchema as unknown as JsonObject);

@@ -87,15 +87,6 @@ export async function deleteInstanceBindings(db: Queryable, instanceId: string):
   );
 }
 
-/** Bindings the offering still has resources for (deprovision removes them). */
-export async function liveBindingIds(db: Queryable, instanceId: string): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>(
-    `select id from service_bindings where instance_id = $1 and state <> 'deleted'`,
-    [instanceId],
-  );
-  return rows.map((r) => r.id);
-}
-
 export async function purgeDeletedBindings(db: Queryable, retentionHours: number): Promise<number> {
   const { rowCount } = await db.query(
     `delete from service_bindings where state = 'deleted' and deleted_at < now() - make_interval(hours => $1)`,

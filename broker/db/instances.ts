@@ -32,19 +32,6 @@ export async function getInstance(db: Queryable, id: string): Promise<InstanceRo
   return rows[0];
 }
 
-/** Inserts a new instance in state `provisioning`; undefined when the id is taken. */
-export async function insertInstance(db: Queryable, instance: NewInstance): Promise<InstanceRow | undefined> {
-  const { rows } = await db.query<InstanceRow>(
-    `insert into service_instances
-       (id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info, state)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, 'provisioning')
-     on conflict (id) do nothing
-     returning ${COLUMNS}`,
-    instanceValues(instance),
-  );
-  return rows[0];
-}
-
 /**
  * Starts a new life for an instance whose create failed or that was deleted: the row takes
  * the new attributes and goes back to `provisioning`. Its bindings and operations go with the
@@ -126,4 +113,13 @@ export async function purgeDeletedInstances(db: Queryable, retentionHours: numbe
     [retentionHours],
   );
   return rowCount ?? 0;
+}
+
+/** The plans that live instances are on (a catalog must keep them). */
+export async function plansInUse(db: Queryable): Promise<Array<{ service_id: string; plan_id: string; instances: number }>> {
+  const { rows } = await db.query<{ service_id: string; plan_id: string; instances: number }>(
+    `select service_id, plan_id, count(*)::int as instances from service_instances
+      where state <> 'deleted' group by service_id, plan_id`,
+  );
+  return rows;
 }

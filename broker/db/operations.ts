@@ -12,8 +12,10 @@ export interface OperationRequest {
   parameters?: JsonObject;
   context?: JsonObject;
   maintenance_info?: MaintenanceInfo | null;
-  /** Deprovision and unbind: the state to return to if the operation fails. */
-  previous_state?: InstanceState | BindingState;
+  /** Deprovision: the instance's state to return to if the operation fails. */
+  previous_instance_state?: InstanceState;
+  /** Unbind: the binding's state to return to if the operation fails. */
+  previous_binding_state?: BindingState;
 }
 
 export interface OperationRow {
@@ -91,6 +93,8 @@ export async function activeOperations(db: Queryable, instanceId: string): Promi
   return rows;
 }
 
+const LAST_OPERATION = 'state, description, instance_usable, update_repeatable';
+
 export interface LastOperation {
   state: LastOperationState;
   description: string | null;
@@ -109,9 +113,11 @@ export async function instanceLastOperation(
   operationId: string | undefined,
 ): Promise<LastOperation | undefined> {
   const { rows } = await db.query<LastOperation>(
-    `select state, description, instance_usable, update_repeatable from operations
-      where instance_id = $1 and binding_id is null
-      order by id = $2 desc, created_at desc limit 1`,
+    `(select ${LAST_OPERATION}, 0 as rank from operations where id = $2 and instance_id = $1 and binding_id is null)
+     union all
+     (select ${LAST_OPERATION}, 1 from operations where instance_id = $1 and binding_id is null
+       order by created_at desc limit 1)
+     order by rank limit 1`,
     [instanceId, operationId ?? ''],
   );
   return rows[0];
@@ -125,9 +131,11 @@ export async function bindingLastOperation(
   operationId: string | undefined,
 ): Promise<LastOperation | undefined> {
   const { rows } = await db.query<LastOperation>(
-    `select state, description, instance_usable, update_repeatable from operations
-      where binding_id = $2 and instance_id = $1
-      order by id = $3 desc, created_at desc limit 1`,
+    `(select ${LAST_OPERATION}, 0 as rank from operations where id = $3 and binding_id = $2 and instance_id = $1)
+     union all
+     (select ${LAST_OPERATION}, 1 from operations where binding_id = $2 and instance_id = $1
+       order by created_at desc limit 1)
+     order by rank limit 1`,
     [instanceId, bindingId, operationId ?? ''],
   );
   return rows[0];
@@ -154,7 +162,7 @@ export async function completeOperation(db: Queryable, id: string, completion: C
 /** Progress shown by last_operation while the operation runs. */
 export async function describeOperation(db: Queryable, id: string, description: string): Promise<void> {
   await db.query(
-    `update operations set description = $2, attempts = attempts + 1, updated_at = now()
+    `update operations set description = $2, updated_at = now()
      where id = $1 and state = 'in progress'`,
     [id, description],
   );

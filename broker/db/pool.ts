@@ -43,6 +43,8 @@ export async function ensureDatabase(connectionUrl: string): Promise<boolean> {
     if (rowCount) return false;
     try {
       await client.query(`create database ${pg.escapeIdentifier(name)}`);
+      // The state holds binding credentials; the roles Depot hands out must not connect to it.
+      await client.query(`revoke connect, temporary on database ${pg.escapeIdentifier(name)} from public`);
       return true;
     } catch (error) {
       // 42P04 duplicate_database: another replica created it between our check and create.

@@ -34,20 +34,7 @@ export function createApp(options: AppOptions): Express {
 
   app.use(requestIdentity(), observe(options.logger, metrics));
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
-    try {
-      await options.ready();
-      res.json({ status: 'ready' });
-    } catch (error) {
-      res.status(503).json({ status: 'not ready', description: (error as Error).message });
-    }
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
+  app.use(operatorRoutes(metrics, options.ready));
 
   // spec: authentication and the version header are checked before anything else.
   const v2 = express.Router();
@@ -115,6 +102,34 @@ export function createApp(options: AppOptions): Express {
 
   app.use('/v2', v2);
   app.use(notFound(), errorHandler(options.logger));
+  return app;
+}
+
+/** /healthz, /readyz and /metrics, served by every role (no credentials: no OSB data). */
+export function operatorRoutes(metrics: BrokerMetrics, ready: () => Promise<void>): express.Router {
+  const router = express.Router();
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  router.get('/readyz', async (_req, res) => {
+    try {
+      await ready();
+      res.json({ status: 'ready' });
+    } catch (error) {
+      res.status(503).json({ status: 'not ready', description: (error as Error).message });
+    }
+  });
+  router.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  return router;
+}
+
+/** A worker's HTTP server: only the operator endpoints. */
+export function createOperatorApp(options: Pick<AppOptions, 'logger' | 'metrics' | 'ready'>): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(requestIdentity(), operatorRoutes(options.metrics, options.ready), notFound(), errorHandler(options.logger));
   return app;
 }
 

@@ -52,6 +52,8 @@ export function requestOptions(req: Request): RequestOptions {
   if (header !== undefined) {
     const parsed = parseOriginatingIdentity(header);
     if ('error' in parsed) throw new BadRequestError(`${parsed.error}.`);
+    const problem = jsonProblem(parsed.value, ORIGINATING_IDENTITY_HEADER);
+    if (problem) throw new BadRequestError(problem);
     originatingIdentity = parsed;
   }
   return { acceptsIncomplete: acceptsIncomplete(req), originatingIdentity, requestIdentity: req.requestIdentity };
@@ -63,7 +65,7 @@ export function body<T>(req: Request, validate: ValidateFunction): T {
   if (value === undefined || value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new BadRequestError('The request body must be a JSON object.');
   }
-  const problem = bodyProblem(value);
+  const problem = jsonProblem(value, 'The request body');
   if (problem) throw new BadRequestError(problem);
   if (!validate(value)) throw new BadRequestError(`The request body is invalid: ${describeErrors(validate.errors, '').join('; ')}.`);
   return value as T;
@@ -72,20 +74,34 @@ export function body<T>(req: Request, validate: ValidateFunction): T {
 /** Deepest nesting accepted in a body; deeper JSON would exhaust the stack of validators and drivers. */
 export const MAX_BODY_DEPTH = 64;
 
-/** One pass over the body, without recursion: the first problem found, if any. */
-function bodyProblem(root: unknown): string | undefined {
+// An unpaired UTF-16 surrogate cannot be stored in jsonb.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * One pass over a JSON value from a client, without recursion: the first reason it cannot be
+ * stored (U+0000, a lone surrogate, nesting too deep), if any. `what` names it in the message.
+ */
+export function jsonProblem(root: unknown, what: string): string | undefined {
   const stack: Array<{ value: unknown; depth: number }> = [{ value: root, depth: 1 }];
   while (stack.length > 0) {
     const { value, depth } = stack.pop()!;
     if (typeof value === 'string') {
-      if (value.includes('\u0000')) return 'The request body must not contain the character U+0000.';
+      const problem = stringProblem(value, what);
+      if (problem) return problem;
     } else if (value !== null && typeof value === 'object') {
-      if (depth > MAX_BODY_DEPTH) return `The request body is nested deeper than ${MAX_BODY_DEPTH} levels.`;
+      if (depth > MAX_BODY_DEPTH) return `${what} is nested deeper than ${MAX_BODY_DEPTH} levels.`;
       for (const [key, child] of Object.entries(value as JsonObject)) {
-        if (key.includes('\u0000')) return 'The request body must not contain the character U+0000.';
+        const problem = stringProblem(key, what);
+        if (problem) return problem;
         stack.push({ value: child, depth: depth + 1 });
       }
     }
   }
+  return undefined;
+}
+
+function stringProblem(text: string, what: string): string | undefined {
+  if (text.includes('\u0000')) return `${what} must not contain the character U+0000.`;
+  if (LONE_SURROGATE.test(text)) return `${what} must not contain unpaired UTF-16 surrogates.`;
   return undefined;
 }

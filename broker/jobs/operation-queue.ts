@@ -44,39 +44,41 @@ export class OperationQueue {
     await this.queue.waitUntilReady();
   }
 
-  get name(): string {
-    return this.queue.name;
-  }
-
   async enqueue(operationId: string, type: OperationType): Promise<Job<OperationJobData, void, OperationType>> {
     return this.queue.add(type, { operationId }, { ...this.jobOptions, jobId: operationId });
   }
 
   /**
-   * Waits until the operation's job has finished (completed or failed for good), for
-   * synchronous bind and unbind. Resolves false on timeout; the job keeps running.
+   * Adds the operation's job again when it is lost, or when BullMQ keeps it as finished while
+   * Postgres says the operation is still in progress (the worker died between the two). A job
+   * still waiting or running is left alone.
    */
-  async waitUntilFinished(operationId: string, timeoutMs: number): Promise<boolean> {
+  async requeue(operationId: string, type: OperationType): Promise<void> {
+    const job = await this.queue.getJob(operationId);
+    if (job) {
+      const state = await job.getState();
+      if (state !== 'completed' && state !== 'failed') return;
+      await job.remove();
+    }
+    await this.enqueue(operationId, type);
+  }
+
+  /**
+   * Waits until the operation's job has finished (completed or failed for good), or until the
+   * timeout, for synchronous bind and unbind. The job keeps running after a timeout.
+   */
+  async waitUntilFinished(operationId: string, timeoutMs: number): Promise<void> {
     this.events ??= new QueueEvents(OPERATIONS_QUEUE, { connection: this.options.connection, prefix: this.options.prefix });
     await this.events.waitUntilReady();
     const job = await this.queue.getJob(operationId);
-    if (!job) return true; // already removed: it finished
-    try {
-      await job.waitUntilFinished(this.events, timeoutMs);
-      return true;
-    } catch (error) {
-      // A failed job rejects with its failure; a timeout rejects with a message saying so.
-      return !/timed out/i.test((error as Error).message);
-    }
+    if (!job) return; // already removed: it finished
+    // Rejects when the job failed, or after the timeout: either way the caller reads Postgres.
+    await job.waitUntilFinished(this.events, timeoutMs).catch(() => undefined);
   }
 
   /** A round trip to Redis (readiness). */
   async ping(): Promise<void> {
     await this.queue.getJobCounts('waiting');
-  }
-
-  async counts(): Promise<Record<string, number>> {
-    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
   }
 
   /** Removes the queue and all its jobs from Redis (tests, and decommissioning a Depot). */

@@ -1,7 +1,7 @@
 import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type pg from 'pg';
 import type { Catalog, CatalogPlan } from '../catalog/catalog.js';
-import { getBinding, liveBindingIds } from '../db/bindings.js';
+import { getBinding } from '../db/bindings.js';
 import { getInstance, type InstanceRow } from '../db/instances.js';
 import { describeOperation, getOperation, type OperationRow, type OperationType } from '../db/operations.js';
 import type { Logger } from '../logger.js';
@@ -32,6 +32,27 @@ export class OperationWorker {
       autorun: true,
     });
     this.worker.on('error', (error) => options.logger.error({ err: error }, 'operation worker error'));
+    // A job can fail for good outside `process` (it stalled too often, or recording the
+    // outcome failed on the last attempt): its operation must still end.
+    this.worker.on('failed', (job, error) => {
+      if (job) void this.failedForGood(job, error);
+    });
+  }
+
+  private async failedForGood(job: Job<OperationJobData, void, OperationType>, error: Error): Promise<void> {
+    try {
+      if ((await job.getState()) !== 'failed') return; // it will be tried again
+      const op = await getOperation(this.options.pool, job.data.operationId);
+      if (!op || op.state !== 'in progress') return;
+      const outcome: Outcome = { state: 'failed', description: `${capitalize(op.type)} failed: ${error.message}` };
+      if (await finishOperation(this.options.pool, op, outcome)) {
+        this.options.metrics.operationsFinished.inc({ type: op.type, state: 'failed' });
+        this.options.logger.error({ operationId: op.id, operationType: op.type, err: error }, 'operation failed');
+      }
+    } catch (failure) {
+      // The sweeper re-adds the job once the operation has been idle for a while.
+      this.options.logger.warn({ err: failure, operationId: job.data.operationId }, 'could not record a failed job');
+    }
   }
 
   async waitUntilReady(): Promise<void> {
@@ -119,11 +140,7 @@ export class OperationWorker {
       }
       case 'deprovision': {
         await offering.deprovision(request);
-        const bindings = await liveBindingIds(pool, instance.id);
-        return {
-          state: 'succeeded',
-          description: bindings.length ? `Deprovisioned, with ${bindings.length} binding(s).` : 'Deprovisioned.',
-        };
+        return { state: 'succeeded', description: 'Deprovisioned.' };
       }
       case 'bind':
       case 'unbind': {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { BindResponse } from '../../osb/index.js';
-import { type BindingState, deleteInstanceBindings, setBindingResponse, setBindingState } from '../db/bindings.js';
-import { type InstanceState, applyInstanceChanges, lockInstance, setInstanceState } from '../db/instances.js';
+import { deleteInstanceBindings, setBindingResponse, setBindingState } from '../db/bindings.js';
+import { applyInstanceChanges, lockInstance, setInstanceState } from '../db/instances.js';
 import { completeOperation, type OperationRow } from '../db/operations.js';
 import { transaction } from '../db/pool.js';
 
@@ -24,7 +24,9 @@ export async function finishOperation(pool: pg.Pool, op: OperationRow, outcome: 
       description: outcome.description,
       // spec: instance_usable / update_repeatable only for a failed update or deprovision.
       ...(failedUpdate ? { instance_usable: true, update_repeatable: true } : {}),
-      ...(outcome.state === 'failed' && op.type === 'deprovision' ? { instance_usable: true } : {}),
+      ...(outcome.state === 'failed' && op.type === 'deprovision'
+        ? { instance_usable: op.request.previous_instance_state === 'provisioned' }
+        : {}),
     });
     if (!ended) return false;
 
@@ -60,13 +62,13 @@ export async function finishOperation(pool: pg.Pool, op: OperationRow, outcome: 
         case 'update': // the instance keeps its plan and parameters (spec: 4xx/5xx apply nothing)
           break;
         case 'deprovision':
-          await setInstanceState(client, op.instance_id, (op.request.previous_state as InstanceState) ?? 'provisioned');
+          await setInstanceState(client, op.instance_id, op.request.previous_instance_state ?? 'provisioned');
           break;
         case 'bind':
           await setBindingState(client, bindingId, 'create_failed');
           break;
         case 'unbind':
-          await setBindingState(client, bindingId, (op.request.previous_state as BindingState) ?? 'bound');
+          await setBindingState(client, bindingId, op.request.previous_binding_state ?? 'bound');
           break;
       }
     }

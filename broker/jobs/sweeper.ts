@@ -38,6 +38,7 @@ export class Sweeper {
 
   start(): void {
     const tick = () => {
+      if (this.running) return; // a sweep still going: skip this tick
       this.running = this.sweep()
         .catch((error: unknown) => this.options.logger.warn({ err: error }, 'sweep failed'))
         .finally(() => {
@@ -63,7 +64,7 @@ export class Sweeper {
       }
     }
     for (const op of await idleOperations(pool, this.options.idleSeconds)) {
-      await queue.enqueue(op.id, op.type);
+      await queue.requeue(op.id, op.type);
     }
     const instances = await purgeDeletedInstances(pool, this.options.deletedRetentionHours);
     const bindings = await purgeDeletedBindings(pool, this.options.deletedRetentionHours);

@@ -33,9 +33,22 @@ export interface PostgresqlCredentials {
   password: string;
 }
 
-/** The plan settings this offering reads from `x-depot` in the catalog. */
-interface PlanSettings {
-  connection_limit: number;
+/**
+ * Extensions a tenant may ask for: trusted, self-contained ones. Never those that reach
+ * outside the database (dblink, postgres_fdw, file_fdw, adminpack, …).
+ */
+export const ALLOWED_EXTENSIONS = new Set([
+  'btree_gin', 'btree_gist', 'citext', 'fuzzystrmatch', 'hstore', 'intarray',
+  'ltree', 'pg_trgm', 'pgcrypto', 'tablefunc', 'unaccent', 'uuid-ossp',
+]);
+
+/** The plan's connection limit, from its `x-depot` settings (checked at catalog load). */
+function connectionLimit(settings: JsonObject): number {
+  const limit = settings.connection_limit;
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) {
+    throw new PermanentOfferingError('the plan has no valid x-depot.connection_limit');
+  }
+  return limit;
 }
 
 /** Names on the server, derived from ids by hashing: any id is safe, and always ≤ 63 bytes. */
@@ -48,6 +61,17 @@ export function postgresNames(instanceId: string, bindingId?: string) {
     ...(bindingId !== undefined ? { login: `${database}_${digest(bindingId, 12)}` } : {}),
   };
 }
+
+/**
+ * Every statement of an operation ends well within OPERATION_TIMEOUT_SECONDS, so a job does
+ * not go on changing the server long after its operation was failed for taking too long.
+ */
+const SESSION_SETTINGS = {
+  application_name: 'depot-postgresql-offering',
+  statement_timeout: 5 * 60_000,
+  lock_timeout: 30_000,
+  connectionTimeoutMillis: 10_000,
+};
 
 const ident = pg.escapeIdentifier;
 const literal = pg.escapeLiteral;
@@ -71,7 +95,7 @@ export class PostgresqlOffering implements Offering {
   private readonly port: number;
 
   constructor(private readonly options: PostgresqlOfferingOptions) {
-    this.admin = new pg.Pool({ connectionString: options.serviceUrl, max: 4, application_name: 'depot-postgresql-offering' });
+    this.admin = new pg.Pool({ connectionString: options.serviceUrl, max: 4, ...SESSION_SETTINGS });
     this.admin.on('error', (error) => options.logger.warn({ err: error }, 'postgresql offering: idle connection error'));
     const url = new URL(options.serviceUrl);
     this.host = options.publicHost ?? (url.hostname || '127.0.0.1');
@@ -81,16 +105,16 @@ export class PostgresqlOffering implements Offering {
   provision(request: InstanceRequest): Promise<ProvisionResult> {
     return classifyErrors(async () => {
       const { database, owner } = postgresNames(request.instanceId);
-      const { connection_limit: limit } = request.planSettings as unknown as PlanSettings;
+      const limit = connectionLimit(request.planSettings);
       await this.ensureRole(owner, 'nologin');
       const exists = await this.admin.query('select 1 from pg_database where datname = $1', [database]);
       if (!exists.rowCount) {
         await ignoring('42P04', () =>
-          this.admin.query(`create database ${ident(database)} owner ${ident(owner)} connection limit ${Number(limit)}`),
+          this.admin.query(`create database ${ident(database)} owner ${ident(owner)} connection limit ${limit}`),
         );
       } else {
         await this.admin.query(`alter database ${ident(database)} owner to ${ident(owner)}`);
-        await this.admin.query(`alter database ${ident(database)} connection limit ${Number(limit)}`);
+        await this.admin.query(`alter database ${ident(database)} connection limit ${limit}`);
       }
       await this.admin.query(`revoke all on database ${ident(database)} from public`);
       await this.admin.query(`comment on database ${ident(database)} is ${literal(`Depot service instance ${request.instanceId}`)}`);
@@ -102,8 +126,8 @@ export class PostgresqlOffering implements Offering {
   update(request: UpdateInstanceRequest): Promise<void> {
     return classifyErrors(async () => {
       const { database } = postgresNames(request.instanceId);
-      const { connection_limit: limit } = request.planSettings as unknown as PlanSettings;
-      await this.admin.query(`alter database ${ident(database)} connection limit ${Number(limit)}`);
+      const limit = connectionLimit(request.planSettings);
+      await this.admin.query(`alter database ${ident(database)} connection limit ${limit}`);
       await this.createExtensions(database, request.parameters);
     });
   }
@@ -193,7 +217,15 @@ export class PostgresqlOffering implements Offering {
   }
 
   private async createExtensions(database: string, parameters: JsonObject): Promise<void> {
-    const extensions = Array.isArray(parameters.extensions) ? (parameters.extensions as string[]) : [];
+    const requested: unknown[] = Array.isArray(parameters.extensions) ? parameters.extensions : [];
+    // Enforced here too, whatever the catalog's plan schema says: extensions run as the admin.
+    const refused = requested.filter((e) => typeof e !== 'string' || !ALLOWED_EXTENSIONS.has(e));
+    if (refused.length > 0) {
+      throw new PermanentOfferingError(
+        `extensions ${refused.map((e) => JSON.stringify(e)).join(', ')} are not allowed; allowed: ${[...ALLOWED_EXTENSIONS].join(', ')}`,
+      );
+    }
+    const extensions = requested as string[];
     if (extensions.length === 0) return;
     await this.inDatabase(database, async (client) => {
       for (const extension of extensions) await client.query(`create extension if not exists ${ident(extension)}`);
@@ -203,7 +235,7 @@ export class PostgresqlOffering implements Offering {
   private async inDatabase(database: string, work: (client: pg.Client) => Promise<void>): Promise<void> {
     const url = new URL(this.options.serviceUrl);
     url.pathname = `/${encodeURIComponent(database)}`;
-    const client = new pg.Client({ connectionString: url.toString(), application_name: 'depot-postgresql-offering' });
+    const client = new pg.Client({ connectionString: url.toString(), ...SESSION_SETTINGS });
     await client.connect();
     try {
       await work(client);
