@@ -13,7 +13,9 @@ import request from 'supertest';
 import { loadConfig, withDatabase } from '../broker/config.js';
 import { createDepot, type Depot, type Role } from '../broker/depot.js';
 import { databaseName } from '../broker/db/pool.js';
+import { OperationQueue } from '../broker/jobs/operation-queue.js';
 import { createLogger } from '../broker/logger.js';
+import { redisOptions } from '../broker/redis.js';
 import { PostgresqlOffering } from '../broker/offerings/postgresql/postgresql-offering.js';
 
 export const SERVICE_ID = '3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11';
@@ -102,6 +104,16 @@ export async function startDepot(name: string, options: StartOptions = {}): Prom
       if (!options.shareWith && !options.env?.DATABASE_URL) await dropDatabase(databaseName(depot.config.databaseUrl));
     },
   };
+}
+
+/** Removes a queue's keys from Redis (for Depots a test started without the harness). */
+export async function forgetQueue(prefix: string): Promise<void> {
+  const queue = new OperationQueue({ connection: redisOptions(REDIS_URL), prefix });
+  try {
+    await queue.obliterate();
+  } finally {
+    await queue.close();
+  }
 }
 
 /** Drops a state database (createDepot creates it again), so each run starts from nothing. */

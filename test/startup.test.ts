@@ -20,6 +20,7 @@ import {
   osb,
   provisionBody,
   dropDatabase,
+  forgetQueue,
   startDepot,
   waitForOperation,
   type TestDepot,
@@ -78,6 +79,7 @@ describe('start-up', () => {
       await adminQuery('drop role depot_test_probe');
       assert.equal(privilege!.connect, false);
     } finally {
+      await depot.queue.obliterate();
       await depot.close();
       await dropDatabase(database);
     }
@@ -107,14 +109,16 @@ describe('start-up', () => {
       `insert into service_instances (id, service_id, plan_id, state) values ('legacy', $1, 'retired-plan', 'provisioned')`,
       ['3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11'],
     );
+    await first.depot.queue.obliterate();
     await first.depot.close();
-    const config = loadConfig({ DATABASE_URL: databaseUrl, REDIS_URL, POSTGRES_SERVICE_URL: ADMIN_URL });
+    const config = loadConfig({ DATABASE_URL: databaseUrl, REDIS_URL, POSTGRES_SERVICE_URL: ADMIN_URL, QUEUE_PREFIX: 'depot-test-catalog-in-use' });
     await assert.rejects(createDepot(config, { role: 'api', logger }), (error: Error) => {
       assert.equal(error.name, 'CatalogError');
       assert.match(error.message, /plan retired-plan \(1 instance\(s\)\)/);
       return true;
     });
     await dropDatabase(databaseName(databaseUrl));
+    await forgetQueue('depot-test-catalog-in-use');
   });
 
   it('a worker serves /healthz, /readyz and /metrics, and no OSB API', async () => {
@@ -190,6 +194,7 @@ describe('start-up', () => {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
       await dropDatabase(database);
+      await forgetQueue(`depot-test-${database}`);
     }
   });
 });
