@@ -308,7 +308,7 @@ export class DepotBroker implements ServiceBroker {
       if (instance.service_id !== details.service_id || instance.plan_id !== details.plan_id) {
         throw new BadRequestError(`service_id and plan_id must be those of service instance ${instanceId}.`);
       }
-      let binding = await lockBinding(client, bindingId);
+      const binding = await lockBinding(client, bindingId);
       // Binding ids are globally unique (spec): one in use under another instance, whatever its
       // state, is a conflict; taking it over would orphan that instance's resources.
       if (binding && binding.instance_id !== instanceId) {
@@ -336,7 +336,7 @@ export class DepotBroker implements ServiceBroker {
       const instanceOp = (await activeOperations(client, instanceId)).find((op) => op.binding_id === null);
       if (instanceOp) throw new ConcurrencyError(`Service instance ${instanceId} has a ${instanceOp.type} operation in progress.`);
       if (binding) {
-        binding = await rebindBinding(client, wanted);
+        await rebindBinding(client, wanted); // a deleted or failed binding of this instance, bound again
       } else if (!(await insertBinding(client, wanted))) {
         // Another replica inserted this binding id since our lock attempt: let the client retry.
         throw new ConcurrencyError(`Service binding ${bindingId} is being created by another request.`);
