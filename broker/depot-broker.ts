@@ -178,9 +178,7 @@ export class DepotBroker implements ServiceBroker {
     const decision = await transaction(this.options.pool, async (client): Promise<Decision<'unchanged'>> => {
       const instance = await lockInstance(client, instanceId);
       if (!instance || instance.state === 'deleted') throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
-      if (instance.service_id !== details.service_id) {
-        throw new BadRequestError(`service_id does not match the service of instance ${instanceId}.`);
-      }
+      requireService(instance, details.service_id);
       const current = this.requirePlan(instance.service_id, instance.plan_id);
       const target = this.requirePlan(details.service_id, details.plan_id ?? instance.plan_id);
       const planChanges = target.plan.id !== current.plan.id;
@@ -244,9 +242,7 @@ export class DepotBroker implements ServiceBroker {
       const instance = await lockInstance(client, instanceId);
       // spec: 410 Gone if the instance does not exist.
       if (!instance || instance.state === 'deleted') throw new GoneError(`Service instance ${instanceId} does not exist.`);
-      if (instance.service_id !== details.service_id) {
-        throw new BadRequestError(`service_id does not match the service of instance ${instanceId}.`);
-      }
+      requireService(instance, details.service_id);
       if (!options.acceptsIncomplete) throw new AsyncRequiredError();
       const running = await activeOperations(client, instanceId);
       const deleting = running.find((op) => op.type === 'deprovision');
@@ -305,8 +301,9 @@ export class DepotBroker implements ServiceBroker {
     const decision = await transaction(this.options.pool, async (client): Promise<Decision<BindingRow>> => {
       const instance = await lockInstance(client, instanceId);
       if (!instance || instance.state === 'deleted') throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
-      if (instance.service_id !== details.service_id || instance.plan_id !== details.plan_id) {
-        throw new BadRequestError(`service_id and plan_id must be those of service instance ${instanceId}.`);
+      requireService(instance, details.service_id);
+      if (instance.plan_id !== details.plan_id) {
+        throw new BadRequestError(`plan_id must be the plan of service instance ${instanceId}.`);
       }
       const binding = await lockBinding(client, bindingId);
       // Binding ids are globally unique (spec): one in use under another instance, whatever its
@@ -349,8 +346,7 @@ export class DepotBroker implements ServiceBroker {
     const op = await this.accepted(decision);
     if (options.acceptsIncomplete) return { status: 202, body: { operation: op.id } };
     // Synchronous platforms (curl, a plain PUT): wait for the job and answer 201.
-    const finished = await this.awaitOperation(op);
-    if (finished.state === 'failed') throw new BrokerError(500, finished.description ?? 'Bind failed.');
+    await this.completeSynchronously(op);
     const binding = await getBinding(this.options.pool, bindingId);
     return { status: 201, body: binding?.response ?? {} };
   }
@@ -395,8 +391,7 @@ export class DepotBroker implements ServiceBroker {
     });
     const op = await this.accepted(decision);
     if (options.acceptsIncomplete) return { status: 202, body: { operation: op.id } };
-    const finished = await this.awaitOperation(op);
-    if (finished.state === 'failed') throw new BrokerError(500, finished.description ?? 'Unbind failed.');
+    await this.completeSynchronously(op);
     return { status: 200, body: {} };
   }
 
@@ -455,7 +450,8 @@ export class DepotBroker implements ServiceBroker {
     return op;
   }
 
-  private async awaitOperation(op: OperationRow): Promise<OperationRow> {
+  /** Waits for a bind or unbind's job; 500 with its description if it failed, 504 if it runs on. */
+  private async completeSynchronously(op: OperationRow): Promise<void> {
     await this.options.queue.waitUntilFinished(op.id, this.options.syncOperationTimeoutMs);
     const finished = await getOperation(this.options.pool, op.id);
     if (!finished || finished.state === 'in progress') {
@@ -465,7 +461,7 @@ export class DepotBroker implements ServiceBroker {
           'Send the request again to get its result, or use accepts_incomplete=true.',
       );
     }
-    return finished;
+    if (finished.state === 'failed') throw new BrokerError(500, finished.description ?? `The ${op.type} failed.`);
   }
 
   private lastOperationReply(op: LastOperation): LastOperationReply {
@@ -474,6 +470,13 @@ export class DepotBroker implements ServiceBroker {
     if (op.instance_usable !== null) body.instance_usable = op.instance_usable;
     if (op.update_repeatable !== null) body.update_repeatable = op.update_repeatable;
     return op.state === 'in progress' ? { body, retryAfterSeconds: this.options.retryAfterSeconds } : { body };
+  }
+}
+
+/** The request's service_id must be the instance's (400 otherwise). */
+function requireService(instance: InstanceRow, serviceId: string): void {
+  if (instance.service_id !== serviceId) {
+    throw new BadRequestError(`service_id does not match the service of instance ${instance.id}.`);
   }
 }
 

@@ -43,9 +43,6 @@ export interface Depot {
 export interface StartOptions {
   role: Role;
   logger: Logger;
-  metrics?: BrokerMetrics;
-  /** Extra offerings (tests); the postgresql offering is always there. */
-  offerings?: Offering[];
   sweeperIntervalMs?: number;
 }
 
@@ -65,7 +62,8 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
     ...(config.postgresServicePublicPort ? { publicPort: config.postgresServicePublicPort } : {}),
     logger,
   });
-  const offerings: Offering[] = [postgresql, ...(options.offerings ?? [])];
+  // New offerings are added here (README, "Writing an offering").
+  const offerings: Offering[] = [postgresql];
   await reachPostgres('POSTGRES_SERVICE_URL', config.postgresServiceUrl, () => postgresql.ping());
   const catalog = await loadCatalogFile(config.catalogFile, offerings);
   // A plan that instances still use must stay in the catalog, or they could never be updated,
@@ -79,7 +77,7 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
     );
   }
 
-  const metrics = options.metrics ?? new BrokerMetrics();
+  const metrics = new BrokerMetrics();
   const connection = redisOptions(config.redisUrl);
   const queue = new OperationQueue({ connection, prefix: config.queuePrefix });
   await queue.waitUntilReady();

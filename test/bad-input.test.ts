@@ -14,6 +14,8 @@ import pg from 'pg';
 import request from 'supertest';
 import { postgresNames } from '../broker/offerings/postgresql/postgresql-offering.js';
 import {
+  operationOf,
+  ASYNC,
   API_VERSION,
   PASSWORD,
   SERVICE_ID,
@@ -94,7 +96,6 @@ const UNKNOWN_ID = randomUUID();
 
 // ---- Paths and case builders ----
 
-const ASYNC = '?accepts_incomplete=true';
 const inst = instancePath(INSTANCE_ID);
 const bnd = bindingPath(INSTANCE_ID, BINDING_ID);
 const newInst = instancePath(NEW_INSTANCE_ID);
@@ -537,7 +538,7 @@ describe('bad input', () => {
         .put(`${instancePath(id)}${ASYNC}`, provisionBody())
         .set('X-Broker-API-Originating-Identity', `cloudfoundry ${base64('{"user_id":"u1"}')}`);
       assert.equal(res.status, 202, res.text);
-      const operation = (res.body as { operation: string }).operation;
+      const operation = operationOf(res);
       const { rows } = await depot.depot.pool.query<{ originating_identity: unknown }>(
         'select originating_identity from operations where id = $1',
         [operation],

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { postgresNames, type PostgresqlCredentials } from '../broker/offerings/postgresql/postgresql-offering.js';
 import {
+  ASYNC,
   ADMIN_URL,
   SERVICE_ID,
   SMALL_PLAN_ID,
@@ -25,9 +26,8 @@ import {
   waitForOperation,
   type LastOperationBody,
   type TestDepot,
+  operationOf,
 } from './helpers.js';
-
-const async = '?accepts_incomplete=true';
 
 type Credentials = PostgresqlCredentials;
 interface BindingBody {
@@ -100,7 +100,7 @@ async function loginRole(instanceId: string, bindingId: string) {
 }
 
 const unbindQuery = (planId = SMALL_PLAN_ID) => `?${deleteQuery(planId)}`;
-const asyncUnbindQuery = (planId = SMALL_PLAN_ID) => `?accepts_incomplete=true&${deleteQuery(planId)}`;
+const asyncUnbindQuery = (planId = SMALL_PLAN_ID) => `${ASYNC}&${deleteQuery(planId)}`;
 
 describe('service bindings', () => {
   let depot: TestDepot;
@@ -147,7 +147,7 @@ describe('service bindings', () => {
       // spec §1.4: "PUT binding identical, complete → 200 with the same body"
       const again = await osb(depot).put(bindingPath(instanceA, bindingId), bindBody()).expect(200);
       assert.deepEqual(again.body, first.body);
-      const asyncAgain = await osb(depot).put(bindingPath(instanceA, bindingId) + async, bindBody()).expect(200);
+      const asyncAgain = await osb(depot).put(bindingPath(instanceA, bindingId) + ASYNC, bindBody()).expect(200);
       assert.deepEqual(asyncAgain.body, first.body);
       assert.deepEqual(await stateCounts(depot), counts);
       assert.deepEqual(await passwordHash(), hashBefore, 'the password was not changed');
@@ -222,10 +222,10 @@ describe('service bindings', () => {
     it('202 with only an operation; last_operation succeeds; then GET returns credentials and parameters', async () => {
       const bindingId = randomUUID();
       const path = bindingPath(instanceA, bindingId);
-      const res = await osb(depot).put(path + async, bindBody()).expect(202);
+      const res = await osb(depot).put(path + ASYNC, bindBody()).expect(202);
       // spec: "credentials MUST NOT be returned" in a 202
       assert.deepEqual(Object.keys(res.body as object), ['operation']);
-      const { operation } = res.body as OperationBody;
+      const operation = operationOf(res);
       assert.ok(operation.length > 0 && operation.length <= 10_000);
 
       const last = await waitForOperation(depot, path, operation);
@@ -247,7 +247,7 @@ describe('service bindings', () => {
       assert.deepEqual(hinted.body, fetched.body);
 
       // an identical PUT once bound: 200 with the bind response (the fetched body without parameters)
-      const again = await osb(depot).put(path + async, bindBody()).expect(200);
+      const again = await osb(depot).put(path + ASYNC, bindBody()).expect(200);
       assert.deepEqual(again.body, { credentials: (fetched.body as BindingBody).credentials });
     });
   });
@@ -313,13 +313,13 @@ describe('service bindings', () => {
     it('202 with accepts_incomplete=true, then last_operation succeeds and keeps answering after the unbind', async () => {
       const bindingId = randomUUID();
       const path = bindingPath(instanceA, bindingId);
-      const bound = await osb(depot).put(path + async, bindBody()).expect(202);
-      const bindOperation = (bound.body as OperationBody).operation;
+      const bound = await osb(depot).put(path + ASYNC, bindBody()).expect(202);
+      const bindOperation = operationOf(bound);
       assert.equal((await waitForOperation(depot, path, bindOperation)).state, 'succeeded');
 
       const res = await osb(depot).delete(path + asyncUnbindQuery()).expect(202);
       assert.deepEqual(Object.keys(res.body as object), ['operation']);
-      const unbindOperation = (res.body as OperationBody).operation;
+      const unbindOperation = operationOf(res);
       assert.notEqual(unbindOperation, bindOperation);
       assert.equal((await waitForOperation(depot, path, unbindOperation)).state, 'succeeded');
       assert.equal(await loginRole(instanceA, bindingId), undefined);
@@ -401,7 +401,7 @@ describe('service bindings: plan rules', () => {
     const instanceId = await provisionInstance(depot, randomUUID(), { plan_id: UNBINDABLE_PLAN_ID });
     const counts = await stateCounts(depot);
     const bindingId = randomUUID();
-    for (const query of ['', async]) {
+    for (const query of ['', ASYNC]) {
       const res = await osb(depot)
         .put(bindingPath(instanceId, bindingId) + query, bindBody({ plan_id: UNBINDABLE_PLAN_ID }))
         .expect(400);
@@ -486,11 +486,11 @@ describe('service bindings while operations are in progress', () => {
   });
 
   it('PUT: 202 for an async bind, and 202 with the SAME operation for an identical PUT', async () => {
-    const res = await osb(api).put(bindingPath(instanceId, creating) + async, body()).expect(202);
-    bindOperation = (res.body as OperationBody).operation;
+    const res = await osb(api).put(bindingPath(instanceId, creating) + ASYNC, body()).expect(202);
+    bindOperation = operationOf(res);
     assert.deepEqual(res.body, { operation: bindOperation });
     // spec §1.4: "PUT binding identical, in progress → 202 same operation (MUST)"
-    const again = await osb(api).put(bindingPath(instanceId, creating) + async, body()).expect(202);
+    const again = await osb(api).put(bindingPath(instanceId, creating) + ASYNC, body()).expect(202);
     assert.deepEqual(again.body, { operation: bindOperation });
     assert.equal((await bindingRow(api, creating))?.state, 'binding');
     assert.deepEqual(await bindingOperations(api, creating), [{ id: bindOperation, type: 'bind', state: 'in progress' }]);
@@ -512,7 +512,7 @@ describe('service bindings while operations are in progress', () => {
   it('PUT: 409 for different parameters or app_guid while the binding is being created', async () => {
     const counts = await stateCounts(api);
     for (const change of [{ parameters: { n: 2 } }, { parameters: {} }, { bind_resource: { app_guid: 'another-app' } }]) {
-      const res = await osb(api).put(bindingPath(instanceId, creating) + async, body(change)).expect(409);
+      const res = await osb(api).put(bindingPath(instanceId, creating) + ASYNC, body(change)).expect(409);
       assert.ok((res.body as ErrorBody).description);
     }
     assert.deepEqual(await stateCounts(api), counts);
@@ -530,7 +530,7 @@ describe('service bindings while operations are in progress', () => {
 
   it('DELETE: 202, and 202 with the SAME operation for a re-sent DELETE while the unbind runs', async () => {
     const res = await osb(api).delete(bindingPath(instanceId, deleting) + asyncUnbindQuery(OPEN_PLAN_ID)).expect(202);
-    unbindOperation = (res.body as OperationBody).operation;
+    unbindOperation = operationOf(res);
     assert.deepEqual(res.body, { operation: unbindOperation });
     const again = await osb(api).delete(bindingPath(instanceId, deleting) + asyncUnbindQuery(OPEN_PLAN_ID)).expect(202);
     assert.deepEqual(again.body, { operation: unbindOperation });
@@ -542,10 +542,10 @@ describe('service bindings while operations are in progress', () => {
   });
 
   it('PUT: 422 ConcurrencyError for an instance still being provisioned, and no binding is recorded', async () => {
-    await osb(api).put(instancePath(provisioningId) + async, provisionBody({ plan_id: OPEN_PLAN_ID })).expect(202);
+    await osb(api).put(instancePath(provisioningId) + ASYNC, provisionBody({ plan_id: OPEN_PLAN_ID })).expect(202);
     const counts = await stateCounts(api);
     const bindingId = randomUUID();
-    for (const query of ['', async]) {
+    for (const query of ['', ASYNC]) {
       const res = await osb(api).put(bindingPath(provisioningId, bindingId) + query, body()).expect(422);
       assert.equal((res.body as ErrorBody).error, 'ConcurrencyError');
     }
@@ -561,7 +561,7 @@ describe('service bindings while operations are in progress', () => {
     assertCredentials(fetched.body, instanceId, creating);
     assert.deepEqual((fetched.body as BindingBody).parameters, { n: 1 });
     // the identical PUT now gets the finished binding
-    const again = await osb(api).put(creatingPath + async, body()).expect(200);
+    const again = await osb(api).put(creatingPath + ASYNC, body()).expect(200);
     assert.deepEqual(again.body, { credentials: (fetched.body as BindingBody).credentials });
 
     assert.equal((await waitForOperation(api, bindingPath(instanceId, deleting), unbindOperation)).state, 'succeeded');

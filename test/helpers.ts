@@ -173,6 +173,12 @@ export function bindBody(overrides: Record<string, unknown> = {}) {
   return { service_id: SERVICE_ID, plan_id: SMALL_PLAN_ID, bind_resource: { app_guid: 'app-guid' }, ...overrides };
 }
 
+/** The query of a request from a platform that accepts asynchronous operations. */
+export const ASYNC = '?accepts_incomplete=true';
+
+/** The `operation` of a 202 response. */
+export const operationOf = (res: { body: unknown }): string => (res.body as { operation: string }).operation;
+
 export const instancePath = (instanceId: string) => `/v2/service_instances/${encodeURIComponent(instanceId)}`;
 export const bindingPath = (instanceId: string, bindingId: string) =>
   `${instancePath(instanceId)}/service_bindings/${encodeURIComponent(bindingId)}`;
@@ -212,7 +218,7 @@ export async function provisionInstance(
 ): Promise<string> {
   const res = await osb(target).put(`${instancePath(instanceId)}?accepts_incomplete=true`, provisionBody(overrides));
   if (res.status !== 202) throw new Error(`provision answered ${res.status}: ${JSON.stringify(res.body)}`);
-  const last = await waitForOperation(target, instancePath(instanceId), (res.body as { operation: string }).operation);
+  const last = await waitForOperation(target, instancePath(instanceId), operationOf(res));
   if (last.state !== 'succeeded') throw new Error(`provision ${last.state}: ${last.description}`);
   return instanceId;
 }
@@ -221,7 +227,7 @@ export async function provisionInstance(
 export async function deprovisionInstance(target: TestDepot, instanceId: string, planId = SMALL_PLAN_ID): Promise<void> {
   const res = await osb(target).delete(`${instancePath(instanceId)}?accepts_incomplete=true&${deleteQuery(planId)}`);
   if (res.status !== 202) throw new Error(`deprovision answered ${res.status}: ${JSON.stringify(res.body)}`);
-  const last = await waitForOperation(target, instancePath(instanceId), (res.body as { operation: string }).operation);
+  const last = await waitForOperation(target, instancePath(instanceId), operationOf(res));
   if (last.state !== 'succeeded') throw new Error(`deprovision ${last.state}: ${last.description}`);
 }
 

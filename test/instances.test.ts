@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import {
+  operationOf,
+  ASYNC,
   SERVICE_ID,
   SMALL_PLAN_ID,
   STANDARD_PLAN_ID,
@@ -19,8 +21,6 @@ import {
 } from './helpers.js';
 import { postgresNames } from '../broker/offerings/postgresql/postgresql-offering.js';
 
-const async = '?accepts_incomplete=true';
-
 /** spec "Provisioning", "Updating", "Deprovisioning", "Fetching", "Polling" tables, with a worker running. */
 describe('service instances', () => {
   let depot: TestDepot;
@@ -32,7 +32,7 @@ describe('service instances', () => {
   describe('PUT (provision)', () => {
     it('202 with an operation, then last_operation succeeds and the database exists', async () => {
       const id = randomUUID();
-      const res = await osb(depot).put(instancePath(id) + async, provisionBody()).expect(202);
+      const res = await osb(depot).put(instancePath(id) + ASYNC, provisionBody()).expect(202);
       const { operation } = res.body as { operation: string };
       assert.equal(typeof operation, 'string');
       assert.deepEqual(Object.keys(res.body as object), ['operation']); // no null fields
@@ -47,7 +47,7 @@ describe('service instances', () => {
 
     it('200 {} for an identical PUT of a provisioned instance, with or without accepts_incomplete', async () => {
       const id = await provisionInstance(depot);
-      const again = await osb(depot).put(instancePath(id) + async, provisionBody()).expect(200);
+      const again = await osb(depot).put(instancePath(id) + ASYNC, provisionBody()).expect(200);
       assert.deepEqual(again.body, {});
       // spec: the 200 is the synchronous answer, so it needs no accepts_incomplete
       await osb(depot).put(instancePath(id), provisionBody()).expect(200, {});
@@ -55,7 +55,7 @@ describe('service instances', () => {
       assert.equal((different.body as { error: string }).error, 'AsyncRequired');
       // key order and the context do not make a request different
       const reordered = { ...provisionBody(), context: { platform: 'cloudfoundry', instance_name: 'renamed' } };
-      await osb(depot).put(instancePath(id) + async, reordered).expect(200);
+      await osb(depot).put(instancePath(id) + ASYNC, reordered).expect(200);
       await deprovisionInstance(depot, id);
     });
 
@@ -68,7 +68,7 @@ describe('service instances', () => {
         { organization_guid: 'another-org' },
         { space_guid: 'another-space' },
       ]) {
-        const res = await osb(depot).put(instancePath(id) + async, provisionBody(change)).expect(409);
+        const res = await osb(depot).put(instancePath(id) + ASYNC, provisionBody(change)).expect(409);
         assert.match((res.body as { description: string }).description, /already exists/);
       }
       assert.deepEqual(await stateCounts(depot), before);
@@ -88,7 +88,7 @@ describe('service instances', () => {
     it('422 MaintenanceInfoConflict for another maintenance_info.version; a matching or version-less one is fine', async () => {
       const id = randomUUID();
       const res = await osb(depot)
-        .put(instancePath(id) + async, provisionBody({ maintenance_info: { version: '0.9.0' } }))
+        .put(instancePath(id) + ASYNC, provisionBody({ maintenance_info: { version: '0.9.0' } }))
         .expect(422);
       assert.equal((res.body as { error: string }).error, 'MaintenanceInfoConflict');
       await provisionInstance(depot, id, { maintenance_info: { version: '1.0.0' } });
@@ -101,7 +101,7 @@ describe('service instances', () => {
       const id = randomUUID();
       const before = await stateCounts(depot);
       const res = await osb(depot)
-        .put(instancePath(id) + async, provisionBody({ parameters: { extensions: ['plpython3u'], size: 3 } }))
+        .put(instancePath(id) + ASYNC, provisionBody({ parameters: { extensions: ['plpython3u'], size: 3 } }))
         .expect(400);
       const { description } = res.body as { description: string };
       assert.match(description, /parameters\.extensions\[0\]/);
@@ -138,13 +138,13 @@ describe('service instances', () => {
       const id = randomUUID();
       const identity = Buffer.from(JSON.stringify({ user_id: 'user-42' })).toString('base64');
       const res = await osb(depot)
-        .put(instancePath(id) + async, provisionBody())
+        .put(instancePath(id) + ASYNC, provisionBody())
         .set('X-Broker-API-Originating-Identity', `cloudfoundry ${identity}`)
         .set('X-Broker-API-Request-Identity', 'request-77')
         .expect(202);
       const { rows } = await depot.depot.pool.query<{ originating_identity: unknown; request_identity: string }>(
         'select originating_identity, request_identity from operations where id = $1',
-        [(res.body as { operation: string }).operation],
+        [operationOf(res)],
       );
       assert.deepEqual(rows[0], {
         originating_identity: { platform: 'cloudfoundry', value: { user_id: 'user-42' } },
@@ -179,13 +179,13 @@ describe('service instances', () => {
     it('changes the plan: 202, then the connection limit and the fetched plan follow', async () => {
       const id = await provisionInstance(depot);
       const res = await osb(depot)
-        .patch(instancePath(id) + async, {
+        .patch(instancePath(id) + ASYNC, {
           service_id: SERVICE_ID,
           plan_id: STANDARD_PLAN_ID,
           previous_values: { plan_id: SMALL_PLAN_ID },
         })
         .expect(202);
-      const last = await waitForOperation(depot, instancePath(id), (res.body as { operation: string }).operation);
+      const last = await waitForOperation(depot, instancePath(id), operationOf(res));
       assert.equal(last.state, 'succeeded');
       const rows = await adminQuery<{ datconnlimit: number }>('select datconnlimit from pg_database where datname = $1', [
         postgresNames(id).database,
@@ -195,9 +195,9 @@ describe('service instances', () => {
       assert.equal((fetched.body as { plan_id: string }).plan_id, STANDARD_PLAN_ID);
       // and back down
       const down = await osb(depot)
-        .patch(instancePath(id) + async, { service_id: SERVICE_ID, plan_id: SMALL_PLAN_ID })
+        .patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID, plan_id: SMALL_PLAN_ID })
         .expect(202);
-      await waitForOperation(depot, instancePath(id), (down.body as { operation: string }).operation);
+      await waitForOperation(depot, instancePath(id), operationOf(down));
       const after = await adminQuery<{ datconnlimit: number }>('select datconnlimit from pg_database where datname = $1', [
         postgresNames(id).database,
       ]);
@@ -208,9 +208,9 @@ describe('service instances', () => {
     it('merges new parameters into the instance and adds the extension', async () => {
       const id = await provisionInstance(depot, randomUUID(), { parameters: { extensions: ['citext'] } });
       const res = await osb(depot)
-        .patch(instancePath(id) + async, { service_id: SERVICE_ID, parameters: { extensions: ['citext', 'ltree'] } })
+        .patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID, parameters: { extensions: ['citext', 'ltree'] } })
         .expect(202);
-      await waitForOperation(depot, instancePath(id), (res.body as { operation: string }).operation);
+      await waitForOperation(depot, instancePath(id), operationOf(res));
       const fetched = await osb(depot).get(instancePath(id)).expect(200);
       assert.deepEqual((fetched.body as { parameters: unknown }).parameters, { extensions: ['citext', 'ltree'] });
       await deprovisionInstance(depot, id);
@@ -220,7 +220,7 @@ describe('service instances', () => {
       const id = await provisionInstance(depot);
       const before = await stateCounts(depot);
       await osb(depot).patch(instancePath(id), { service_id: SERVICE_ID }).expect(200, {});
-      await osb(depot).patch(instancePath(id) + async, { service_id: SERVICE_ID, plan_id: SMALL_PLAN_ID }).expect(200, {});
+      await osb(depot).patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID, plan_id: SMALL_PLAN_ID }).expect(200, {});
       assert.deepEqual(await stateCounts(depot), before);
       await deprovisionInstance(depot, id);
     });
@@ -248,30 +248,30 @@ describe('service instances', () => {
     it('4xx for an unknown plan, a schema violation or a maintenance_info conflict; nothing changes', async () => {
       const id = await provisionInstance(depot);
       const before = await stateCounts(depot);
-      await osb(depot).patch(instancePath(id) + async, { service_id: SERVICE_ID, plan_id: 'no-such-plan' }).expect(400);
+      await osb(depot).patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID, plan_id: 'no-such-plan' }).expect(400);
       const schema = await osb(depot)
-        .patch(instancePath(id) + async, { service_id: SERVICE_ID, parameters: { extensions: 'citext' } })
+        .patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID, parameters: { extensions: 'citext' } })
         .expect(400);
       assert.match((schema.body as { description: string }).description, /parameters\.extensions/);
       const conflict = await osb(depot)
-        .patch(instancePath(id) + async, { service_id: SERVICE_ID, maintenance_info: { version: '2.0.0' } })
+        .patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID, maintenance_info: { version: '2.0.0' } })
         .expect(422);
       assert.equal((conflict.body as { error: string }).error, 'MaintenanceInfoConflict');
-      await osb(depot).patch(instancePath(id) + async, { service_id: 'another-service' }).expect(400);
+      await osb(depot).patch(instancePath(id) + ASYNC, { service_id: 'another-service' }).expect(400);
       assert.deepEqual(await stateCounts(depot), before);
       await deprovisionInstance(depot, id);
     });
 
     it('404 for an instance that does not exist', async () => {
-      await osb(depot).patch(instancePath(randomUUID()) + async, { service_id: SERVICE_ID }).expect(404);
+      await osb(depot).patch(instancePath(randomUUID()) + ASYNC, { service_id: SERVICE_ID }).expect(404);
     });
   });
 
   describe('DELETE (deprovision)', () => {
     it('202, then the database and its roles are gone and last_operation keeps answering succeeded', async () => {
       const id = await provisionInstance(depot);
-      const res = await osb(depot).delete(`${instancePath(id)}?accepts_incomplete=true&${deleteQuery()}`).expect(202);
-      const last = await waitForOperation(depot, instancePath(id), (res.body as { operation: string }).operation);
+      const res = await osb(depot).delete(`${instancePath(id)}${ASYNC}&${deleteQuery()}`).expect(202);
+      const last = await waitForOperation(depot, instancePath(id), operationOf(res));
       assert.deepEqual(last, { state: 'succeeded', description: 'Deprovisioned.' });
       const names = postgresNames(id);
       assert.deepEqual(await adminQuery('select 1 from pg_database where datname = $1', [names.database]), []);
@@ -282,10 +282,10 @@ describe('service instances', () => {
     });
 
     it('410 Gone for an unknown or already deleted instance', async () => {
-      await osb(depot).delete(`${instancePath(randomUUID())}?accepts_incomplete=true&${deleteQuery()}`).expect(410);
+      await osb(depot).delete(`${instancePath(randomUUID())}${ASYNC}&${deleteQuery()}`).expect(410);
       const id = await provisionInstance(depot);
       await deprovisionInstance(depot, id);
-      const res = await osb(depot).delete(`${instancePath(id)}?accepts_incomplete=true&${deleteQuery()}`).expect(410);
+      const res = await osb(depot).delete(`${instancePath(id)}${ASYNC}&${deleteQuery()}`).expect(410);
       assert.ok((res.body as { description: string }).description);
     });
 
@@ -321,13 +321,13 @@ describe('service instances', () => {
 
     it('answers the operation asked for, not only the latest', async () => {
       const id = randomUUID();
-      const provision = await osb(depot).put(instancePath(id) + async, provisionBody()).expect(202);
-      const provisionOp = (provision.body as { operation: string }).operation;
+      const provision = await osb(depot).put(instancePath(id) + ASYNC, provisionBody()).expect(202);
+      const provisionOp = operationOf(provision);
       await waitForOperation(depot, instancePath(id), provisionOp);
       const update = await osb(depot)
-        .patch(instancePath(id) + async, { service_id: SERVICE_ID, plan_id: STANDARD_PLAN_ID })
+        .patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID, plan_id: STANDARD_PLAN_ID })
         .expect(202);
-      await waitForOperation(depot, instancePath(id), (update.body as { operation: string }).operation);
+      await waitForOperation(depot, instancePath(id), operationOf(update));
       const first = await osb(depot).get(`${instancePath(id)}/last_operation?operation=${provisionOp}`).expect(200);
       assert.equal((first.body as { description: string }).description, 'Provisioned.');
       const latest = await osb(depot).get(`${instancePath(id)}/last_operation`).expect(200);
@@ -368,51 +368,51 @@ describe('service instances while an operation runs', () => {
 
   it('provisioning: same PUT → 202 same operation; different → 409; GET → 404; DELETE/PATCH → 422 ConcurrencyError', async () => {
     const id = randomUUID();
-    const first = await osb(api).put(instancePath(id) + async, provisionBody()).expect(202);
-    const operation = (first.body as { operation: string }).operation;
+    const first = await osb(api).put(instancePath(id) + ASYNC, provisionBody()).expect(202);
+    const operation = operationOf(first);
 
     // spec: a re-sent PUT MUST return 202 with the same operation while provisioning
-    const again = await osb(api).put(instancePath(id) + async, provisionBody()).expect(202);
-    assert.equal((again.body as { operation: string }).operation, operation);
-    await osb(api).put(instancePath(id) + async, provisionBody({ plan_id: STANDARD_PLAN_ID })).expect(409);
+    const again = await osb(api).put(instancePath(id) + ASYNC, provisionBody()).expect(202);
+    assert.equal(operationOf(again), operation);
+    await osb(api).put(instancePath(id) + ASYNC, provisionBody({ plan_id: STANDARD_PLAN_ID })).expect(409);
 
     const polled = await osb(api).get(`${instancePath(id)}/last_operation?operation=${operation}`).expect(200);
     assert.deepEqual(polled.body, { state: 'in progress' });
     assert.match(polled.headers['retry-after']!, /^\d+$/);
 
     await osb(api).get(instancePath(id)).expect(404); // spec: 404 while provisioning is in progress
-    const del = await osb(api).delete(`${instancePath(id)}?accepts_incomplete=true&${deleteQuery()}`).expect(422);
+    const del = await osb(api).delete(`${instancePath(id)}${ASYNC}&${deleteQuery()}`).expect(422);
     assert.equal((del.body as { error: string }).error, 'ConcurrencyError');
     const patch = await osb(api)
-      .patch(instancePath(id) + async, { service_id: SERVICE_ID, plan_id: STANDARD_PLAN_ID })
+      .patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID, plan_id: STANDARD_PLAN_ID })
       .expect(422);
     assert.equal((patch.body as { error: string }).error, 'ConcurrencyError');
 
     await runWorker(succeeded(id));
-    await osb(api).put(instancePath(id) + async, provisionBody()).expect(200);
+    await osb(api).put(instancePath(id) + ASYNC, provisionBody()).expect(200);
     await osb(api).get(instancePath(id)).expect(200);
   });
 
   it('updating: GET → 422 ConcurrencyError; same PATCH → 202 same operation; another → 422', async () => {
     const id = randomUUID();
-    await osb(api).put(instancePath(id) + async, provisionBody()).expect(202);
+    await osb(api).put(instancePath(id) + ASYNC, provisionBody()).expect(202);
     await runWorker(succeeded(id));
     const update = { service_id: SERVICE_ID, plan_id: STANDARD_PLAN_ID };
-    const first = await osb(api).patch(instancePath(id) + async, update).expect(202);
-    const operation = (first.body as { operation: string }).operation;
+    const first = await osb(api).patch(instancePath(id) + ASYNC, update).expect(202);
+    const operation = operationOf(first);
 
-    const again = await osb(api).patch(instancePath(id) + async, update).expect(202);
-    assert.equal((again.body as { operation: string }).operation, operation);
+    const again = await osb(api).patch(instancePath(id) + ASYNC, update).expect(202);
+    assert.equal(operationOf(again), operation);
     // a 202 is only for a platform that accepts incomplete operations
     const sync = await osb(api).patch(instancePath(id), update).expect(422);
     assert.equal((sync.body as { error: string }).error, 'AsyncRequired');
     const other = await osb(api)
-      .patch(instancePath(id) + async, { service_id: SERVICE_ID, parameters: { extensions: ['citext'] } })
+      .patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID, parameters: { extensions: ['citext'] } })
       .expect(422);
     assert.equal((other.body as { error: string }).error, 'ConcurrencyError');
     const fetched = await osb(api).get(instancePath(id)).expect(422);
     assert.equal((fetched.body as { error: string }).error, 'ConcurrencyError');
-    const del = await osb(api).delete(`${instancePath(id)}?accepts_incomplete=true&${deleteQuery()}`).expect(422);
+    const del = await osb(api).delete(`${instancePath(id)}${ASYNC}&${deleteQuery()}`).expect(422);
     assert.equal((del.body as { error: string }).error, 'ConcurrencyError');
 
     await runWorker(succeeded(id));
@@ -422,13 +422,13 @@ describe('service instances while an operation runs', () => {
 
   it('deprovisioning: a re-sent DELETE → 202 same operation; PUT → 422; then last_operation succeeded', async () => {
     const id = randomUUID();
-    await osb(api).put(instancePath(id) + async, provisionBody()).expect(202);
+    await osb(api).put(instancePath(id) + ASYNC, provisionBody()).expect(202);
     await runWorker(succeeded(id));
-    const first = await osb(api).delete(`${instancePath(id)}?accepts_incomplete=true&${deleteQuery()}`).expect(202);
-    const operation = (first.body as { operation: string }).operation;
-    const again = await osb(api).delete(`${instancePath(id)}?accepts_incomplete=true&${deleteQuery()}`).expect(202);
-    assert.equal((again.body as { operation: string }).operation, operation);
-    const put = await osb(api).put(instancePath(id) + async, provisionBody()).expect(422);
+    const first = await osb(api).delete(`${instancePath(id)}${ASYNC}&${deleteQuery()}`).expect(202);
+    const operation = operationOf(first);
+    const again = await osb(api).delete(`${instancePath(id)}${ASYNC}&${deleteQuery()}`).expect(202);
+    assert.equal(operationOf(again), operation);
+    const put = await osb(api).put(instancePath(id) + ASYNC, provisionBody()).expect(422);
     assert.equal((put.body as { error: string }).error, 'ConcurrencyError');
     await runWorker(succeeded(id));
     const last = await osb(api).get(`${instancePath(id)}/last_operation?operation=${operation}`).expect(200);

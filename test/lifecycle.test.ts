@@ -10,6 +10,7 @@ import pg from 'pg';
 import { withDatabase } from '../broker/config.js';
 import { postgresNames, type PostgresqlCredentials } from '../broker/offerings/postgresql/postgresql-offering.js';
 import {
+  ASYNC,
   ADMIN_URL,
   SERVICE_ID,
   SMALL_PLAN_ID,
@@ -29,8 +30,6 @@ import {
   type LastOperationBody,
   type TestDepot,
 } from './helpers.js';
-
-const async = '?accepts_incomplete=true';
 
 type Credentials = PostgresqlCredentials;
 
@@ -72,7 +71,7 @@ describe('lifecycle: provision, bind, use, update, unbind, deprovision', () => {
   });
 
   it('provisions a small instance: a database with 10 connections, owned by a NOLOGIN role', async () => {
-    const res = await osb(depot).put(instancePath(instanceId) + async, provisionBody()).expect(202);
+    const res = await osb(depot).put(instancePath(instanceId) + ASYNC, provisionBody()).expect(202);
     const { operation } = res.body as { operation: string };
     assert.equal((await waitForOperation(depot, instancePath(instanceId), operation)).state, 'succeeded');
 
@@ -146,7 +145,7 @@ describe('lifecycle: provision, bind, use, update, unbind, deprovision', () => {
 
   it('updates the plan small → standard: 202, then 50 connections and GET shows the standard plan', async () => {
     const res = await osb(depot)
-      .patch(instancePath(instanceId) + async, { service_id: SERVICE_ID, plan_id: STANDARD_PLAN_ID })
+      .patch(instancePath(instanceId) + ASYNC, { service_id: SERVICE_ID, plan_id: STANDARD_PLAN_ID })
       .expect(202);
     const { operation } = res.body as { operation: string };
     assert.equal((await waitForOperation(depot, instancePath(instanceId), operation)).state, 'succeeded');
@@ -197,7 +196,7 @@ describe('lifecycle: provision, bind, use, update, unbind, deprovision', () => {
 
   it('deprovisions: the database and every role of the instance are gone; last_operation says succeeded', async () => {
     const res = await osb(depot)
-      .delete(`${instancePath(instanceId)}?accepts_incomplete=true&${deleteQuery(STANDARD_PLAN_ID)}`)
+      .delete(`${instancePath(instanceId)}${ASYNC}&${deleteQuery(STANDARD_PLAN_ID)}`)
       .expect(202);
     const { operation } = res.body as { operation: string };
     assert.equal((await waitForOperation(depot, instancePath(instanceId), operation)).state, 'succeeded');

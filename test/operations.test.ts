@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog.js';
 import { postgresNames } from '../broker/offerings/postgresql/postgresql-offering.js';
 import {
+  operationOf,
+  ASYNC,
   SERVICE_ID,
   STANDARD_PLAN_ID,
   adminQuery,
@@ -21,8 +23,6 @@ import {
   waitForOperation,
   type TestDepot,
 } from './helpers.js';
-
-const async = '?accepts_incomplete=true';
 
 /** The default catalog with a plan whose schema lets any extension name through. */
 function catalogWithOpenExtensions(): unknown {
@@ -43,9 +43,9 @@ describe('failed operations end in a terminal state with a useful description', 
   it('a provision that cannot succeed fails at once; DELETE then cleans up, and a new PUT starts over', async () => {
     const id = randomUUID();
     const res = await osb(depot)
-      .put(instancePath(id) + async, provisionBody({ parameters: { extensions: ['no_such_extension'] } }))
+      .put(instancePath(id) + ASYNC, provisionBody({ parameters: { extensions: ['no_such_extension'] } }))
       .expect(202);
-    const last = await waitForOperation(depot, instancePath(id), (res.body as { operation: string }).operation, 10_000);
+    const last = await waitForOperation(depot, instancePath(id), operationOf(res), 10_000);
     assert.equal(last.state, 'failed');
     assert.match(last.description!, /^Provision failed: .*no_such_extension/);
     assert.equal(last.instance_usable, undefined); // spec: only for failed update or deprovision
@@ -62,9 +62,9 @@ describe('failed operations end in a terminal state with a useful description', 
   it('the offering refuses an extension outside its allow-list even when the plan schema allows it', async () => {
     const id = randomUUID();
     const res = await osb(depot)
-      .put(instancePath(id) + async, provisionBody({ parameters: { extensions: ['citext', 'dblink'] } }))
+      .put(instancePath(id) + ASYNC, provisionBody({ parameters: { extensions: ['citext', 'dblink'] } }))
       .expect(202);
-    const last = await waitForOperation(depot, instancePath(id), (res.body as { operation: string }).operation, 10_000);
+    const last = await waitForOperation(depot, instancePath(id), operationOf(res), 10_000);
     assert.equal(last.state, 'failed');
     assert.match(last.description!, /extensions "dblink" are not allowed/);
     const [row] = await adminQuery<{ n: number }>(`select count(*)::int as n from pg_extension where extname = 'dblink'`);
@@ -80,8 +80,8 @@ describe('failed operations end in a terminal state with a useful description', 
     assert.match((sync.body as { description: string }).description, /^Bind failed: .*does not exist/);
 
     const bindingId = randomUUID();
-    const res = await osb(depot).put(bindingPath(id, bindingId) + async, bindBody()).expect(202);
-    const last = await waitForOperation(depot, bindingPath(id, bindingId), (res.body as { operation: string }).operation);
+    const res = await osb(depot).put(bindingPath(id, bindingId) + ASYNC, bindBody()).expect(202);
+    const last = await waitForOperation(depot, bindingPath(id, bindingId), operationOf(res));
     assert.equal(last.state, 'failed');
     assert.match(last.description!, /does not exist/);
     await osb(depot).get(bindingPath(id, bindingId)).expect(404);
@@ -98,10 +98,10 @@ describe('the sweeper: nothing stays in progress forever', () => {
 
   it('runs an operation whose job was lost (Redis flushed) once it has been idle for a while', async () => {
     const id = randomUUID();
-    const res = await osb(api).put(instancePath(id) + async, provisionBody()).expect(202);
+    const res = await osb(api).put(instancePath(id) + ASYNC, provisionBody()).expect(202);
     await api.depot.queue.obliterate(); // the job is gone, the operation row remains
     await api.depot.pool.query(`update operations set updated_at = now() - interval '5 minutes' where id = $1`, [
-      (res.body as { operation: string }).operation,
+      operationOf(res),
     ]);
     const worker = await startDepot('sweeper-worker', { role: 'worker', shareWith: api, sweeperIntervalMs: 100 });
     try {
@@ -115,10 +115,10 @@ describe('the sweeper: nothing stays in progress forever', () => {
 
   it('fails an operation that overran OPERATION_TIMEOUT_SECONDS', async () => {
     const id = randomUUID();
-    const res = await osb(api).put(instancePath(id) + async, provisionBody()).expect(202);
+    const res = await osb(api).put(instancePath(id) + ASYNC, provisionBody()).expect(202);
     await api.depot.queue.obliterate();
     await api.depot.pool.query(`update operations set created_at = now() - interval '2 hours' where id = $1`, [
-      (res.body as { operation: string }).operation,
+      operationOf(res),
     ]);
     const worker = await startDepot('sweeper-worker', { role: 'worker', shareWith: api, sweeperIntervalMs: 100 });
     try {
@@ -141,8 +141,8 @@ describe('bookkeeping', () => {
   it('re-adds the job of an operation that BullMQ keeps as completed while Postgres says in progress', async () => {
     const id = randomUUID();
     // The worker finds the operation already ended and completes the job without doing anything…
-    const res = await osb(depot).put(instancePath(id) + async, provisionBody()).expect(202);
-    const operation = (res.body as { operation: string }).operation;
+    const res = await osb(depot).put(instancePath(id) + ASYNC, provisionBody()).expect(202);
+    const operation = operationOf(res);
     // …as if it had died between BullMQ and Postgres: the job is done, the operation is not.
     await depot.depot.pool.query(`update operations set state = 'succeeded' where id = $1`, [operation]);
     await depot.depot.queue.waitUntilFinished(operation, 10_000);
@@ -216,12 +216,12 @@ describe('several broker replicas', () => {
   it('identical PUTs racing on two replicas create one instance and one operation', async () => {
     const id = randomUUID();
     const responses = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => osb(i % 2 ? second : first).put(instancePath(id) + async, provisionBody())),
+      Array.from({ length: 20 }, (_, i) => osb(i % 2 ? second : first).put(instancePath(id) + ASYNC, provisionBody())),
     );
     const operations = new Set<string>();
     for (const res of responses) {
       assert.ok(res.status === 202 || res.status === 200, `status ${res.status}: ${JSON.stringify(res.body)}`);
-      if (res.status === 202) operations.add((res.body as { operation: string }).operation);
+      if (res.status === 202) operations.add(operationOf(res));
     }
     assert.equal(operations.size, 1);
     const { rows } = await first.depot.pool.query('select id from operations where instance_id = $1', [id]);
@@ -234,7 +234,7 @@ describe('several broker replicas', () => {
     const id = randomUUID();
     const responses = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
-        osb(i % 2 ? second : first).put(instancePath(id) + async, provisionBody({ space_guid: `space-${i}` })),
+        osb(i % 2 ? second : first).put(instancePath(id) + ASYNC, provisionBody({ space_guid: `space-${i}` })),
       ),
     );
     const statuses = responses.map((r) => r.status).sort();
@@ -247,13 +247,13 @@ describe('several broker replicas', () => {
     const id = await provisionInstance(first);
     const bindingId = randomUUID();
     const responses = await Promise.all(
-      Array.from({ length: 6 }, (_, i) => osb(i % 2 ? second : first).put(bindingPath(id, bindingId) + async, bindBody())),
+      Array.from({ length: 6 }, (_, i) => osb(i % 2 ? second : first).put(bindingPath(id, bindingId) + ASYNC, bindBody())),
     );
     const operations = new Set<string>();
     for (const res of responses) {
       // 202 (same operation), 200 once bound, or 422 ConcurrencyError while another request inserts it
       assert.ok([200, 202, 422].includes(res.status), `status ${res.status}`);
-      if (res.status === 202) operations.add((res.body as { operation: string }).operation);
+      if (res.status === 202) operations.add(operationOf(res));
       if (res.status === 422) assert.equal((res.body as { error: string }).error, 'ConcurrencyError');
     }
     assert.equal(operations.size, 1);
@@ -267,9 +267,9 @@ describe('several broker replicas', () => {
   it('a plan change started on one replica is seen on the other', async () => {
     const id = await provisionInstance(first);
     const res = await osb(first)
-      .patch(instancePath(id) + async, { service_id: SERVICE_ID, plan_id: STANDARD_PLAN_ID })
+      .patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID, plan_id: STANDARD_PLAN_ID })
       .expect(202);
-    const polled = await osb(second).get(`${instancePath(id)}/last_operation?operation=${(res.body as { operation: string }).operation}`);
+    const polled = await osb(second).get(`${instancePath(id)}/last_operation?operation=${operationOf(res)}`);
     assert.equal(polled.status, 200);
     await waitForOperation(second, instancePath(id));
     const fetched = await osb(second).get(instancePath(id)).expect(200);

@@ -9,6 +9,7 @@ import { readMigrations } from '../broker/db/migrate.js';
 import { databaseName } from '../broker/db/pool.js';
 import { createLogger } from '../broker/logger.js';
 import {
+  operationOf,
   ADMIN_URL,
   API_VERSION,
   REDIS_URL,
@@ -218,7 +219,7 @@ describe('observability', () => {
       .put(`${instancePath(id)}?accepts_incomplete=true`, provisionBody({ parameters: { extensions: ['citext'] } }))
       .set('X-Broker-API-Request-Identity', requestId)
       .expect(202);
-    const operation = (res.body as { operation: string }).operation;
+    const operation = operationOf(res);
     await waitForOperation(depot, instancePath(id), operation);
     const bind = await osb(depot).put(bindingPath(id, randomUUID()), bindBody()).expect(201);
     const { password, uri } = (bind.body as { credentials: { password: string; uri: string } }).credentials;

@@ -5,7 +5,7 @@ import type { BrokerMetrics } from '../metrics.js';
 import type { LastOperationReply, Reply, ServiceBroker } from '../service-broker.js';
 import { apiVersion, basicAuth, errorHandler, notFound, observe, requestIdentity } from './middleware.js';
 import { validateBindBody, validateProvisionBody, validateUpdateBody } from './request-schemas.js';
-import { body, operationParameter, pathId, queryParameter, requestOptions } from './request.js';
+import { body, checkHints, deleteDetails, pathId, pollDetails, requestOptions } from './request.js';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
@@ -58,8 +58,7 @@ export function createApp(options: AppOptions): Express {
   });
   v2.get(INSTANCE, async (req, res) => {
     const id = pathId(req, 'instance_id');
-    queryParameter(req, 'service_id', false);
-    queryParameter(req, 'plan_id', false);
+    checkHints(req);
     res.json(await broker.getInstance(id));
   });
   v2.patch(INSTANCE, async (req, res) => {
@@ -68,8 +67,7 @@ export function createApp(options: AppOptions): Express {
   });
   v2.delete(INSTANCE, async (req, res) => {
     const id = pathId(req, 'instance_id');
-    const details = { service_id: queryParameter(req, 'service_id', true)!, plan_id: queryParameter(req, 'plan_id', true)! };
-    send(res, await broker.deprovision(id, details, requestOptions(req)));
+    send(res, await broker.deprovision(id, deleteDetails(req), requestOptions(req)));
   });
   v2.get(`${INSTANCE}/last_operation`, async (req, res) => {
     const id = pathId(req, 'instance_id');
@@ -84,15 +82,13 @@ export function createApp(options: AppOptions): Express {
   v2.get(BINDING, async (req, res) => {
     const instanceId = pathId(req, 'instance_id');
     const bindingId = pathId(req, 'binding_id');
-    queryParameter(req, 'service_id', false);
-    queryParameter(req, 'plan_id', false);
+    checkHints(req);
     res.json(await broker.getBinding(instanceId, bindingId));
   });
   v2.delete(BINDING, async (req, res) => {
     const instanceId = pathId(req, 'instance_id');
     const bindingId = pathId(req, 'binding_id');
-    const details = { service_id: queryParameter(req, 'service_id', true)!, plan_id: queryParameter(req, 'plan_id', true)! };
-    send(res, await broker.unbind(instanceId, bindingId, details, requestOptions(req)));
+    send(res, await broker.unbind(instanceId, bindingId, deleteDetails(req), requestOptions(req)));
   });
   v2.get(`${BINDING}/last_operation`, async (req, res) => {
     const instanceId = pathId(req, 'instance_id');
@@ -131,17 +127,6 @@ export function createOperatorApp(options: Pick<AppOptions, 'logger' | 'metrics'
   app.disable('x-powered-by');
   app.use(requestIdentity(), operatorRoutes(options.metrics, options.ready), notFound(), errorHandler(options.logger));
   return app;
-}
-
-function pollDetails(req: express.Request) {
-  const details: { service_id?: string; plan_id?: string; operation?: string } = {};
-  const serviceId = queryParameter(req, 'service_id', false);
-  const planId = queryParameter(req, 'plan_id', false);
-  const operation = operationParameter(req);
-  if (serviceId) details.service_id = serviceId;
-  if (planId) details.plan_id = planId;
-  if (operation) details.operation = operation;
-  return details;
 }
 
 function send(res: Response, reply: Reply<number, unknown>): void {

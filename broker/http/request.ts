@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import { ORIGINATING_IDENTITY_HEADER, parseOriginatingIdentity, type JsonObject } from '../../osb/index.js';
 import { describeErrors, type ValidateFunction } from '../catalog/json-schema.js';
 import { BadRequestError } from '../errors.js';
-import type { RequestOptions } from '../service-broker.js';
+import type { DeleteDetails, PollDetails, RequestOptions } from '../service-broker.js';
 
 /** Longest instance or binding id accepted (the spec sets none; platforms send GUIDs). */
 export const MAX_ID_LENGTH = 255;
@@ -34,8 +34,27 @@ export function queryParameter(req: Request, name: string, required: boolean, ma
   return value;
 }
 
-export function operationParameter(req: Request): string | undefined {
-  return queryParameter(req, 'operation', false, MAX_OPERATION_LENGTH);
+/** DELETE instance and DELETE binding: service_id and plan_id are REQUIRED (spec). */
+export function deleteDetails(req: Request): DeleteDetails {
+  return { service_id: queryParameter(req, 'service_id', true)!, plan_id: queryParameter(req, 'plan_id', true)! };
+}
+
+/** GET instance and GET binding: service_id and plan_id are optional hints, non-empty if sent. */
+export function checkHints(req: Request): void {
+  queryParameter(req, 'service_id', false);
+  queryParameter(req, 'plan_id', false);
+}
+
+/** last_operation: the hints, and `operation` as the broker returned it (≤ 10,000 characters). */
+export function pollDetails(req: Request): PollDetails {
+  const serviceId = queryParameter(req, 'service_id', false);
+  const planId = queryParameter(req, 'plan_id', false);
+  const operation = queryParameter(req, 'operation', false, MAX_OPERATION_LENGTH);
+  return {
+    ...(serviceId ? { service_id: serviceId } : {}),
+    ...(planId ? { plan_id: planId } : {}),
+    ...(operation ? { operation } : {}),
+  };
 }
 
 /** accepts_incomplete: "true" or "false" (absent means false). */

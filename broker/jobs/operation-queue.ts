@@ -27,7 +27,7 @@ export class OperationQueue {
   private readonly queue: Queue<OperationJobData, void, OperationType>;
   private events: QueueEvents | undefined;
   private readonly options: Required<OperationQueueOptions>;
-  readonly jobOptions: JobsOptions;
+  private readonly jobOptions: JobsOptions;
 
   constructor(options: OperationQueueOptions) {
     this.options = { ...defaults, ...options };

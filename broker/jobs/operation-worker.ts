@@ -7,7 +7,7 @@ import { describeOperation, getOperation, type OperationRow, type OperationType 
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 import { PermanentOfferingError, type InstanceRequest } from '../offerings/offering.js';
-import { finishOperation, type Outcome } from './outcome.js';
+import { failure, recordOutcome, type Outcome } from './outcome.js';
 import { OPERATIONS_QUEUE, type OperationJobData } from './operation-queue.js';
 
 export interface OperationWorkerOptions {
@@ -44,9 +44,7 @@ export class OperationWorker {
       if ((await job.getState()) !== 'failed') return; // it will be tried again
       const op = await getOperation(this.options.pool, job.data.operationId);
       if (!op || op.state !== 'in progress') return;
-      const outcome: Outcome = { state: 'failed', description: `${capitalize(op.type)} failed: ${error.message}` };
-      if (await finishOperation(this.options.pool, op, outcome)) {
-        this.options.metrics.operationsFinished.inc({ type: op.type, state: 'failed' });
+      if (await recordOutcome(this.options.pool, this.options.metrics, op, failure(op, error))) {
         this.options.logger.error({ operationId: op.id, operationType: op.type, err: error }, 'operation failed');
       }
     } catch (failure) {
@@ -82,21 +80,17 @@ export class OperationWorker {
     try {
       outcome = await this.execute(op);
     } catch (error) {
-      const permanent = error instanceof PermanentOfferingError;
-      const message = (error as Error).message || String(error);
-      if (!permanent && !lastAttempt) {
+      if (!(error instanceof PermanentOfferingError) && !lastAttempt) {
         log.warn({ err: error }, 'operation attempt failed; retrying');
-        await describeOperation(pool, op.id, `${op.type} attempt ${job.attemptsMade + 1} of ${attempts} failed (${message}); retrying`);
+        const reason = (error as Error).message || String(error);
+        await describeOperation(pool, op.id, `${op.type} attempt ${job.attemptsMade + 1} of ${attempts} failed (${reason}); retrying`);
         throw error;
       }
       log.error({ err: error }, 'operation failed');
-      outcome = { state: 'failed', description: `${capitalize(op.type)} failed: ${message}` };
+      outcome = failure(op, error);
     }
-    if (await finishOperation(pool, op, outcome)) {
-      const seconds = (Date.now() - op.created_at.getTime()) / 1000;
-      this.options.metrics.operationsFinished.inc({ type: op.type, state: outcome.state });
-      this.options.metrics.operationDuration.observe({ type: op.type, state: outcome.state }, seconds);
-      log.info({ state: outcome.state, seconds }, 'operation finished');
+    if (await recordOutcome(pool, this.options.metrics, op, outcome)) {
+      log.info({ state: outcome.state, seconds: (Date.now() - op.created_at.getTime()) / 1000 }, 'operation finished');
     }
     // A failure is recorded in Postgres; tell BullMQ not to try again.
     if (outcome.state === 'failed') throw new UnrecoverableError(outcome.description);
@@ -146,11 +140,12 @@ export class OperationWorker {
       case 'unbind': {
         const binding = await getBinding(pool, op.binding_id ?? '');
         if (!binding) throw new PermanentOfferingError(`binding ${op.binding_id} no longer exists`);
+        const appGuid = binding.bind_resource?.app_guid ?? binding.app_guid;
         const bindingRequest = {
           instance: request,
           bindingId: binding.id,
           parameters: binding.parameters,
-          ...((binding.bind_resource?.app_guid ?? binding.app_guid) ? { appGuid: binding.bind_resource?.app_guid ?? binding.app_guid! } : {}),
+          ...(appGuid ? { appGuid } : {}),
         };
         if (op.type === 'unbind') {
           await offering.unbind(bindingRequest);
@@ -175,9 +170,4 @@ export class OperationWorker {
     if (!plan) throw new PermanentOfferingError(`plan ${planId} of service ${instance.service_id} is no longer in the catalog`);
     return plan;
   }
-}
-
-
-function capitalize(text: string): string {
-  return text.charAt(0).toUpperCase() + text.slice(1);
 }

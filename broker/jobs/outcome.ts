@@ -4,10 +4,30 @@ import { deleteInstanceBindings, setBindingResponse, setBindingState } from '../
 import { applyInstanceChanges, lockInstance, setInstanceState } from '../db/instances.js';
 import { completeOperation, type OperationRow } from '../db/operations.js';
 import { transaction } from '../db/pool.js';
+import type { BrokerMetrics } from '../metrics.js';
 
 export type Outcome =
   | { state: 'succeeded'; description: string; dashboardUrl?: string; bindResponse?: BindResponse }
   | { state: 'failed'; description: string };
+
+/** A failed outcome worded as last_operation shows it: "Provision failed: <reason>". */
+export function failure(op: OperationRow, error: unknown): Outcome {
+  const reason = (error as Error).message || String(error);
+  return { state: 'failed', description: `${op.type.charAt(0).toUpperCase()}${op.type.slice(1)} failed: ${reason}` };
+}
+
+/**
+ * finishOperation, counted in the metrics when this call is the one that ended the operation
+ * (the worker, its failure handler and the sweeper all end operations through here).
+ */
+export async function recordOutcome(pool: pg.Pool, metrics: BrokerMetrics, op: OperationRow, outcome: Outcome): Promise<boolean> {
+  const ended = await finishOperation(pool, op, outcome);
+  if (ended) {
+    metrics.operationsFinished.inc({ type: op.type, state: outcome.state });
+    metrics.operationDuration.observe({ type: op.type, state: outcome.state }, (Date.now() - op.created_at.getTime()) / 1000);
+  }
+  return ended;
+}
 
 /**
  * Records the end of an operation and what it leaves on its instance or binding, in one
@@ -18,15 +38,13 @@ export async function finishOperation(pool: pg.Pool, op: OperationRow, outcome: 
   return transaction(pool, async (client) => {
     const instance = await lockInstance(client, op.instance_id);
     if (!instance) return false;
-    const failedUpdate = outcome.state === 'failed' && op.type === 'update';
+    const failed = outcome.state === 'failed';
     const ended = await completeOperation(client, op.id, {
       state: outcome.state,
       description: outcome.description,
       // spec: instance_usable / update_repeatable only for a failed update or deprovision.
-      ...(failedUpdate ? { instance_usable: true, update_repeatable: true } : {}),
-      ...(outcome.state === 'failed' && op.type === 'deprovision'
-        ? { instance_usable: op.request.previous_instance_state === 'provisioned' }
-        : {}),
+      ...(failed && op.type === 'update' ? { instance_usable: true, update_repeatable: true } : {}),
+      ...(failed && op.type === 'deprovision' ? { instance_usable: op.request.previous_instance_state === 'provisioned' } : {}),
     });
     if (!ended) return false;
 

@@ -5,7 +5,7 @@ import { idleOperations, overdueOperations } from '../db/operations.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 import type { OperationQueue } from './operation-queue.js';
-import { finishOperation } from './outcome.js';
+import { recordOutcome } from './outcome.js';
 
 export interface SweeperOptions {
   pool: pg.Pool;
@@ -23,8 +23,8 @@ export interface SweeperOptions {
 
 /**
  * Makes sure nothing stays "in progress" forever, whatever happened to Redis or a worker:
- * re-adds the job of every idle operation (a no-op while the job exists, since the job id is
- * the operation id), fails operations past their deadline, and forgets deleted resources
+ * re-adds the job of every idle operation whose job is lost or already finished in Redis (a
+ * job still waiting or running is left alone), fails operations past their deadline, and forgets deleted resources
  * after the retention window. Safe to run in every worker at once.
  */
 export class Sweeper {
@@ -58,8 +58,7 @@ export class Sweeper {
     const { pool, queue, logger, metrics } = this.options;
     for (const op of await overdueOperations(pool, this.options.operationTimeoutSeconds)) {
       const description = `${op.type} did not finish within ${this.options.operationTimeoutSeconds} seconds.`;
-      if (await finishOperation(pool, op, { state: 'failed', description })) {
-        metrics.operationsFinished.inc({ type: op.type, state: 'failed' });
+      if (await recordOutcome(pool, metrics, op, { state: 'failed', description })) {
         logger.warn({ operationId: op.id, operationType: op.type, instanceId: op.instance_id }, 'operation timed out');
       }
     }

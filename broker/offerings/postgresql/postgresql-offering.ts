@@ -107,8 +107,7 @@ export class PostgresqlOffering implements Offering {
       const { database, owner } = postgresNames(request.instanceId);
       const limit = connectionLimit(request.planSettings);
       await this.ensureRole(owner, 'nologin');
-      const exists = await this.admin.query('select 1 from pg_database where datname = $1', [database]);
-      if (!exists.rowCount) {
+      if (!(await this.databaseExists(database))) {
         await ignoring('42P04', () =>
           this.admin.query(`create database ${ident(database)} owner ${ident(owner)} connection limit ${limit}`),
         );
@@ -151,8 +150,9 @@ export class PostgresqlOffering implements Offering {
   bind(request: BindingRequest): Promise<BindResult> {
     return classifyErrors(async () => {
       const { database, owner, login } = postgresNames(request.instance.instanceId, request.bindingId);
-      const exists = await this.admin.query('select 1 from pg_database where datname = $1', [database]);
-      if (!exists.rowCount) throw new PermanentOfferingError(`the database of service instance ${request.instance.instanceId} does not exist`);
+      if (!(await this.databaseExists(database))) {
+        throw new PermanentOfferingError(`the database of service instance ${request.instance.instanceId} does not exist`);
+      }
       const password = randomBytes(24).toString('base64url');
       // A retried job finds the role already there: it gets a new password, nothing else changes.
       await this.ensureRole(login!, 'login');
@@ -192,8 +192,7 @@ export class PostgresqlOffering implements Offering {
 
   /** Ends a login role's sessions and drops it; whatever it owned goes to the instance's owner. */
   private async dropLogin(role: string): Promise<void> {
-    const found = await this.admin.query('select 1 from pg_roles where rolname = $1', [role]);
-    if (!found.rowCount) return;
+    if (!(await this.roleExists(role))) return;
     await this.admin.query(`alter role ${ident(role)} nologin`);
     await this.admin.query('select pg_terminate_backend(pid) from pg_stat_activity where usename = $1', [role]);
     // Objects the role created outside `set role` (e.g. after RESET ROLE) are dropped with it.
@@ -210,9 +209,16 @@ export class PostgresqlOffering implements Offering {
     await this.admin.query(`drop role if exists ${ident(role)}`);
   }
 
+  private async databaseExists(name: string): Promise<boolean> {
+    return (await this.admin.query('select 1 from pg_database where datname = $1', [name])).rowCount === 1;
+  }
+
+  private async roleExists(name: string): Promise<boolean> {
+    return (await this.admin.query('select 1 from pg_roles where rolname = $1', [name])).rowCount === 1;
+  }
+
   private async ensureRole(role: string, login: 'login' | 'nologin'): Promise<void> {
-    const found = await this.admin.query('select 1 from pg_roles where rolname = $1', [role]);
-    if (found.rowCount) return;
+    if (await this.roleExists(role)) return;
     await ignoring('42710', () => this.admin.query(`create role ${ident(role)} ${login}`));
   }
 
