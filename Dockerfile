@@ -1,4 +1,5 @@
-# Depot: the OSB API and the operation workers (`npm start`). See README.md.
+# Depot: the OSB API and the operation workers (`npm start`), and the catalog controller
+# (`node --import tsx catalog-controller/main.ts`, see deploy/). See README.md.
 FROM node:20-slim
 
 WORKDIR /app
@@ -14,6 +15,7 @@ COPY tsconfig.json ./
 COPY osb ./osb
 COPY broker ./broker
 COPY migrations ./migrations
+COPY catalog-controller ./catalog-controller
 
 # The image's unprivileged user; the sources stay owned by root (read-only for it).
 USER node

@@ -27,15 +27,18 @@ export interface BrokerConfig {
   deletedRetentionHours: number;
   /** Prefix of the BullMQ keys in Redis, so several Depots (or test runs) can share a server. */
   queuePrefix: string;
+  /** TEST_OFFERING=enabled: the failure-injecting `test` offering and its services (never in production). */
+  testOffering: boolean;
 }
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-type Env = Record<string, string | undefined>;
+export type Env = Record<string, string | undefined>;
 
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+/** A whole number within [min, max]; unset or empty means the fallback. */
+export function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
@@ -100,11 +103,22 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     operationTimeoutSeconds: integer(env, 'OPERATION_TIMEOUT_SECONDS', 3600, 10, 7 * 86400),
     deletedRetentionHours: integer(env, 'DELETED_RETENTION_HOURS', 168, 1, 24 * 365),
     queuePrefix: env.QUEUE_PREFIX || 'depot',
+    testOffering: switchedOn(env, 'TEST_OFFERING', false),
   };
 }
 
+/** An `enabled` / `disabled` switch; unset or empty means the fallback. */
+export function switchedOn(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'enabled') return true;
+  if (raw === 'disabled') return false;
+  throw new ConfigError(`${name} must be "enabled" or "disabled", got "${raw}"`);
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-function logLevel(env: Env): string {
+/** LOG_LEVEL, one of pino's levels (default `info`). */
+export function logLevel(env: Env): string {
   const level = env.LOG_LEVEL || 'info';
   if (!LOG_LEVELS.includes(level)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   return level;

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { CatalogError, loadCatalogFile, type Catalog } from './catalog/catalog.js';
 import { serverAddress, type BrokerConfig } from './config.js';
-import { plansInUse } from './db/instances.js';
+import { getInstance, plansInUse } from './db/instances.js';
 import { migrate } from './db/migrate.js';
 import { createPool, databaseName, ensureDatabase } from './db/pool.js';
 import { DepotBroker } from './depot-broker.js';
@@ -15,7 +15,11 @@ import type { Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
 import type { Offering } from './offerings/offering.js';
 import { PostgresqlOffering } from './offerings/postgresql/postgresql-offering.js';
+import { FaultCounter } from './offerings/test/fault-counter.js';
+import { FaultInjectingBroker } from './offerings/test/fault-injecting-broker.js';
+import { TEST_CATALOG_FILE, TestOffering } from './offerings/test/test-offering.js';
 import { redisOptions } from './redis.js';
+import type { ServiceBroker } from './service-broker.js';
 import { withTimeout } from './timeout.js';
 
 /** Which parts run in this process: `npm start` runs both, start:api and start:worker one each. */
@@ -62,10 +66,13 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
     ...(config.postgresServicePublicPort ? { publicPort: config.postgresServicePublicPort } : {}),
     logger,
   });
+  // TEST_OFFERING=enabled: the failure-injecting test offering and its services join the
+  // catalog; its attempt counts are kept in this process.
+  const faults = config.testOffering ? new FaultCounter() : undefined;
   // New offerings are added here (README, "Writing an offering").
-  const offerings: Offering[] = [postgresql];
+  const offerings: Offering[] = [postgresql, ...(faults ? [new TestOffering(faults)] : [])];
   await reachPostgres('POSTGRES_SERVICE_URL', config.postgresServiceUrl, () => postgresql.ping());
-  const catalog = await loadCatalogFile(config.catalogFile, offerings);
+  const catalog = await loadCatalogFile(config.catalogFile, offerings, faults ? [TEST_CATALOG_FILE] : []);
   // A plan that instances still use must stay in the catalog, or they could never be updated,
   // unbound or deprovisioned again.
   const orphaned = (await plansInUse(pool)).filter((p) => !catalog.plan(p.service_id, p.plan_id));
@@ -90,6 +97,10 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
     retryAfterSeconds: config.retryAfterSeconds,
     syncOperationTimeoutMs: config.syncOperationTimeoutMs,
   });
+  // The test plans' http faults are answered before the real broker sees the request.
+  const api: ServiceBroker = faults
+    ? new FaultInjectingBroker({ inner: broker, catalog, counter: faults, findInstance: (id) => getInstance(pool, id) })
+    : broker;
 
   const ready = async () => {
     await pool.query('select 1').catch((error: Error) => Promise.reject(new Error(`PostgreSQL: ${error.message}`)));
@@ -101,7 +112,7 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   const app =
     options.role === 'worker'
       ? createOperatorApp({ logger, metrics, ready })
-      : createApp({ broker, catalog, username: config.brokerUsername, password: config.brokerPassword, logger, metrics, ready });
+      : createApp({ broker: api, catalog, username: config.brokerUsername, password: config.brokerPassword, logger, metrics, ready });
   // Long ids (up to the broker's limit, percent-encoded) must reach the router to get a JSON 400.
   const server = http.createServer({ maxHeaderSize: 64 * 1024 }, app);
   server.keepAliveTimeout = 65_000;

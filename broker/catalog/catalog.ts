@@ -62,22 +62,45 @@ export class Catalog {
 
 const validateCatalogFile = compileSchema(catalogFileSchema as unknown as JsonObject);
 
-/** Reads CATALOG_FILE (JSON or YAML) or the built-in default, and checks it. */
-export async function loadCatalogFile(file: string | undefined, offerings: Offering[]): Promise<Catalog> {
+/**
+ * Reads CATALOG_FILE (JSON or YAML) or the built-in default, adds the services of `extraFiles`
+ * (the test offering's catalog, when TEST_OFFERING=enabled), and checks the whole.
+ */
+export async function loadCatalogFile(file: string | undefined, offerings: Offering[], extraFiles: string[] = []): Promise<Catalog> {
   const path = file ?? DEFAULT_CATALOG_FILE;
+  let document = await readCatalogDocument(path);
+  for (const extra of extraFiles) document = withServicesOf(document, await readCatalogDocument(extra), extra);
+  return buildCatalog(document, offerings, [path, ...extraFiles].join(' + '));
+}
+
+async function readCatalogDocument(path: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
     throw new CatalogError(`cannot read the catalog file ${path}: ${(error as Error).message}`);
   }
-  let document: unknown;
   try {
-    document = parseYaml(text, { merge: true }); // YAML is a superset of JSON
+    return parseYaml(text, { merge: true }); // YAML is a superset of JSON
   } catch (error) {
     throw new CatalogError(`the catalog file ${path} is not valid YAML or JSON: ${(error as Error).message}`);
   }
-  return buildCatalog(document, offerings, path);
+}
+
+/**
+ * The services of the extra file appended to those of `document`. A main document without a
+ * `services` list is left as it is, for buildCatalog to report.
+ */
+function withServicesOf(document: unknown, extra: unknown, extraPath: string): unknown {
+  const added = servicesOf(extra);
+  if (!added) throw new CatalogError(`the catalog file ${extraPath} has no list of services`);
+  const base = servicesOf(document);
+  return base ? { ...(document as object), services: [...base, ...added] } : document;
+}
+
+function servicesOf(document: unknown): unknown[] | undefined {
+  const list = document !== null && typeof document === 'object' ? (document as { services?: unknown }).services : undefined;
+  return Array.isArray(list) ? list : undefined;
 }
 
 /** Checks a catalog document and resolves each plan's offering, settings and schemas. */

@@ -1,0 +1,151 @@
+import type { Logger } from 'pino';
+import type { KubeObject, Secret, ServiceBinding, ServiceBroker, ServiceClass, ServiceInstance, ServicePlan } from './api/v1beta1.js';
+import { ClusterScope, NamespacedScope, scopeOfInstance, type CatalogScope } from './catalog-scope.js';
+import type { ControllerConfig } from './config.js';
+import { ControllerContext, MANAGED_BY, MANAGED_BY_LABEL, type Informers } from './controller-context.js';
+import { EventRecorder } from './kube/event-recorder.js';
+import { Informer } from './kube/informer.js';
+import type { KubeClient } from './kube/kube-client.js';
+import { Resources, objectKey, type Resource } from './kube/resources.js';
+import type { ControllerMetrics } from './metrics.js';
+import { BindingReconciler } from './reconcilers/binding-reconciler.js';
+import { BrokerReconciler } from './reconcilers/broker-reconciler.js';
+import { InstanceReconciler } from './reconcilers/instance-reconciler.js';
+import { WorkQueue } from './work-queue.js';
+
+/**
+ * The catalog controller: one informer per kind feeding one work queue per kind (brokers of
+ * both scopes, instances, bindings), each with per-key exponential retry backoff.
+ */
+export class CatalogController {
+  readonly context: ControllerContext;
+  private readonly queues: WorkQueue[] = [];
+  private readonly clusterBrokerQueue: WorkQueue;
+  private readonly brokerQueue: WorkQueue;
+  private readonly instanceQueue: WorkQueue;
+  private readonly bindingQueue: WorkQueue;
+  private readonly instances: InstanceReconciler;
+  private started = false;
+
+  constructor(client: KubeClient, config: ControllerConfig, logger: Logger, metrics: ControllerMetrics) {
+    const informer = <T extends KubeObject>(resource: Resource, labelSelector?: string): Informer<T> =>
+      new Informer<T>(client, resource, logger, { resyncMs: config.resyncMs, ...(labelSelector ? { labelSelector } : {}) });
+    const informers: Informers = {
+      clusterServiceBrokers: informer<ServiceBroker>(Resources.ClusterServiceBroker),
+      serviceBrokers: informer<ServiceBroker>(Resources.ServiceBroker),
+      clusterServiceClasses: informer<ServiceClass>(Resources.ClusterServiceClass),
+      serviceClasses: informer<ServiceClass>(Resources.ServiceClass),
+      clusterServicePlans: informer<ServicePlan>(Resources.ClusterServicePlan),
+      servicePlans: informer<ServicePlan>(Resources.ServicePlan),
+      serviceInstances: informer<ServiceInstance>(Resources.ServiceInstance),
+      serviceBindings: informer<ServiceBinding>(Resources.ServiceBinding),
+      bindingSecrets: informer<Secret>(Resources.Secret, `${MANAGED_BY_LABEL}=${MANAGED_BY}`),
+    };
+    const events = new EventRecorder(client, 'depot-catalog-controller', logger, config.namespace);
+    this.context = new ControllerContext(client, informers, config, logger, metrics, events);
+
+    const queueOptions = { concurrency: config.concurrentSyncs, baseDelayMs: config.retryBaseDelayMs, maxDelayMs: config.retryMaxDelayMs };
+    const queue = (name: string, reconcile: (key: string) => Promise<import('./work-queue.js').ReconcileResult | void>): WorkQueue => {
+      const q = new WorkQueue(name, (key) => reconcile(key), queueOptions, logger.child({ queue: name }), metrics);
+      this.queues.push(q);
+      return q;
+    };
+    const clusterBrokers = new BrokerReconciler(this.context, Resources.ClusterServiceBroker);
+    const brokers = new BrokerReconciler(this.context, Resources.ServiceBroker);
+    this.instances = new InstanceReconciler(this.context, (instance) => this.enqueueBindingsOf(instance));
+    const bindings = new BindingReconciler(this.context);
+    this.clusterBrokerQueue = queue('clusterservicebroker', (key) => clusterBrokers.reconcile(key));
+    this.brokerQueue = queue('servicebroker', (key) => brokers.reconcile(key));
+    this.instanceQueue = queue('serviceinstance', (key) => this.instances.reconcile(key));
+    this.bindingQueue = queue('servicebinding', (key) => bindings.reconcile(key));
+    this.wire(informers);
+  }
+
+  private wire(informers: Informers): void {
+    informers.clusterServiceBrokers.on({ upsert: (b) => this.clusterBrokerQueue.add(objectKey(b.metadata)) });
+    informers.serviceBrokers.on({ upsert: (b) => this.brokerQueue.add(objectKey(b.metadata)) });
+
+    // A class or plan that appears, changes or goes: instances waiting on references look again,
+    // and its broker checks whether a flagged entry can now be deleted.
+    for (const [entries, scope] of [
+      [informers.clusterServiceClasses, ClusterScope],
+      [informers.clusterServicePlans, ClusterScope],
+      [informers.serviceClasses, NamespacedScope],
+      [informers.servicePlans, NamespacedScope],
+    ] as Array<[Informer<ServiceClass | ServicePlan>, CatalogScope]>) {
+      entries.on({
+        upsert: (entry, previous) => {
+          if (!previous) this.enqueueUnresolvedInstances();
+          if (entry.status?.removedFromBrokerCatalog) this.enqueueBrokerOf(scope, entry);
+        },
+        deleted: () => this.enqueueUnresolvedInstances(),
+      });
+    }
+
+    informers.serviceInstances.on({
+      upsert: (instance) => {
+        this.instanceQueue.add(objectKey(instance.metadata));
+        this.enqueueBindingsOf(instance);
+      },
+      deleted: (instance) => {
+        this.instances.forget(objectKey(instance.metadata));
+        this.enqueueBindingsOf(instance);
+        // A flagged class or plan may have lost its last user.
+        const scope = scopeOfInstance(instance);
+        if ('invalid' in scope) return;
+        const namespace = scope.cluster ? undefined : instance.metadata.namespace;
+        const classRef = instance.spec[scope.instanceClassRefField]?.name;
+        const cls = classRef ? this.context.informerOf<ServiceClass>(scope.class).get(namespace ? `${namespace}/${classRef}` : classRef) : undefined;
+        if (cls) this.enqueueBrokerOf(scope, cls);
+      },
+    });
+
+    informers.serviceBindings.on({
+      upsert: (binding) => this.bindingQueue.add(objectKey(binding.metadata)),
+      // An instance waiting for its bindings to go can now be deprovisioned.
+      deleted: (binding) => this.instanceQueue.add(`${binding.metadata.namespace}/${binding.spec.instanceRef?.name}`),
+    });
+
+    // A binding Secret deleted by someone is written again by its binding.
+    informers.bindingSecrets.on({
+      deleted: (secret) => {
+        const owner = secret.metadata.ownerReferences?.find((o) => o.controller && o.kind === 'ServiceBinding');
+        if (owner) this.bindingQueue.add(`${secret.metadata.namespace}/${owner.name}`);
+      },
+    });
+  }
+
+  private enqueueBindingsOf(instance: ServiceInstance): void {
+    for (const binding of this.context.informers.serviceBindings.list(instance.metadata.namespace)) {
+      if (binding.spec.instanceRef?.name === instance.metadata.name) this.bindingQueue.add(objectKey(binding.metadata));
+    }
+  }
+
+  private enqueueUnresolvedInstances(): void {
+    if (!this.started) return;
+    for (const instance of this.context.informers.serviceInstances.list()) {
+      const ready = instance.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+      if (!ready) this.instanceQueue.add(objectKey(instance.metadata));
+    }
+  }
+
+  private enqueueBrokerOf(scope: CatalogScope, entry: ServiceClass | ServicePlan): void {
+    const key = BrokerReconciler.brokerKeyOf(scope, entry);
+    if (key) (scope.cluster ? this.clusterBrokerQueue : this.brokerQueue).add(key);
+  }
+
+  /** Fills the caches, then starts the queues. */
+  async start(): Promise<void> {
+    const informers = Object.values(this.context.informers) as Array<Informer<KubeObject>>;
+    await Promise.all(informers.map((i) => i.start()));
+    this.started = true;
+    for (const q of this.queues) q.start();
+  }
+
+  /** Stops taking work and waits (at most `timeoutMs`) for reconciles in progress. */
+  async stop(timeoutMs: number): Promise<void> {
+    for (const informer of Object.values(this.context.informers) as Array<Informer<KubeObject>>) informer.stop();
+    await Promise.all(this.queues.map((q) => q.shutdown(timeoutMs)));
+    this.context.closeOsbClients();
+  }
+}

@@ -1,0 +1,184 @@
+import { Watch } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { KubeObject } from '../api/v1beta1.js';
+import { KubeApiError, type KubeClient } from './kube-client.js';
+import { collectionPath, objectKey, type Resource } from './resources.js';
+
+export interface InformerHandlers<T> {
+  /** A new object, or one that changed (also called on resync with the same object). */
+  upsert?(object: T, previous: T | undefined): void;
+  deleted?(object: T): void;
+}
+
+interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T;
+}
+
+/** resourceVersion is an etcd revision here; compare numerically, newest wins. */
+function isNewer(candidate: KubeObject, current: KubeObject | undefined): boolean {
+  if (!current) return true;
+  const a = Number(candidate.metadata.resourceVersion);
+  const b = Number(current.metadata.resourceVersion);
+  return Number.isNaN(a) || Number.isNaN(b) || a >= b;
+}
+
+/**
+ * List-then-watch cache of one kind (client-go's reflector and store, small). Reconcilers read
+ * from it instead of the API server; the results of their own writes are put in with `observe`
+ * so the next pass never acts on a stale copy.
+ */
+export class Informer<T extends KubeObject> {
+  private readonly objects = new Map<string, T>();
+  private readonly handlers: InformerHandlers<T>[] = [];
+  private resourceVersion = '';
+  private stopped = false;
+  private abort: AbortController | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly client: KubeClient,
+    readonly resource: Resource,
+    private readonly logger: Logger,
+    private readonly options: { labelSelector?: string; resyncMs?: number } = {},
+  ) {}
+
+  on(handlers: InformerHandlers<T>): void {
+    this.handlers.push(handlers);
+  }
+
+  get(key: string): T | undefined {
+    return this.objects.get(key);
+  }
+
+  list(namespace?: string): T[] {
+    const all = [...this.objects.values()];
+    return namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
+  }
+
+  /** Records an object returned by our own write, if it is newer than the cached copy. */
+  observe(object: T): void {
+    const key = objectKey(object.metadata);
+    if (isNewer(object, this.objects.get(key))) this.objects.set(key, object);
+  }
+
+  /** Resolves once the first list is in the cache. */
+  async start(): Promise<void> {
+    await this.relist();
+    void this.watch();
+    if (this.options.resyncMs) {
+      this.resyncTimer = setInterval(() => this.resync(), this.options.resyncMs);
+      this.resyncTimer.unref();
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.abort?.abort();
+    clearInterval(this.resyncTimer);
+    clearTimeout(this.retryTimer);
+  }
+
+  /** Every object again, as client-go's resync does: what was missed gets another look. */
+  resync(): void {
+    for (const object of this.objects.values()) this.emitUpsert(object, object);
+  }
+
+  private async relist(): Promise<void> {
+    const { items, resourceVersion } = await this.client.list<T>(this.resource, {
+      ...(this.options.labelSelector ? { labelSelector: this.options.labelSelector } : {}),
+    });
+    const seen = new Set<string>();
+    for (const item of items) {
+      item.apiVersion ??= this.resource.apiVersion;
+      item.kind ??= this.resource.kind;
+      const key = objectKey(item.metadata);
+      seen.add(key);
+      const previous = this.objects.get(key);
+      this.objects.set(key, item);
+      if (!previous || previous.metadata.resourceVersion !== item.metadata.resourceVersion) this.emitUpsert(item, previous);
+    }
+    for (const [key, object] of this.objects) {
+      if (!seen.has(key)) {
+        this.objects.delete(key);
+        this.emitDeleted(object);
+      }
+    }
+    this.resourceVersion = resourceVersion;
+  }
+
+  private async watch(): Promise<void> {
+    if (this.stopped) return;
+    const query: Record<string, string | boolean> = { resourceVersion: this.resourceVersion, allowWatchBookmarks: true };
+    if (this.options.labelSelector) query.labelSelector = this.options.labelSelector;
+    let expired = false;
+    try {
+      this.abort = await new Watch(this.client.config).watch(
+        collectionPath(this.resource),
+        query,
+        (type: string, object: unknown) => {
+          const event = { type, object } as WatchEvent<T>;
+          if (event.type === 'ERROR') {
+            // 410 Gone: our resourceVersion is too old; list again.
+            expired = true;
+            this.abort?.abort();
+            return;
+          }
+          this.apply(event);
+        },
+        (error: unknown) => this.restart(expired, error),
+      );
+    } catch (error) {
+      this.restart(true, error);
+    }
+  }
+
+  private restart(relist: boolean, error: unknown): void {
+    if (this.stopped) return;
+    if (error && !(error instanceof Error && error.name === 'AbortError')) {
+      this.logger.debug({ err: error, resource: this.resource.plural }, 'watch ended');
+    }
+    this.retryTimer = setTimeout(
+      () => {
+        const next = relist ? this.relist() : Promise.resolve();
+        next.then(
+          () => this.watch(),
+          (listError: unknown) => {
+            this.logger.warn(
+              { err: listError, resource: this.resource.plural, status: listError instanceof KubeApiError ? listError.status : undefined },
+              'list failed; retrying',
+            );
+            this.restart(true, undefined);
+          },
+        );
+      },
+      relist ? 1000 : 0,
+    );
+  }
+
+  private apply(event: WatchEvent<T>): void {
+    const object = event.object;
+    if (object.metadata?.resourceVersion) this.resourceVersion = object.metadata.resourceVersion;
+    if (event.type === 'BOOKMARK') return;
+    object.apiVersion ??= this.resource.apiVersion;
+    object.kind ??= this.resource.kind;
+    const key = objectKey(object.metadata);
+    const previous = this.objects.get(key);
+    if (event.type === 'DELETED') {
+      this.objects.delete(key);
+      this.emitDeleted(object);
+      return;
+    }
+    if (isNewer(object, previous)) this.objects.set(key, object);
+    this.emitUpsert(this.objects.get(key) ?? object, previous);
+  }
+
+  private emitUpsert(object: T, previous: T | undefined): void {
+    for (const handler of this.handlers) handler.upsert?.(object, previous);
+  }
+
+  private emitDeleted(object: T): void {
+    for (const handler of this.handlers) handler.deleted?.(object);
+  }
+}

@@ -1,0 +1,379 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { CatalogResponse, ServiceOffering, ServicePlan as OsbPlan } from '../../osb/index.js';
+import {
+  API_VERSION,
+  ConditionType,
+  FINALIZER,
+  LABEL,
+  Reason,
+  type ServiceBroker,
+  type ServiceBrokerStatus,
+  type ServiceClass,
+  type ServiceInstance,
+  type ServicePlan,
+} from '../api/v1beta1.js';
+import { scopeOfBroker, type CatalogScope } from '../catalog-scope.js';
+import { classProperties, matches, parsePredicate, planProperties, RestrictionError } from '../catalog-restrictions.js';
+import { isReady, lastConditionState, removeCondition, setCondition } from '../conditions.js';
+import { BrokerAuthError, type ControllerContext } from '../controller-context.js';
+import { KubeApiError } from '../kube/kube-client.js';
+import { objectKey, splitKey, type Resource } from '../kube/resources.js';
+import { escapedName, labelValue } from '../names.js';
+import { describeOutcome } from '../osb-client/osb-client.js';
+import type { ReconcileResult } from '../work-queue.js';
+
+/** A catalog the controller cannot turn into classes and plans (ErrorSyncingCatalog). */
+class CatalogSyncError extends Error {
+  override name = 'CatalogSyncError';
+}
+
+/**
+ * ClusterServiceBroker and ServiceBroker (reference §2.2): fetch the catalog on create, on a
+ * spec change (`relistRequests++`) and every relist period; create, update and flag the classes
+ * and plans; delete flagged ones nobody uses; on delete remove them all, then the finalizer.
+ */
+export class BrokerReconciler {
+  constructor(
+    private readonly ctx: ControllerContext,
+    private readonly resource: Resource,
+  ) {}
+
+  async reconcile(key: string): Promise<ReconcileResult | void> {
+    const broker = this.ctx.informerOf<ServiceBroker>(this.resource).get(key);
+    if (!broker) return;
+    const scope = scopeOfBroker(broker);
+    if (broker.metadata.deletionTimestamp) return this.reconcileDelete(broker, scope);
+
+    let current = broker;
+    if (!current.metadata.finalizers?.includes(FINALIZER)) {
+      current = await this.ctx.updateObject(this.resource, current, (copy) => {
+        copy.metadata.finalizers = [...(copy.metadata.finalizers ?? []), FINALIZER];
+        return true;
+      });
+    }
+
+    const status = current.status ?? {};
+    const interval = this.relistIntervalMs(current);
+    const due =
+      status.reconciledGeneration !== current.metadata.generation ||
+      !isReady(status.conditions) ||
+      (interval !== undefined && Date.now() >= Date.parse(status.lastCatalogRetrievalTime ?? '') + interval);
+    if (!due) {
+      // A terminal Failed (retry timeout) waits for a spec change.
+      if (interval === undefined) return;
+      await this.removeUnused(current, scope);
+      const next = Date.parse(status.lastCatalogRetrievalTime ?? '') + interval - Date.now();
+      return { requeueAfterMs: Math.max(next, 1000) };
+    }
+    if (status.conditions?.some((c) => c.type === ConditionType.Failed && c.status === 'True') && status.reconciledGeneration === current.metadata.generation) {
+      return;
+    }
+    return this.relist(current, scope, interval);
+  }
+
+  /** relistDuration, else the controller default; undefined for relistBehavior Manual. */
+  private relistIntervalMs(broker: ServiceBroker): number | undefined {
+    if (broker.spec.relistBehavior === 'Manual') return undefined;
+    const parsed = broker.spec.relistDuration ? parseDuration(broker.spec.relistDuration) : undefined;
+    return parsed && parsed > 0 ? parsed : this.ctx.config.brokerRelistIntervalMs;
+  }
+
+  private async relist(broker: ServiceBroker, scope: CatalogScope, interval: number | undefined): Promise<ReconcileResult | void> {
+    let catalog: CatalogResponse;
+    try {
+      const client = await this.ctx.osbClient(broker, true);
+      const outcome = await client.catalog();
+      if (outcome.kind !== 'response' || outcome.status !== 200 || !isCatalog(outcome.body)) {
+        const detail = outcome.kind === 'response' && outcome.status === 200 ? 'the body is not a catalog' : describeOutcome(outcome);
+        return this.fetchFailed(broker, `Error fetching catalog. Error getting broker catalog: ${detail}`);
+      }
+      catalog = outcome.body;
+    } catch (error) {
+      if (error instanceof BrokerAuthError) {
+        this.ctx.events.record(broker, 'Warning', Reason.ErrorGettingAuthCredentials, error.message);
+        return this.fetchFailed(broker, `Error fetching catalog. Error getting broker auth credentials: ${error.message}`);
+      }
+      throw error;
+    }
+
+    try {
+      const counts = await this.syncCatalog(broker, scope, catalog);
+      await this.removeUnused(broker, scope);
+      await this.writeStatus(broker, (s) => {
+        s.conditions = removeCondition(s.conditions, ConditionType.Failed);
+        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'True', Reason.FetchedCatalog, 'Successfully fetched catalog entries from broker.', this.ctx.now());
+        s.reconciledGeneration = broker.metadata.generation;
+        s.lastCatalogRetrievalTime = this.ctx.now();
+        delete s.operationStartTime;
+      });
+      this.ctx.logger.info({ broker: objectKey(broker.metadata), ...counts }, 'catalog synced');
+    } catch (error) {
+      if (error instanceof CatalogSyncError || error instanceof RestrictionError) {
+        await this.writeStatus(broker, (s) => {
+          s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.ErrorSyncingCatalog, `Error syncing catalog from ServiceBroker: ${error.message}`, this.ctx.now());
+        });
+        return { backoff: true };
+      }
+      throw error;
+    }
+    return interval === undefined ? undefined : { requeueAfterMs: interval };
+  }
+
+  private async fetchFailed(broker: ServiceBroker, message: string): Promise<ReconcileResult> {
+    const started = broker.status?.operationStartTime ?? this.ctx.now();
+    if (Date.now() - Date.parse(started) > this.ctx.config.reconciliationRetryDurationMs) {
+      await this.writeStatus(broker, (s) => {
+        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.ErrorFetchingCatalog, message, this.ctx.now());
+        s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', Reason.ErrorReconciliationRetryTimeout, 'Stopping reconciliation retries because too much time has elapsed', this.ctx.now());
+        s.reconciledGeneration = broker.metadata.generation;
+        delete s.operationStartTime;
+      });
+      return {};
+    }
+    await this.writeStatus(broker, (s) => {
+      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.ErrorFetchingCatalog, message, this.ctx.now());
+      s.operationStartTime = started;
+    });
+    return { backoff: true };
+  }
+
+  private async syncCatalog(broker: ServiceBroker, scope: CatalogScope, catalog: CatalogResponse): Promise<{ classes: number; plans: number }> {
+    const brokerName = broker.metadata.name;
+    const namespace = broker.metadata.namespace;
+    const classPredicates = (broker.spec.catalogRestrictions?.serviceClass ?? []).map(parsePredicate);
+    const planPredicates = (broker.spec.catalogRestrictions?.servicePlan ?? []).map(parsePredicate);
+    const classes = this.ctx.informerOf<ServiceClass>(scope.class).list(namespace);
+    const plans = this.ctx.informerOf<ServicePlan>(scope.plan).list(namespace);
+    const keptClasses = new Set<string>();
+    const keptPlans = new Set<string>();
+    const owner = {
+      apiVersion: API_VERSION,
+      kind: broker.kind ?? scope.broker.kind,
+      name: brokerName,
+      uid: broker.metadata.uid ?? '',
+      controller: true,
+      blockOwnerDeletion: false,
+    };
+
+    for (const service of catalog.services) {
+      if (!Array.isArray(service.plans) || service.plans.length === 0) {
+        throw new CatalogSyncError(`service "${service.name}" (${service.id}) must have at least one plan`);
+      }
+      const existingClass =
+        classes.find((c) => c.spec.externalID === service.id && c.spec[scope.brokerNameField] === brokerName) ??
+        classes.find((c) => c.metadata.name === escapedName(service.id));
+      const className = existingClass?.metadata.name ?? escapedName(service.id);
+      if (!matches(classPredicates, classProperties(service, className))) continue;
+      const acceptedPlans = service.plans.filter((plan) =>
+        matches(planPredicates, planProperties(plan, existingPlanName(plans, plan, className) ?? escapedName(plan.id), className, scope.cluster)),
+      );
+      if (acceptedPlans.length === 0) continue;
+      if (existingClass && existingClass.spec[scope.brokerNameField] !== brokerName) {
+        throw new CatalogSyncError(`${scope.class.kind} "${className}" already exists for Broker "${existingClass.spec[scope.brokerNameField]}"`);
+      }
+      if (existingClass && existingClass.spec.externalID !== service.id) {
+        throw new CatalogSyncError(`${scope.class.kind} "${className}" already exists with OSB guid "${existingClass.spec.externalID}"`);
+      }
+      const classSpec = {
+        ...(existingClass?.spec ?? {}),
+        externalName: service.name,
+        externalID: service.id,
+        description: service.description,
+        bindable: service.bindable,
+        bindingRetrievable: service.bindings_retrievable ?? false,
+        planUpdatable: service.plan_updateable ?? false,
+        ...(service.metadata ? { externalMetadata: service.metadata } : {}),
+        ...(service.tags ? { tags: service.tags } : {}),
+        ...(service.requires ? { requires: service.requires } : {}),
+        [scope.brokerNameField]: brokerName,
+      };
+      const classLabels = {
+        [LABEL.externalId]: labelValue(service.id),
+        [LABEL.externalName]: labelValue(service.name),
+        [scope.brokerNameLabel]: labelValue(brokerName),
+      };
+      await this.upsertEntry<ServiceClass>(scope.class, existingClass, {
+        metadata: { name: className, ...(namespace ? { namespace } : {}), labels: classLabels, ownerReferences: [owner] },
+        spec: classSpec as ServiceClass['spec'],
+      });
+      keptClasses.add(className);
+
+      for (const plan of acceptedPlans) {
+        const planName = existingPlanName(plans, plan, className) ?? escapedName(plan.id);
+        const existingPlan = plans.find((p) => p.metadata.name === planName);
+        if (existingPlan && existingPlan.spec[scope.brokerNameField] !== brokerName) {
+          throw new CatalogSyncError(`${scope.plan.kind} "${planName}" already exists for Broker "${existingPlan.spec[scope.brokerNameField]}"`);
+        }
+        const planSpec = {
+          ...(existingPlan?.spec ?? {}),
+          ...convertPlan(plan),
+          [scope.brokerNameField]: brokerName,
+          [scope.classRefField]: { name: className },
+        };
+        const planLabels = {
+          [LABEL.externalId]: labelValue(plan.id),
+          [LABEL.externalName]: labelValue(plan.name),
+          [scope.brokerNameLabel]: labelValue(brokerName),
+          [scope.cluster ? LABEL.clusterClassRef : LABEL.classRef]: labelValue(className),
+        };
+        await this.upsertEntry<ServicePlan>(scope.plan, existingPlan, {
+          metadata: { name: planName, ...(namespace ? { namespace } : {}), labels: planLabels, ownerReferences: [owner] },
+          spec: planSpec as ServicePlan['spec'],
+        });
+        keptPlans.add(planName);
+      }
+    }
+
+    // Entries of this broker missing from the catalog are flagged, not deleted (instances may use them).
+    for (const plan of plans) {
+      if (plan.spec[scope.brokerNameField] === brokerName && isOwnedBy(plan, brokerName) && !keptPlans.has(plan.metadata.name)) {
+        await this.flagRemoved(scope.plan, plan, true);
+      }
+    }
+    for (const cls of classes) {
+      if (cls.spec[scope.brokerNameField] === brokerName && isOwnedBy(cls, brokerName) && !keptClasses.has(cls.metadata.name)) {
+        await this.flagRemoved(scope.class, cls, true);
+      }
+    }
+    return { classes: keptClasses.size, plans: keptPlans.size };
+  }
+
+  private async upsertEntry<T extends ServiceClass | ServicePlan>(resource: Resource, existing: T | undefined, desired: T): Promise<void> {
+    const informer = this.ctx.informerOf<T>(resource);
+    if (!existing) {
+      try {
+        const created = await this.ctx.client.create<T>(resource, desired);
+        created.apiVersion ??= resource.apiVersion;
+        created.kind ??= resource.kind;
+        informer.observe(created);
+      } catch (error) {
+        if (!(error instanceof KubeApiError && error.isAlreadyExists)) throw error;
+        throw new CatalogSyncError(`${resource.kind} "${desired.metadata.name}" already exists; it will be adopted on the next relist`);
+      }
+      return;
+    }
+    let current = existing;
+    const labels = { ...(existing.metadata.labels ?? {}), ...(desired.metadata.labels ?? {}) };
+    if (!isDeepStrictEqual(existing.spec, desired.spec) || !isDeepStrictEqual(existing.metadata.labels, labels) || !existing.metadata.ownerReferences?.length) {
+      current = await this.ctx.updateObject(resource, existing, (copy) => {
+        copy.spec = desired.spec;
+        copy.metadata.labels = labels;
+        if (!copy.metadata.ownerReferences?.length) copy.metadata.ownerReferences = desired.metadata.ownerReferences;
+        return true;
+      });
+    }
+    if (current.status?.removedFromBrokerCatalog) await this.flagRemoved(resource, current, false);
+  }
+
+  private async flagRemoved(resource: Resource, entry: ServiceClass | ServicePlan, removed: boolean): Promise<void> {
+    if ((entry.status?.removedFromBrokerCatalog ?? false) === removed) return;
+    await this.ctx.writeStatus(resource, entry, (s: { removedFromBrokerCatalog?: boolean }) => {
+      s.removedFromBrokerCatalog = removed;
+    }, () => {});
+  }
+
+  /** Flagged classes and plans that no instance references any more are deleted (§2.2 step 10). */
+  async removeUnused(broker: ServiceBroker, scope: CatalogScope): Promise<void> {
+    const namespace = broker.metadata.namespace;
+    const instances = this.ctx.informers.serviceInstances.list();
+    const uses = (field: 'instanceClassRefField' | 'instancePlanRefField', name: string): boolean =>
+      instances.some((i: ServiceInstance) => i.spec[scope[field]]?.name === name && (!namespace || i.metadata.namespace === namespace));
+    for (const plan of this.ctx.informerOf<ServicePlan>(scope.plan).list(namespace)) {
+      if (plan.spec[scope.brokerNameField] === broker.metadata.name && plan.status?.removedFromBrokerCatalog && !uses('instancePlanRefField', plan.metadata.name)) {
+        await this.ctx.client.delete(scope.plan, plan.metadata.name, plan.metadata.namespace);
+      }
+    }
+    const plansLeft = this.ctx.informerOf<ServicePlan>(scope.plan).list(namespace);
+    for (const cls of this.ctx.informerOf<ServiceClass>(scope.class).list(namespace)) {
+      if (cls.spec[scope.brokerNameField] !== broker.metadata.name || !cls.status?.removedFromBrokerCatalog) continue;
+      if (uses('instanceClassRefField', cls.metadata.name)) continue;
+      if (plansLeft.some((p) => p.spec[scope.classRefField]?.name === cls.metadata.name && !p.status?.removedFromBrokerCatalog)) continue;
+      await this.ctx.client.delete(scope.class, cls.metadata.name, cls.metadata.namespace);
+    }
+  }
+
+  /** Broker deletion: every plan, then every class of the broker, then the finalizer. Instances are left alone. */
+  private async reconcileDelete(broker: ServiceBroker, scope: CatalogScope): Promise<void> {
+    if (!broker.metadata.finalizers?.includes(FINALIZER)) return;
+    const namespace = broker.metadata.namespace;
+    for (const plan of this.ctx.informerOf<ServicePlan>(scope.plan).list(namespace)) {
+      if (plan.spec[scope.brokerNameField] === broker.metadata.name) await this.ctx.client.delete(scope.plan, plan.metadata.name, namespace);
+    }
+    for (const cls of this.ctx.informerOf<ServiceClass>(scope.class).list(namespace)) {
+      if (cls.spec[scope.brokerNameField] === broker.metadata.name) await this.ctx.client.delete(scope.class, cls.metadata.name, namespace);
+    }
+    this.ctx.forgetOsbClient(broker);
+    const reason = scope.cluster ? Reason.DeletedClusterServiceBrokerSuccessfully : Reason.DeletedSuccessfully;
+    this.ctx.events.record(broker, 'Normal', reason, `The broker ${broker.metadata.name} was deleted successfully.`);
+    await this.ctx.updateObject(this.resource, broker, (copy) => {
+      const before = copy.metadata.finalizers ?? [];
+      copy.metadata.finalizers = before.filter((f) => f !== FINALIZER);
+      return copy.metadata.finalizers.length !== before.length;
+    });
+  }
+
+  private writeStatus(broker: ServiceBroker, mutate: (s: ServiceBrokerStatus) => void): Promise<ServiceBroker> {
+    const fresh = this.ctx.informerOf<ServiceBroker>(this.resource).get(objectKey(broker.metadata)) ?? broker;
+    return this.ctx.writeStatus<ServiceBroker, ServiceBrokerStatus>(this.resource, fresh, mutate, (s) => {
+      const state = lastConditionState(s.conditions);
+      if (state) s.lastConditionState = state;
+    });
+  }
+
+  /** Key of the broker that owns a class or plan, for requeueing it. */
+  static brokerKeyOf(scope: CatalogScope, entry: ServiceClass | ServicePlan): string | undefined {
+    const name = entry.spec[scope.brokerNameField];
+    if (!name) return undefined;
+    return objectKey({ name, ...(entry.metadata.namespace ? { namespace: entry.metadata.namespace } : {}) });
+  }
+}
+
+function existingPlanName(plans: ServicePlan[], plan: OsbPlan, className: string): string | undefined {
+  return plans.find((p) => p.spec.externalID === plan.id && (p.spec.clusterServiceClassRef ?? p.spec.serviceClassRef)?.name === className)
+    ?.metadata.name;
+}
+
+function isOwnedBy(entry: ServiceClass | ServicePlan, brokerName: string): boolean {
+  // Classes without our controller ref are user-defined (`svcat create class`) and never flagged.
+  return entry.metadata.ownerReferences?.some((o) => o.controller && o.name === brokerName) ?? false;
+}
+
+function convertPlan(plan: OsbPlan): Partial<ServicePlan['spec']> {
+  return {
+    externalName: plan.name,
+    externalID: plan.id,
+    description: plan.description,
+    free: plan.free ?? false,
+    ...(plan.bindable !== undefined ? { bindable: plan.bindable } : {}),
+    ...(plan.metadata ? { externalMetadata: plan.metadata } : {}),
+    ...(plan.schemas?.service_instance?.create?.parameters ? { instanceCreateParameterSchema: plan.schemas.service_instance.create.parameters } : {}),
+    ...(plan.schemas?.service_instance?.update?.parameters ? { instanceUpdateParameterSchema: plan.schemas.service_instance.update.parameters } : {}),
+    ...(plan.schemas?.service_binding?.create?.parameters ? { serviceBindingCreateParameterSchema: plan.schemas.service_binding.create.parameters } : {}),
+    ...(plan.plan_updateable !== undefined ? { planUpdatable: plan.plan_updateable } : {}),
+    ...(plan.maximum_polling_duration !== undefined ? { maximumPollingDuration: plan.maximum_polling_duration } : {}),
+    ...(plan.maintenance_info ? { maintenanceInfo: plan.maintenance_info } : {}),
+    ...(plan.binding_rotatable !== undefined ? { bindingRotatable: plan.binding_rotatable } : {}),
+  };
+}
+
+function isCatalog(body: unknown): body is CatalogResponse {
+  const services = (body as { services?: unknown } | undefined)?.services;
+  return Array.isArray(services) && services.every((s: ServiceOffering) => s && typeof s.id === 'string' && typeof s.name === 'string');
+}
+
+/** metav1.Duration text: "15m", "1h30m", "90s", "500ms". */
+export function parseDuration(text: string): number | undefined {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  let rest = text.trim();
+  if (!rest) return undefined;
+  while (rest) {
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)/.exec(rest);
+    if (!match) return undefined;
+    total += Number(match[1]) * units[match[2]!]!;
+    rest = rest.slice(match[0].length);
+  }
+  return total;
+}
+
+export { splitKey };
