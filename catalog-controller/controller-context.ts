@@ -108,60 +108,51 @@ export class ControllerContext {
    * status; nothing is written when it changes nothing. A 409 Conflict re-reads the object and
    * re-applies `mutate` (for up to 10 s). A change of the Ready condition's reason is an Event.
    */
-  async writeStatus<T extends KubeObject & { status?: S }, S extends object>(
+  writeStatus<T extends KubeObject & { status?: S }, S extends object>(
     resource: Resource,
     object: T,
     mutate: (status: S, object: T) => void,
     recalculate: (status: S, object: T) => void,
   ): Promise<T> {
-    let current = object;
-    const deadline = Date.now() + 10_000;
-    for (;;) {
+    return this.retryOnConflict(resource, object, async (current) => {
       const before = (current.status ?? {}) as S;
       const next = structuredClone(before);
       mutate(next, current);
       recalculate(next, current);
       stripUndefined(next as unknown as Record<string, unknown>);
       if (isDeepStrictEqual(next, before)) return current;
-      try {
-        const written = await this.client.updateStatus<T>(resource, { ...current, status: next });
-        written.apiVersion ??= resource.apiVersion;
-        written.kind ??= resource.kind;
-        this.informerOf<T>(resource).observe(written);
-        this.recordTransition(written, conditionsOf(before), conditionsOf(next));
-        return written;
-      } catch (error) {
-        if (!(error instanceof KubeApiError && error.isConflict) || Date.now() > deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        current = await this.client.get<T>(resource, current.metadata.name, current.metadata.namespace);
-        current.apiVersion ??= resource.apiVersion;
-        current.kind ??= resource.kind;
-      }
-    }
+      const written = await this.client.updateStatus<T>(resource, { ...current, status: next });
+      this.informerOf<T>(resource).observe(withKind(resource, written));
+      this.recordTransition(written, conditionsOf(before), conditionsOf(next));
+      return written;
+    });
   }
 
   /** Updates the object itself (metadata, spec) with the same conflict handling; `mutate` returns false for "nothing to do". */
-  async updateObject<T extends KubeObject>(resource: Resource, object: T, mutate: (copy: T) => boolean): Promise<T> {
+  updateObject<T extends KubeObject>(resource: Resource, object: T, mutate: (copy: T) => boolean): Promise<T> {
+    return this.retryOnConflict(resource, object, async (current) => {
+      const copy = structuredClone(current);
+      if (!mutate(copy)) return current;
+      const written = withKind(resource, await this.client.update<T>(resource, copy));
+      // The last finalizer removed: the object is gone, and its DELETED event may already
+      // have arrived. It must not come back into the cache.
+      const gone = written.metadata.deletionTimestamp && !written.metadata.finalizers?.length;
+      if (!gone) this.informerOf<T>(resource).observe(written);
+      return written;
+    });
+  }
+
+  /** Runs `write`; on 409 Conflict reads the object again and retries, every 100 ms for up to 10 s. */
+  private async retryOnConflict<T extends KubeObject>(resource: Resource, object: T, write: (current: T) => Promise<T>): Promise<T> {
     let current = object;
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const copy = structuredClone(current);
-      if (!mutate(copy)) return current;
       try {
-        const written = await this.client.update<T>(resource, copy);
-        written.apiVersion ??= resource.apiVersion;
-        written.kind ??= resource.kind;
-        // The last finalizer removed: the object is gone, and its DELETED event may already
-        // have arrived. It must not come back into the cache.
-        const gone = written.metadata.deletionTimestamp && !written.metadata.finalizers?.length;
-        if (!gone) this.informerOf<T>(resource).observe(written);
-        return written;
+        return await write(current);
       } catch (error) {
         if (!(error instanceof KubeApiError && error.isConflict) || Date.now() > deadline) throw error;
         await new Promise((resolve) => setTimeout(resolve, 100));
-        current = await this.client.get<T>(resource, current.metadata.name, current.metadata.namespace);
-        current.apiVersion ??= resource.apiVersion;
-        current.kind ??= resource.kind;
+        current = withKind(resource, await this.client.get<T>(resource, current.metadata.name, current.metadata.namespace));
       }
     }
   }
@@ -276,6 +267,13 @@ export class ControllerContext {
     for (const { client } of this.osbClients.values()) client.close();
     this.osbClients.clear();
   }
+}
+
+/** Objects from the API may lack apiVersion and kind; events and owner references need them. */
+function withKind<T extends KubeObject>(resource: Resource, object: T): T {
+  object.apiVersion ??= resource.apiVersion;
+  object.kind ??= resource.kind;
+  return object;
 }
 
 function conditionsOf(status: object): Condition[] | undefined {

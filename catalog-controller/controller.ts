@@ -52,7 +52,7 @@ export class CatalogController {
     };
     const clusterBrokers = new BrokerReconciler(this.context, Resources.ClusterServiceBroker);
     const brokers = new BrokerReconciler(this.context, Resources.ServiceBroker);
-    this.instances = new InstanceReconciler(this.context, (instance) => this.enqueueBindingsOf(instance));
+    this.instances = new InstanceReconciler(this.context, (instance) => this.enqueueBindingsOf(instance, false));
     const bindings = new BindingReconciler(this.context);
     this.clusterBrokerQueue = queue('clusterservicebroker', (key) => clusterBrokers.reconcile(key));
     this.brokerQueue = queue('servicebroker', (key) => brokers.reconcile(key));
@@ -62,8 +62,8 @@ export class CatalogController {
   }
 
   private wire(informers: Informers): void {
-    informers.clusterServiceBrokers.on({ upsert: (b) => this.clusterBrokerQueue.add(objectKey(b.metadata)) });
-    informers.serviceBrokers.on({ upsert: (b) => this.brokerQueue.add(objectKey(b.metadata)) });
+    informers.clusterServiceBrokers.on({ upsert: (b, previous) => this.clusterBrokerQueue.add(objectKey(b.metadata), { respectBackoff: !isUserChange(b, previous) }) });
+    informers.serviceBrokers.on({ upsert: (b, previous) => this.brokerQueue.add(objectKey(b.metadata), { respectBackoff: !isUserChange(b, previous) }) });
 
     // A class or plan that appears, changes or goes: instances waiting on references look again,
     // and its broker checks whether a flagged entry can now be deleted.
@@ -83,13 +83,13 @@ export class CatalogController {
     }
 
     informers.serviceInstances.on({
-      upsert: (instance) => {
-        this.instanceQueue.add(objectKey(instance.metadata));
-        this.enqueueBindingsOf(instance);
+      upsert: (instance, previous) => {
+        this.instanceQueue.add(objectKey(instance.metadata), { respectBackoff: !isUserChange(instance, previous) });
+        this.enqueueBindingsOf(instance, true);
       },
       deleted: (instance) => {
         this.instances.forget(objectKey(instance.metadata));
-        this.enqueueBindingsOf(instance);
+        this.enqueueBindingsOf(instance, false);
         // A flagged class or plan may have lost its last user.
         const scope = scopeOfInstance(instance);
         if ('invalid' in scope) return;
@@ -101,7 +101,7 @@ export class CatalogController {
     });
 
     informers.serviceBindings.on({
-      upsert: (binding) => this.bindingQueue.add(objectKey(binding.metadata)),
+      upsert: (binding, previous) => this.bindingQueue.add(objectKey(binding.metadata), { respectBackoff: !isUserChange(binding, previous) }),
       // An instance waiting for its bindings to go can now be deprovisioned.
       deleted: (binding) => this.instanceQueue.add(`${binding.metadata.namespace}/${binding.spec.instanceRef?.name}`),
     });
@@ -115,9 +115,10 @@ export class CatalogController {
     });
   }
 
-  private enqueueBindingsOf(instance: ServiceInstance): void {
+  /** Bindings of an instance look again: at once when it became Ready or went, else after any pending retry delay. */
+  private enqueueBindingsOf(instance: ServiceInstance, respectBackoff: boolean): void {
     for (const binding of this.context.informers.serviceBindings.list(instance.metadata.namespace)) {
-      if (binding.spec.instanceRef?.name === instance.metadata.name) this.bindingQueue.add(objectKey(binding.metadata));
+      if (binding.spec.instanceRef?.name === instance.metadata.name) this.bindingQueue.add(objectKey(binding.metadata), { respectBackoff });
     }
   }
 
@@ -148,4 +149,21 @@ export class CatalogController {
     await Promise.all(this.queues.map((q) => q.shutdown(timeoutMs)));
     this.context.closeOsbClients();
   }
+}
+
+/**
+ * A change a user made (a new object, a spec edit, a delete, annotations such as depot/abandon,
+ * finalizers): handled at once. Anything else (status, resync) waits out a pending retry delay.
+ */
+function isUserChange(object: KubeObject, previous: KubeObject | undefined): boolean {
+  if (!previous) return true;
+  if (previous === object) return false;
+  const a = object.metadata;
+  const b = previous.metadata;
+  return (
+    a.generation !== b.generation ||
+    a.deletionTimestamp !== b.deletionTimestamp ||
+    JSON.stringify(a.annotations ?? {}) !== JSON.stringify(b.annotations ?? {}) ||
+    JSON.stringify(a.finalizers ?? []) !== JSON.stringify(b.finalizers ?? [])
+  );
 }

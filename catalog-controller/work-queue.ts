@@ -53,7 +53,12 @@ export class WorkQueue {
     this.pump();
   }
 
-  add(key: string): void {
+  /**
+   * Queues the key now. With `respectBackoff`, a key waiting out a retry delay stays waiting:
+   * a status change (often our own write) must not turn a backed-off retry into an immediate one.
+   */
+  add(key: string, options: { respectBackoff?: boolean } = {}): void {
+    if (options.respectBackoff && this.timers.has(key) && (this.failures.get(key) ?? 0) > 0) return;
     if (this.processing.has(key)) {
       this.dirty.add(key);
       return;

@@ -436,6 +436,29 @@ describe('catalog controller: ServiceBindings', () => {
     // The owner removes their Secret: the retry writes ours.
     await remove(kube(), R.Secret, 'app', ns);
     await assertBound(ns, 'app', 'app', { ...DEFAULT_CREDENTIALS, ...SERVICEBINDING_KEYS });
+    // Deleting the binding that never got its Secret leaves the other owner's Secret alone.
+    await remove(kube(), R.ServiceBinding, 'other', ns);
+    await waitForGone(kube(), R.ServiceBinding, 'other', ns);
+    const kept = await findSecret(ns, 'other');
+    assert.ok(kept, 'a Secret the binding does not own was deleted with it');
+    assert.deepEqual(kept.data, lookalike.data);
+  });
+
+  it('reports a Secret the API refuses (a credential key or secretName that is not valid) as ErrorInjectingBindResult', async () => {
+    const ns = 'bind-invalid-secret';
+    await readyInstance(ns, 'db');
+    const badKey = await createBinding(ns, 'bad-key', { instanceRef: { name: 'db' }, parameters: { credentials: { 'not a key': 'x', fine: 'y' } } });
+    await createBinding(ns, 'bad-name', { instanceRef: { name: 'db' }, secretName: 'Not_A_DNS_Name' });
+    const keyBlocked = await waitBinding(ns, 'bad-key', 'ErrorInjectingBindResult', 'Ready', 10_000);
+    assertCondition(keyBlocked, 'Ready', 'False', 'ErrorInjectingBindResult');
+    assert.match(condition(keyBlocked, 'Ready')!.message, /not a key/);
+    const nameBlocked = await waitBinding(ns, 'bad-name', 'ErrorInjectingBindResult', 'Ready', 10_000);
+    assert.match(condition(nameBlocked, 'Ready')!.message, /Not_A_DNS_Name/);
+    assert.deepEqual((await kube().client.list<Secret>(R.Secret, { namespace: ns })).items.map((x) => x.metadata.name), []);
+    // The broker did bind: deleting the binding unbinds it there.
+    await remove(kube(), R.ServiceBinding, 'bad-key', ns);
+    await waitForGone(kube(), R.ServiceBinding, 'bad-key', ns);
+    assert.equal(await depotBindingState(badKey.metadata.uid!), 'deleted');
   });
 
   // ---- E7 ----
@@ -534,6 +557,31 @@ describe('catalog controller: ServiceBindings', () => {
     await waitForGone(kube(), R.ServiceBinding, 'app', ns, 20_000);
     assert.ok(unbinds(uid).length >= 4, `expected 3 failed unbinds and a successful one, saw ${unbinds(uid).length}`);
     assert.equal(await depotBindingState(uid), 'deleted');
+  });
+
+  it('spaces unbind retries by the retry backoff instead of hammering the broker', async () => {
+    const ns = 'unbind-backoff';
+    await readyInstance(ns, 'db', 'unbind-fail500-3x');
+    await createBinding(ns, 'app', { instanceRef: { name: 'db' } });
+    const { bound } = await assertBound(ns, 'app', 'app', { ...DEFAULT_CREDENTIALS, ...SERVICEBINDING_KEYS });
+    const uid = bound.metadata.uid!;
+    const times: number[] = [];
+    const previous = proxy!.intercept;
+    proxy!.intercept = (r) => {
+      if (r.method === 'DELETE' && r.url.includes(`/service_bindings/${uid}`)) times.push(Date.now());
+      return previous?.(r);
+    };
+    try {
+      await remove(kube(), R.ServiceBinding, 'app', ns);
+      await waitForGone(kube(), R.ServiceBinding, 'app', ns, 20_000);
+    } finally {
+      proxy!.intercept = previous;
+    }
+    assert.ok(times.length >= 4);
+    // RETRY_BASE_DELAY_MS is 100: three retries back off 100 + 200 + 400 ms; allow for one early
+    // retry from a genuine event (the Secret's deletion), which still leaves well over 300 ms.
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    assert.ok(times[3]! - times[0]! >= 300, `3 retries within ${times[3]! - times[0]!} ms (gaps: ${gaps.join(', ')} ms)`);
   });
 
   it('a binding stuck on unbinding (its instance is gone) is released by the depot/abandon annotation, without an unbind', async () => {

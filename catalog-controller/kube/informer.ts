@@ -170,6 +170,8 @@ export class Informer<T extends KubeObject> {
       this.emitDeleted(object);
       return;
     }
+    // The echo of our own write, already in the cache through `observe`: nothing new to act on.
+    if (previous && previous.metadata.resourceVersion === object.metadata.resourceVersion) return;
     if (isNewer(object, previous)) this.objects.set(key, object);
     this.emitUpsert(this.objects.get(key) ?? object, previous);
   }

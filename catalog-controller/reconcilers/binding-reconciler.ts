@@ -219,7 +219,9 @@ export class BindingReconciler {
     try {
       await this.writeSecret(binding, target, credentials);
     } catch (error) {
-      if (error instanceof InjectionError || error instanceof SecretTransformError) {
+      // injectServiceBinding: any failure to write the Secret (also one the API refuses: a key
+      // or name that is not valid) is ErrorInjectingBindResult, retried; not a silent log line.
+      if (error instanceof InjectionError || error instanceof SecretTransformError || error instanceof KubeApiError) {
         await this.writeStatus(binding, (s) => {
           s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.ErrorInjectingBindResult, `Error injecting bind result: ${error.message}`, this.ctx.now());
           delete s.asyncOpInProgress;
