@@ -110,7 +110,11 @@ export class CatalogController {
     informers.bindingSecrets.on({
       deleted: (secret) => {
         const owner = secret.metadata.ownerReferences?.find((o) => o.controller && o.kind === 'ServiceBinding');
-        if (owner) this.bindingQueue.add(`${secret.metadata.namespace}/${owner.name}`);
+        if (!owner) return;
+        const key = `${secret.metadata.namespace}/${owner.name}`;
+        // A binding being deleted removed it itself.
+        if (informers.serviceBindings.get(key)?.metadata.deletionTimestamp) return;
+        this.bindingQueue.add(key);
       },
     });
   }

@@ -60,6 +60,9 @@ export class WorkQueue {
   add(key: string, options: { respectBackoff?: boolean } = {}): void {
     if (options.respectBackoff && this.timers.has(key) && (this.failures.get(key) ?? 0) > 0) return;
     if (this.processing.has(key)) {
+      // The pass under way decides what comes next (done, a delay, a backoff); a status
+      // change it caused itself must not schedule another pass at once.
+      if (options.respectBackoff) return;
       this.dirty.add(key);
       return;
     }

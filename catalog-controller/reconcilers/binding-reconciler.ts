@@ -25,6 +25,7 @@ import { ParametersError, resolveParameters } from '../parameters.js';
 import { SecretTransformError, secretData, transformCredentials } from '../secret-data.js';
 import type { ReconcileResult } from '../work-queue.js';
 import { isTerminal } from './instance-reconciler.js';
+import { Blocked, asObject, kubernetesContext, originatingIdentity, removeFinalizer, type PendingOperation as Pending } from './common.js';
 
 const R = Resources.ServiceBinding;
 
@@ -38,21 +39,7 @@ interface Target {
   planId: string;
 }
 
-interface PendingOperation {
-  operation: BindingOperation;
-  osbOperation: string | undefined;
-  polls: number;
-  /** Not polled before this time (ms), whatever events arrive meanwhile. */
-  dueAt: number;
-}
-
-class Blocked {
-  constructor(
-    readonly reason: string,
-    readonly message: string,
-    readonly terminal = false,
-  ) {}
-}
+type PendingOperation = Pending<BindingOperation>;
 
 /** Injection into the Secret failed in a way a retry may fix. */
 class InjectionError extends Error {
@@ -141,20 +128,7 @@ export class BindingReconciler {
 
     const client = await this.client(target);
     if (client instanceof Blocked) return this.block(binding, client);
-    const namespaceUid = await this.ctx.namespaceUid(binding.metadata.namespace!);
-    const body: BindRequest = {
-      service_id: target.serviceId,
-      plan_id: target.planId,
-      app_guid: namespaceUid,
-      bind_resource: { app_guid: namespaceUid },
-      context: {
-        platform: 'kubernetes',
-        namespace: binding.metadata.namespace,
-        clusterid: await this.ctx.clusterId(),
-        instance_name: target.instance.metadata.name,
-      },
-      ...(parameters ? { parameters } : {}),
-    };
+    const body = await this.bindRequest(binding, target, parameters);
     const acceptsIncomplete = target.cls.spec.bindingRetrievable === true;
     const outcome = await client.bind(instanceIdOf(target.instance), bindingId(binding), body, acceptsIncomplete, this.identity(binding));
     return this.afterBind(binding, target, outcome);
@@ -273,14 +247,19 @@ export class BindingReconciler {
 
   private async rebindBody(binding: ServiceBinding, target: Target): Promise<BindRequest> {
     const resolved = await resolveParameters(binding.metadata.namespace!, binding.spec.parameters, binding.spec.parametersFrom, (ns, name) => this.ctx.readSecret(ns, name));
+    return this.bindRequest(binding, target, resolved.parameters);
+  }
+
+  /** The bind body the original sent: app_guid and bind_resource.app_guid are the namespace's UID. */
+  private async bindRequest(binding: ServiceBinding, target: Target, parameters: JsonObject | undefined): Promise<BindRequest> {
     const namespaceUid = await this.ctx.namespaceUid(binding.metadata.namespace!);
     return {
       service_id: target.serviceId,
       plan_id: target.planId,
       app_guid: namespaceUid,
       bind_resource: { app_guid: namespaceUid },
-      context: { platform: 'kubernetes', namespace: binding.metadata.namespace, clusterid: await this.ctx.clusterId(), instance_name: target.instance.metadata.name },
-      ...(resolved.parameters ? { parameters: resolved.parameters } : {}),
+      context: await kubernetesContext(this.ctx, binding.metadata.namespace, target.instance.metadata.name),
+      ...(parameters ? { parameters } : {}),
     };
   }
 
@@ -563,8 +542,7 @@ export class BindingReconciler {
   }
 
   private identity(binding: ServiceBinding): { identity?: OriginatingIdentity } {
-    const user = binding.spec.userInfo;
-    return user ? { identity: { platform: 'kubernetes', value: { ...user } } } : {};
+    return originatingIdentity(binding.spec.userInfo);
   }
 
   private async block(binding: ServiceBinding, blocked: Blocked): Promise<ReconcileResult | void> {
@@ -581,13 +559,7 @@ export class BindingReconciler {
 
   private removeFinalizer(binding: ServiceBinding): Promise<void> {
     this.pending.delete(objectKey(binding.metadata));
-    return this.ctx
-      .updateObject(R, binding, (copy) => {
-        const before = copy.metadata.finalizers ?? [];
-        copy.metadata.finalizers = before.filter((f) => f !== FINALIZER);
-        return copy.metadata.finalizers.length !== before.length;
-      })
-      .then(() => undefined);
+    return removeFinalizer(this.ctx, R, binding);
   }
 
   private writeStatus(binding: ServiceBinding, mutate: (s: ServiceBindingStatus) => void): Promise<ServiceBinding> {
@@ -615,6 +587,3 @@ function isControlledBy(secret: Secret, binding: ServiceBinding): boolean {
   return secret.metadata.ownerReferences?.some((o) => o.controller && o.kind === 'ServiceBinding' && o.uid === binding.metadata.uid) ?? false;
 }
 
-function asObject(body: unknown): JsonObject | undefined {
-  return body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as JsonObject) : undefined;
-}

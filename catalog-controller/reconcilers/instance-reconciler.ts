@@ -22,6 +22,7 @@ import { labelValue } from '../names.js';
 import { describeOutcome, type OsbClient, type OsbOutcome } from '../osb-client/osb-client.js';
 import { ParametersError, resolveParameters } from '../parameters.js';
 import type { ReconcileResult } from '../work-queue.js';
+import { Blocked, asObject, kubernetesContext, originatingIdentity, removeFinalizer, type PendingOperation as Pending } from './common.js';
 
 const R = Resources.ServiceInstance;
 
@@ -33,25 +34,7 @@ interface Resolved {
   plan: ServicePlan;
 }
 
-/** A 202 answered but not yet written to status: polled from memory first (saves a write when it ends fast). */
-interface PendingOperation {
-  operation: InstanceOperation;
-  /** OSB operation string from the 202 body. */
-  osbOperation: string | undefined;
-  polls: number;
-  /** Not polled before this time (ms), whatever events arrive meanwhile. */
-  dueAt: number;
-}
-
-/** Why an instance cannot be acted on yet; written as the Ready condition. */
-class Blocked {
-  constructor(
-    readonly reason: string,
-    readonly message: string,
-    /** Terminal until the spec changes (Failed=True), instead of retried. */
-    readonly terminal = false,
-  ) {}
-}
+type PendingOperation = Pending<InstanceOperation>;
 
 /**
  * ServiceInstance (reference §2.3). The action is chosen from status: a running async
@@ -691,31 +674,17 @@ export class InstanceReconciler {
     }
   }
 
-  /** profile.md, "Kubernetes Context Object". */
-  private async context(instance: ServiceInstance): Promise<JsonObject> {
-    return {
-      platform: 'kubernetes',
-      namespace: instance.metadata.namespace,
-      clusterid: await this.ctx.clusterId(),
-      instance_name: instance.metadata.name,
-    };
+  private context(instance: ServiceInstance): Promise<JsonObject> {
+    return kubernetesContext(this.ctx, instance.metadata.namespace, instance.metadata.name);
   }
 
-  /** X-Broker-API-Originating-Identity from spec.userInfo, as the original sent it; omitted without one. */
   private identity(instance: ServiceInstance): { identity?: OriginatingIdentity } {
-    const user = instance.spec.userInfo;
-    return user ? { identity: { platform: 'kubernetes', value: { ...user } } } : {};
+    return originatingIdentity(instance.spec.userInfo);
   }
 
   private removeFinalizer(instance: ServiceInstance): Promise<void> {
     this.pending.delete(objectKey(instance.metadata));
-    return this.ctx
-      .updateObject(R, instance, (copy) => {
-        const before = copy.metadata.finalizers ?? [];
-        copy.metadata.finalizers = before.filter((f) => f !== FINALIZER);
-        return copy.metadata.finalizers.length !== before.length;
-      })
-      .then(() => undefined);
+    return removeFinalizer(this.ctx, R, instance);
   }
 
   private writeStatus(instance: ServiceInstance, mutate: (s: ServiceInstanceStatus) => void): Promise<ServiceInstance> {
@@ -747,10 +716,6 @@ function planProperties(scope: CatalogScope, planId: string, planName: string | 
 
 function planIdOf(properties: InstanceProperties | undefined): string | undefined {
   return properties?.clusterServicePlanExternalID ?? properties?.servicePlanExternalID;
-}
-
-function asObject(body: unknown): JsonObject | undefined {
-  return body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as JsonObject) : undefined;
 }
 
 /**
