@@ -58,15 +58,17 @@ export class BrokerReconciler {
       status.reconciledGeneration !== current.metadata.generation ||
       !isReady(status.conditions) ||
       (interval !== undefined && Date.now() >= Date.parse(status.lastCatalogRetrievalTime ?? '') + interval);
-    if (!due) {
-      // A terminal Failed (retry timeout) waits for a spec change.
-      if (interval === undefined) return;
+    // A terminal Failed (retry timeout) waits for a spec change.
+    const stopped =
+      status.conditions?.some((c) => c.type === ConditionType.Failed && c.status === 'True') && status.reconciledGeneration === current.metadata.generation;
+    if (!due || stopped) {
+      // Flagged entries whose last instance went are deleted whatever the relist behaviour: in the
+      // original the class and plan reconcilers do it, not the relist (§2.2 step 10).
       await this.removeUnused(current, scope);
+      // relistBehavior Manual: only a spec change relists.
+      if (interval === undefined || stopped) return;
       const next = Date.parse(status.lastCatalogRetrievalTime ?? '') + interval - Date.now();
       return { requeueAfterMs: Math.max(next, 1000) };
-    }
-    if (status.conditions?.some((c) => c.type === ConditionType.Failed && c.status === 'True') && status.reconciledGeneration === current.metadata.generation) {
-      return;
     }
     return this.relist(current, scope, interval);
   }
@@ -155,15 +157,19 @@ export class BrokerReconciler {
       blockOwnerDeletion: false,
     };
 
+    // The whole catalog is converted and filtered before anything is written, so a catalog the
+    // controller cannot use changes nothing (convertAndFilterCatalog).
+    const accepted: Array<{ service: ServiceOffering; existingClass: ServiceClass | undefined; className: string; acceptedPlans: OsbPlan[] }> = [];
     for (const service of catalog.services) {
-      if (!Array.isArray(service.plans) || service.plans.length === 0) {
-        throw new CatalogSyncError(`service "${service.name}" (${service.id}) must have at least one plan`);
-      }
       const existingClass =
         classes.find((c) => c.spec.externalID === service.id && c.spec[scope.brokerNameField] === brokerName) ??
         classes.find((c) => c.metadata.name === escapedName(service.id));
       const className = existingClass?.metadata.name ?? escapedName(service.id);
       if (!matches(classPredicates, classProperties(service, className))) continue;
+      // Only classes the restrictions accept must have plans (convertClusterServicePlans).
+      if (!Array.isArray(service.plans) || service.plans.length === 0) {
+        throw new CatalogSyncError(`service "${service.name}" (${service.id}) must have at least one plan`);
+      }
       const acceptedPlans = service.plans.filter((plan) =>
         matches(planPredicates, planProperties(plan, existingPlanName(plans, plan, className) ?? escapedName(plan.id), className, scope.cluster)),
       );
@@ -174,6 +180,10 @@ export class BrokerReconciler {
       if (existingClass && existingClass.spec.externalID !== service.id) {
         throw new CatalogSyncError(`${scope.class.kind} "${className}" already exists with OSB guid "${existingClass.spec.externalID}"`);
       }
+      accepted.push({ service, existingClass, className, acceptedPlans });
+    }
+
+    for (const { service, existingClass, className, acceptedPlans } of accepted) {
       const classSpec = {
         ...(existingClass?.spec ?? {}),
         externalName: service.name,
@@ -240,6 +250,12 @@ export class BrokerReconciler {
 
   private async upsertEntry<T extends ServiceClass | ServicePlan>(resource: Resource, existing: T | undefined, desired: T): Promise<void> {
     const informer = this.ctx.informerOf<T>(resource);
+    // A write the API server refuses is the broker's ErrorSyncingCatalog, as in the original's
+    // "Error reconciling ClusterServiceClass (K8S: … ExternalName: …)", not a silent retry.
+    const refused = (error: unknown): unknown =>
+      error instanceof KubeApiError
+        ? new CatalogSyncError(`Error reconciling ${resource.kind} (K8S: "${desired.metadata.name}" ExternalName: "${desired.spec.externalName}"): ${error.message}`)
+        : error;
     if (!existing) {
       try {
         const created = await this.ctx.client.create<T>(resource, desired);
@@ -247,7 +263,7 @@ export class BrokerReconciler {
         created.kind ??= resource.kind;
         informer.observe(created);
       } catch (error) {
-        if (!(error instanceof KubeApiError && error.isAlreadyExists)) throw error;
+        if (!(error instanceof KubeApiError && error.isAlreadyExists)) throw refused(error);
         throw new CatalogSyncError(`${resource.kind} "${desired.metadata.name}" already exists; it will be adopted on the next relist`);
       }
       return;
@@ -255,12 +271,16 @@ export class BrokerReconciler {
     let current = existing;
     const labels = { ...(existing.metadata.labels ?? {}), ...(desired.metadata.labels ?? {}) };
     if (!isDeepStrictEqual(existing.spec, desired.spec) || !isDeepStrictEqual(existing.metadata.labels, labels) || !existing.metadata.ownerReferences?.length) {
-      current = await this.ctx.updateObject(resource, existing, (copy) => {
-        copy.spec = desired.spec;
-        copy.metadata.labels = labels;
-        if (!copy.metadata.ownerReferences?.length) copy.metadata.ownerReferences = desired.metadata.ownerReferences;
-        return true;
-      });
+      try {
+        current = await this.ctx.updateObject(resource, existing, (copy) => {
+          copy.spec = desired.spec;
+          copy.metadata.labels = labels;
+          if (!copy.metadata.ownerReferences?.length) copy.metadata.ownerReferences = desired.metadata.ownerReferences;
+          return true;
+        });
+      } catch (error) {
+        throw refused(error);
+      }
     }
     if (current.status?.removedFromBrokerCatalog) await this.flagRemoved(resource, current, false);
   }
