@@ -27,6 +27,8 @@ export interface ControllerConfig {
   resyncMs: number;
   /** Catalog relist period of brokers with relistBehavior Duration and no relistDuration. */
   brokerRelistIntervalMs: number;
+  /** The shortest relist period a broker's relistDuration may ask for. */
+  minRelistIntervalMs: number;
   /** Give up retrying an operation this long after it started (ErrorReconciliationRetryTimeout). */
   reconciliationRetryDurationMs: number;
   osbRequestTimeoutMs: number;
@@ -74,6 +76,7 @@ export function loadControllerConfig(env: Env = process.env): ControllerConfig {
     pollMaxDelayMs: integer(env, 'POLL_MAX_DELAY_SECONDS', 1200, 1, 86_400) * 1000,
     resyncMs: integer(env, 'RESYNC_SECONDS', 300, 1, 86_400) * 1000,
     brokerRelistIntervalMs: integer(env, 'BROKER_RELIST_INTERVAL_SECONDS', 86_400, 1, 31 * 86_400) * 1000,
+    minRelistIntervalMs: integer(env, 'MIN_RELIST_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
     reconciliationRetryDurationMs: integer(env, 'RECONCILIATION_RETRY_DURATION_SECONDS', 7 * 86_400, 1, 365 * 86_400) * 1000,
     osbRequestTimeoutMs: integer(env, 'OSB_REQUEST_TIMEOUT_MS', 60_000, 100, 3_600_000),
     clusterId,

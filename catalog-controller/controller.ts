@@ -103,7 +103,7 @@ export class CatalogController {
     informers.serviceBindings.on({
       upsert: (binding, previous) => this.bindingQueue.add(objectKey(binding.metadata), { respectBackoff: !isUserChange(binding, previous) }),
       // An instance waiting for its bindings to go can now be deprovisioned.
-      deleted: (binding) => this.instanceQueue.add(`${binding.metadata.namespace}/${binding.spec.instanceRef?.name}`),
+      deleted: (binding) => this.instanceQueue.add(`${binding.metadata.namespace}/${binding.spec.instanceRef?.name}`, { respectBackoff: true }),
     });
 
     // A binding Secret deleted by someone is written again by its binding.
@@ -130,7 +130,7 @@ export class CatalogController {
     if (!this.started) return;
     for (const instance of this.context.informers.serviceInstances.list()) {
       const ready = instance.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-      if (!ready) this.instanceQueue.add(objectKey(instance.metadata));
+      if (!ready) this.instanceQueue.add(objectKey(instance.metadata), { respectBackoff: true });
     }
   }
 

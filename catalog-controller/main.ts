@@ -55,6 +55,7 @@ async function main(): Promise<void> {
   logger.info({ port: config.port, namespace: config.namespace, identity: config.identity }, 'controller listening');
 
   const startReconciling = async (): Promise<void> => {
+    if (shuttingDown) return;
     metrics.leader.set(1);
     controller = new CatalogController(client, config, logger, metrics);
     try {

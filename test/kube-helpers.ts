@@ -72,6 +72,7 @@ export const FAST_CONTROLLER_ENV: Record<string, string> = {
   LEASE_RETRY_PERIOD_MS: '500',
   RESYNC_SECONDS: '30',
   CLUSTER_ID: 'test-cluster',
+  MIN_RELIST_INTERVAL_SECONDS: '1',
 };
 
 export async function freePort(): Promise<number> {

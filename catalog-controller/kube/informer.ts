@@ -36,6 +36,8 @@ export class Informer<T extends KubeObject> {
   private abort: AbortController | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Consecutive failed watches or lists, for the backoff. */
+  private failures = 0;
 
   constructor(
     private readonly client: KubeClient,
@@ -134,30 +136,37 @@ export class Informer<T extends KubeObject> {
     }
   }
 
+  /**
+   * A watch the server closed cleanly (its timeout) is opened again at once. A failed watch or
+   * list (429, 5xx, a reset, 410) lists again after a backoff of 1 s doubling to 30 s, reset by
+   * the next event that arrives, so a struggling API server is not hammered.
+   */
   private restart(relist: boolean, error: unknown): void {
     if (this.stopped) return;
-    if (error && !(error instanceof Error && error.name === 'AbortError')) {
-      this.logger.debug({ err: error, resource: this.resource.plural }, 'watch ended');
+    const aborted = error instanceof Error && error.name === 'AbortError';
+    if (error && !aborted) {
+      relist = true;
+      this.failures++;
+      this.logger.debug({ err: error, resource: this.resource.plural, failures: this.failures }, 'watch failed');
     }
-    this.retryTimer = setTimeout(
-      () => {
-        const next = relist ? this.relist() : Promise.resolve();
-        next.then(
-          () => this.watch(),
-          (listError: unknown) => {
-            this.logger.warn(
-              { err: listError, resource: this.resource.plural, status: listError instanceof KubeApiError ? listError.status : undefined },
-              'list failed; retrying',
-            );
-            this.restart(true, undefined);
-          },
-        );
-      },
-      relist ? 1000 : 0,
-    );
+    const delay = relist ? Math.min(1000 * 2 ** Math.max(this.failures - 1, 0), 30_000) : 0;
+    this.retryTimer = setTimeout(() => {
+      const next = relist ? this.relist() : Promise.resolve();
+      next.then(
+        () => this.watch(),
+        (listError: unknown) => {
+          this.logger.warn(
+            { err: listError, resource: this.resource.plural, status: listError instanceof KubeApiError ? listError.status : undefined },
+            'list failed; retrying',
+          );
+          this.restart(true, listError);
+        },
+      );
+    }, delay);
   }
 
   private apply(event: WatchEvent<T>): void {
+    this.failures = 0;
     const object = event.object;
     if (object.metadata?.resourceVersion) this.resourceVersion = object.metadata.resourceVersion;
     if (event.type === 'BOOKMARK') return;
@@ -166,6 +175,8 @@ export class Informer<T extends KubeObject> {
     const key = objectKey(object.metadata);
     const previous = this.objects.get(key);
     if (event.type === 'DELETED') {
+      // A late DELETED of an object since created again under the same name leaves the new one.
+      if (previous && previous.metadata.uid !== object.metadata.uid) return;
       this.objects.delete(key);
       this.emitDeleted(object);
       return;

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { withTimeout } from '../../broker/timeout.js';
 import type { Lease } from '../api/v1beta1.js';
 import { KubeApiError, type KubeClient } from './kube-client.js';
 import { Resources } from './resources.js';
@@ -14,15 +15,21 @@ export interface LeaderElectionOptions {
 
 /**
  * Leader election on a coordination.k8s.io/v1 Lease (client-go's leaderelection, small): the
- * holder renews every retryPeriod; a candidate takes the lease once it is free or its renewTime
- * is older than leaseDurationSeconds. Writes use the lease's resourceVersion, so two candidates
- * cannot both win. On a clean stop the leader releases the lease so a peer takes over at once.
+ * holder renews every retryPeriod; a candidate takes the lease once it is free or has not
+ * changed for leaseDurationSeconds, timed on the candidate's own clock (so clock skew between
+ * nodes does not matter). Writes use the lease's resourceVersion, so two candidates cannot both
+ * win. A leader that has not renewed within the renew deadline (two thirds of the duration)
+ * stops at once, even while a request hangs, before a peer may take over. On a clean stop the
+ * leader releases the lease so a peer takes over at once.
  */
 export class LeaderElection {
   private timer: NodeJS.Timeout | undefined;
   private leading = false;
   private stopped = false;
   private lastRenew = 0;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  /** The lease as last read, and when (local clock) it last changed. */
+  private observed: { record: string; at: number } | undefined;
 
   constructor(
     private readonly client: KubeClient,
@@ -35,14 +42,23 @@ export class LeaderElection {
     return this.leading;
   }
 
+  private get renewDeadlineMs(): number {
+    return this.options.leaseDurationSeconds * 1000 * 0.66;
+  }
+
   start(): void {
+    this.deadlineTimer = setInterval(() => {
+      if (this.leading && Date.now() - this.lastRenew > this.renewDeadlineMs) this.lose('could not renew the lease in time');
+    }, Math.max(50, Math.floor(this.options.retryPeriodMs / 2)));
+    this.deadlineTimer.unref();
     void this.tick();
   }
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
     try {
-      const held = await this.tryAcquireOrRenew();
+      const held = await withTimeout(this.tryAcquireOrRenew(), this.renewDeadlineMs, 'lease request timed out');
+      if (this.stopped) return;
       if (held) this.lastRenew = Date.now();
       if (held && !this.leading) {
         this.leading = true;
@@ -53,10 +69,6 @@ export class LeaderElection {
       }
     } catch (error) {
       this.logger.warn({ err: error }, 'lease renewal failed');
-      // The renew deadline: stop leading before another candidate may take the lease.
-      if (this.leading && Date.now() - this.lastRenew > this.options.leaseDurationSeconds * 1000 * 0.66) {
-        this.lose('could not renew the lease in time');
-      }
     }
     if (!this.stopped) {
       this.timer = setTimeout(() => void this.tick(), this.options.retryPeriodMs);
@@ -64,8 +76,13 @@ export class LeaderElection {
     }
   }
 
+  /** Leadership is gone for good in this process: it stops campaigning and says so once. */
   private lose(why: string): void {
+    if (!this.leading) return;
     this.leading = false;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.deadlineTimer);
     this.logger.error({ lease: this.options.name, why }, 'lost leadership');
     this.callbacks.onStoppedLeading();
   }
@@ -88,9 +105,10 @@ export class LeaderElection {
       }
     }
     const holder = lease.spec.holderIdentity ?? '';
-    const renewed = lease.spec.renewTime ? Date.parse(lease.spec.renewTime) : 0;
+    const record = `${holder}|${lease.spec.renewTime ?? ''}|${lease.spec.leaseTransitions ?? 0}`;
+    if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
     const duration = (lease.spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
-    const expired = holder === '' || now.getTime() > renewed + duration;
+    const expired = holder === '' || Date.now() > this.observed.at + duration;
     if (holder !== identity && !expired) return false;
     const next: Lease = {
       ...lease,
@@ -115,6 +133,7 @@ export class LeaderElection {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.deadlineTimer);
     if (!this.leading) return;
     this.leading = false;
     const { namespace, name, identity } = this.options;

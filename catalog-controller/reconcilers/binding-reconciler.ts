@@ -230,10 +230,19 @@ export class BindingReconciler {
     if (target instanceof Blocked) return this.block(binding, target);
     const client = await this.client(target);
     if (client instanceof Blocked) return this.block(binding, client);
+    let rebind: BindRequest | undefined;
+    if (!target.cls.spec.bindingRetrievable) {
+      try {
+        rebind = await this.rebindBody(binding, target);
+      } catch (error) {
+        if (error instanceof ParametersError) return this.block(binding, new Blocked(Reason.ErrorWithParameters, `failed to prepare parameters: ${error.message}`));
+        throw error;
+      }
+    }
     // GET the binding when the broker keeps them; otherwise an identical PUT returns the same credentials (spec: 200).
     const outcome = target.cls.spec.bindingRetrievable
       ? await client.fetchBinding(instanceIdOf(target.instance), bindingId(binding))
-      : await client.bind(instanceIdOf(target.instance), bindingId(binding), await this.rebindBody(binding, target), false, this.identity(binding));
+      : await client.bind(instanceIdOf(target.instance), bindingId(binding), rebind!, false, this.identity(binding));
     const body = outcome.kind === 'response' && outcome.status >= 200 && outcome.status < 300 ? asObject(outcome.body) : undefined;
     if (!body) {
       await this.writeStatus(binding, (s) => {

@@ -77,7 +77,8 @@ export class BrokerReconciler {
   private relistIntervalMs(broker: ServiceBroker): number | undefined {
     if (broker.spec.relistBehavior === 'Manual') return undefined;
     const parsed = broker.spec.relistDuration ? parseDuration(broker.spec.relistDuration) : undefined;
-    return parsed && parsed > 0 ? parsed : this.ctx.config.brokerRelistIntervalMs;
+    // A floor, so a tenant's `relistDuration: 1ms` cannot make a catalog-fetch loop.
+    return Math.max(parsed && parsed > 0 ? parsed : this.ctx.config.brokerRelistIntervalMs, this.ctx.config.minRelistIntervalMs);
   }
 
   private async relist(broker: ServiceBroker, scope: CatalogScope, interval: number | undefined): Promise<ReconcileResult | void> {
@@ -376,9 +377,14 @@ function convertPlan(plan: OsbPlan): Partial<ServicePlan['spec']> {
   };
 }
 
+/** Enough of a catalog to name classes and plans: ids and names are strings, plans an array of such. */
 function isCatalog(body: unknown): body is CatalogResponse {
   const services = (body as { services?: unknown } | undefined)?.services;
-  return Array.isArray(services) && services.every((s: ServiceOffering) => s && typeof s.id === 'string' && typeof s.name === 'string');
+  const named = (o: unknown): boolean => !!o && typeof (o as { id?: unknown }).id === 'string' && typeof (o as { name?: unknown }).name === 'string';
+  return (
+    Array.isArray(services) &&
+    services.every((s: ServiceOffering) => named(s) && (s.plans === undefined || (Array.isArray(s.plans) && s.plans.every(named))))
+  );
 }
 
 /** metav1.Duration text: "15m", "1h30m", "90s", "500ms". */

@@ -326,13 +326,17 @@ export class InstanceReconciler {
       s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', orphanMitigation ? Reason.OrphanMitigationSuccessful : Reason.DeprovisionedSuccessfully, text, this.ctx.now());
       s.provisionStatus = 'NotProvisioned';
       s.deprovisionStatus = 'Succeeded';
-      delete s.currentOperation;
       delete s.orphanMitigationInProgress;
       delete s.asyncOpInProgress;
       delete s.lastOperation;
-      delete s.operationStartTime;
-      delete s.inProgressProperties;
       delete s.externalProperties;
+      // A retriable failure keeps its operation and its start, so provision → orphan
+      // mitigation → provision still ends at the retry duration (ErrorReconciliationRetryTimeout).
+      if (!orphanMitigation || isFailed(s.conditions)) {
+        delete s.currentOperation;
+        delete s.operationStartTime;
+        delete s.inProgressProperties;
+      }
     });
     // A retriable failure provisions again, behind the key's growing backoff (no flood).
     if (written.metadata.deletionTimestamp) return { requeueAfterMs: 0 };
@@ -504,6 +508,7 @@ export class InstanceReconciler {
     const status = instance.status ?? {};
     const same =
       status.currentOperation === operation &&
+      (operation !== 'Provision' || status.deprovisionStatus === 'Required') &&
       status.observedGeneration === instance.metadata.generation &&
       status.inProgressProperties?.parameterChecksum === properties.parameterChecksum &&
       planIdOf(status.inProgressProperties) === planIdOf(properties);
