@@ -444,16 +444,19 @@ describe('catalog controller: ServiceBindings', () => {
     assert.deepEqual(kept.data, lookalike.data);
   });
 
-  it('reports a Secret the API refuses (a credential key or secretName that is not valid) as ErrorInjectingBindResult', async () => {
+  it('reports a Secret the API refuses (a credential key) as ErrorInjectingBindResult; refuses an invalid secretName before binding', async () => {
     const ns = 'bind-invalid-secret';
     await readyInstance(ns, 'db');
     const badKey = await createBinding(ns, 'bad-key', { instanceRef: { name: 'db' }, parameters: { credentials: { 'not a key': 'x', fine: 'y' } } });
-    await createBinding(ns, 'bad-name', { instanceRef: { name: 'db' }, secretName: 'Not_A_DNS_Name' });
+    const badName = await createBinding(ns, 'bad-name', { instanceRef: { name: 'db' }, secretName: 'Not_A_DNS_Name' });
     const keyBlocked = await waitBinding(ns, 'bad-key', 'ErrorInjectingBindResult', 'Ready', 10_000);
     assertCondition(keyBlocked, 'Ready', 'False', 'ErrorInjectingBindResult');
     assert.match(condition(keyBlocked, 'Ready')!.message, /not a key/);
-    const nameBlocked = await waitBinding(ns, 'bad-name', 'ErrorInjectingBindResult', 'Ready', 10_000);
-    assert.match(condition(nameBlocked, 'Ready')!.message, /Not_A_DNS_Name/);
+    const nameBlocked = await waitBinding(ns, 'bad-name', 'InvalidSpec', 'Failed', 10_000);
+    assertCondition(nameBlocked, 'Failed', 'True', 'InvalidSpec');
+    assert.match(condition(nameBlocked, 'Failed')!.message, /Not_A_DNS_Name/);
+    assert.equal(binds(badName.metadata.uid!).length, 0, 'no bind for a spec the API server would refuse');
+    assert.equal(await depotBindingState(badName.metadata.uid!), undefined);
     assert.deepEqual((await kube().client.list<Secret>(R.Secret, { namespace: ns })).items.map((x) => x.metadata.name), []);
     // The broker did bind: deleting the binding unbinds it there.
     await remove(kube(), R.ServiceBinding, 'bad-key', ns);

@@ -79,6 +79,12 @@ export class BindingReconciler {
   // ---- bind ----
 
   private async bind(binding: ServiceBinding): Promise<ReconcileResult | void> {
+    // What the original's webhook refused: a Secret name the API server would refuse later,
+    // after the broker had already bound.
+    const secretName = secretNameOf(binding);
+    if (secretName.length > 253 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(secretName)) {
+      return this.block(binding, new Blocked(Reason.InvalidSpec, `spec.secretName "${secretName}" is not a valid Secret name (lowercase letters, digits, "-" and ".", at most 253 characters)`, true));
+    }
     const target = this.target(binding, true);
     if (target instanceof Blocked) return this.block(binding, target);
     const bindable = target.plan?.spec.bindable ?? target.cls.spec.bindable;
