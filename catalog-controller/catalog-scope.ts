@@ -12,8 +12,8 @@ export interface CatalogScope {
   class: Resource;
   plan: Resource;
   brokerNameField: 'clusterServiceBrokerName' | 'serviceBrokerName';
+  /** The class reference, on plans and on instances alike. */
   classRefField: 'clusterServiceClassRef' | 'serviceClassRef';
-  instanceClassRefField: 'clusterServiceClassRef' | 'serviceClassRef';
   instancePlanRefField: 'clusterServicePlanRef' | 'servicePlanRef';
   brokerNameLabel: string;
   classRefLabel: string;
@@ -36,7 +36,6 @@ export const ClusterScope: CatalogScope = {
   plan: Resources.ClusterServicePlan,
   brokerNameField: 'clusterServiceBrokerName',
   classRefField: 'clusterServiceClassRef',
-  instanceClassRefField: 'clusterServiceClassRef',
   instancePlanRefField: 'clusterServicePlanRef',
   brokerNameLabel: LABEL.clusterBrokerName,
   classRefLabel: LABEL.clusterClassRef,
@@ -58,7 +57,6 @@ export const NamespacedScope: CatalogScope = {
   plan: Resources.ServicePlan,
   brokerNameField: 'serviceBrokerName',
   classRefField: 'serviceClassRef',
-  instanceClassRefField: 'serviceClassRef',
   instancePlanRefField: 'servicePlanRef',
   brokerNameLabel: LABEL.brokerName,
   classRefLabel: LABEL.classRef,

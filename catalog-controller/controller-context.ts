@@ -69,9 +69,11 @@ const NORMAL_REASONS = new Set([
 
 /** What every reconciler shares: the API client, the caches, broker clients, events, config. */
 export class ControllerContext {
-  private readonly osbClients = new Map<string, { fingerprint: string; client: OsbClient }>();
+  /** Per broker: the spec and Authorization it was built with, and the client. */
+  private readonly osbClients = new Map<string, { spec: string; authorization: string | undefined; client: OsbClient }>();
   private readonly namespaceUids = new Map<string, string>();
   private resolvedClusterId: string | undefined;
+  private readonly informersByKind: ReadonlyMap<string, Informer<KubeObject>>;
 
   constructor(
     readonly client: KubeClient,
@@ -80,25 +82,26 @@ export class ControllerContext {
     readonly logger: Logger,
     readonly metrics: ControllerMetrics,
     readonly events: EventRecorder,
-  ) {}
+  ) {
+    this.informersByKind = new Map<string, Informer<KubeObject>>([
+      [Resources.ClusterServiceBroker.kind, informers.clusterServiceBrokers],
+      [Resources.ServiceBroker.kind, informers.serviceBrokers],
+      [Resources.ClusterServiceClass.kind, informers.clusterServiceClasses],
+      [Resources.ServiceClass.kind, informers.serviceClasses],
+      [Resources.ClusterServicePlan.kind, informers.clusterServicePlans],
+      [Resources.ServicePlan.kind, informers.servicePlans],
+      [Resources.ServiceInstance.kind, informers.serviceInstances],
+      [Resources.ServiceBinding.kind, informers.serviceBindings],
+      [Resources.Secret.kind, informers.bindingSecrets],
+    ] as Array<[string, Informer<KubeObject>]>);
+  }
 
   now(): string {
     return new Date().toISOString();
   }
 
   informerOf<T extends KubeObject>(resource: Resource): Informer<T> {
-    const byKind: Record<string, Informer<KubeObject>> = {
-      ClusterServiceBroker: this.informers.clusterServiceBrokers,
-      ServiceBroker: this.informers.serviceBrokers,
-      ClusterServiceClass: this.informers.clusterServiceClasses,
-      ServiceClass: this.informers.serviceClasses,
-      ClusterServicePlan: this.informers.clusterServicePlans,
-      ServicePlan: this.informers.servicePlans,
-      ServiceInstance: this.informers.serviceInstances,
-      ServiceBinding: this.informers.serviceBindings,
-      Secret: this.informers.bindingSecrets,
-    };
-    const informer = byKind[resource.kind];
+    const informer = this.informersByKind.get(resource.kind);
     if (!informer) throw new Error(`no informer for ${resource.kind}`);
     return informer as unknown as Informer<T>;
   }
@@ -212,11 +215,10 @@ export class ControllerContext {
   async osbClient(broker: ServiceBroker, fresh = false): Promise<OsbClient> {
     const key = `${broker.kind}/${objectKey(broker.metadata)}`;
     const cached = this.osbClients.get(key);
-    const specPrint = JSON.stringify(broker.spec);
-    if (cached && !fresh && cached.fingerprint.startsWith(specPrint)) return cached.client;
+    const spec = JSON.stringify(broker.spec);
+    if (cached?.spec === spec && !fresh) return cached.client;
     const authorization = await this.brokerAuthorization(broker);
-    const fingerprint = `${specPrint}|${authorization ?? ''}`;
-    if (cached && cached.fingerprint === fingerprint) return cached.client;
+    if (cached?.spec === spec && cached.authorization === authorization) return cached.client;
     cached?.client.close();
     const brokerName = broker.metadata.name;
     const client = new OsbClient({
@@ -227,7 +229,7 @@ export class ControllerContext {
       timeoutMs: this.config.osbRequestTimeoutMs,
       observe: (method, status) => this.metrics.osbRequests.inc({ broker: brokerName, method, status }),
     });
-    this.osbClients.set(key, { fingerprint, client });
+    this.osbClients.set(key, { spec, authorization, client });
     return client;
   }
 

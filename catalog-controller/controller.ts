@@ -11,7 +11,7 @@ import type { ControllerMetrics } from './metrics.js';
 import { BindingReconciler } from './reconcilers/binding-reconciler.js';
 import { BrokerReconciler } from './reconcilers/broker-reconciler.js';
 import { InstanceReconciler } from './reconcilers/instance-reconciler.js';
-import { WorkQueue } from './work-queue.js';
+import { WorkQueue, type Reconcile } from './work-queue.js';
 
 /**
  * The catalog controller: one informer per kind feeding one work queue per kind (brokers of
@@ -45,8 +45,8 @@ export class CatalogController {
     this.context = new ControllerContext(client, informers, config, logger, metrics, events);
 
     const queueOptions = { concurrency: config.concurrentSyncs, baseDelayMs: config.retryBaseDelayMs, maxDelayMs: config.retryMaxDelayMs };
-    const queue = (name: string, reconcile: (key: string) => Promise<import('./work-queue.js').ReconcileResult | void>): WorkQueue => {
-      const q = new WorkQueue(name, (key) => reconcile(key), queueOptions, logger.child({ queue: name }), metrics);
+    const queue = (name: string, reconcile: Reconcile): WorkQueue => {
+      const q = new WorkQueue(name, reconcile, queueOptions, logger.child({ queue: name }), metrics);
       this.queues.push(q);
       return q;
     };
@@ -94,7 +94,7 @@ export class CatalogController {
         const scope = scopeOfInstance(instance);
         if ('invalid' in scope) return;
         const namespace = scope.cluster ? undefined : instance.metadata.namespace;
-        const classRef = instance.spec[scope.instanceClassRefField]?.name;
+        const classRef = instance.spec[scope.classRefField]?.name;
         const cls = classRef ? this.context.informerOf<ServiceClass>(scope.class).get(namespace ? `${namespace}/${classRef}` : classRef) : undefined;
         if (cls) this.enqueueBrokerOf(scope, cls);
       },

@@ -38,9 +38,6 @@ interface ErrorBody {
   error?: string;
   description: string;
 }
-interface OperationBody {
-  operation: string;
-}
 
 const serviceHost = new URL(ADMIN_URL).hostname;
 const servicePort = Number(new URL(ADMIN_URL).port || 5432);

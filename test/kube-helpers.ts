@@ -4,7 +4,7 @@
  * test offering, and the controller as a real child process (so tests can kill and restart it).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -274,10 +274,6 @@ export async function startBrokerProxy(target: TestDepot): Promise<BrokerProxy> 
       server.close(() => resolve());
     });
   return proxy;
-}
-
-export async function readText(file: string): Promise<string> {
-  return readFile(file, 'utf8');
 }
 
 export const R = Resources;

@@ -97,7 +97,7 @@ export class OperationWorker {
   }
 
   private async execute(op: OperationRow): Promise<Outcome> {
-    const { pool, catalog } = this.options;
+    const { pool } = this.options;
     const instance = await getInstance(pool, op.instance_id);
     if (!instance) throw new PermanentOfferingError(`service instance ${op.instance_id} no longer exists`);
     const current = this.plan(instance, instance.plan_id);

@@ -50,8 +50,3 @@ export function objectPath(resource: Resource, name: string, namespace?: string)
 export function objectKey(meta: { name: string; namespace?: string }): string {
   return meta.namespace ? `${meta.namespace}/${meta.name}` : meta.name;
 }
-
-export function splitKey(key: string): { namespace?: string; name: string } {
-  const slash = key.indexOf('/');
-  return slash < 0 ? { name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
-}

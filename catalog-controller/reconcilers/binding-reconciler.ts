@@ -15,17 +15,30 @@ import {
   type ServiceInstance,
   type ServicePlan,
 } from '../api/v1beta1.js';
-import { scopeOfInstance } from '../catalog-scope.js';
 import { findCondition, isFailed, isReady, lastConditionState, removeCondition, setCondition } from '../conditions.js';
-import { BrokerAuthError, MANAGED_BY, MANAGED_BY_LABEL, type ControllerContext } from '../controller-context.js';
+import { MANAGED_BY, MANAGED_BY_LABEL, type ControllerContext } from '../controller-context.js';
 import { KubeApiError } from '../kube/kube-client.js';
 import { Resources, objectKey } from '../kube/resources.js';
-import { describeOutcome, type OsbClient, type OsbOutcome } from '../osb-client/osb-client.js';
+import { describeOutcome, type OsbOutcome } from '../osb-client/osb-client.js';
 import { ParametersError, resolveParameters } from '../parameters.js';
 import { SecretTransformError, secretData, transformCredentials } from '../secret-data.js';
 import type { ReconcileResult } from '../work-queue.js';
-import { isTerminal } from './instance-reconciler.js';
-import { Blocked, asObject, kubernetesContext, originatingIdentity, removeFinalizer, type PendingOperation as Pending } from './common.js';
+import {
+  Blocked,
+  acceptedOperation,
+  asObject,
+  brokerClient,
+  instanceIdOf,
+  instanceRefs,
+  isTerminal,
+  kubernetesContext,
+  originatingIdentity,
+  pastRetryDuration,
+  planIdOf,
+  pollDelayMs,
+  removeFinalizer,
+  type PendingOperation as Pending,
+} from './common.js';
 
 const R = Resources.ServiceBinding;
 
@@ -130,9 +143,9 @@ export class BindingReconciler {
         s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.BindingRequestInFlight, 'Binding request for ServiceBinding in-flight to Broker', this.ctx.now());
       });
     }
-    if (this.timedOut(binding)) return this.bindFailed(binding, target, Reason.ErrorReconciliationRetryTimeout, 'Stopping reconciliation retries because too much time has elapsed', false);
+    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) return this.bindFailed(binding, target, Reason.ErrorReconciliationRetryTimeout, 'Stopping reconciliation retries because too much time has elapsed', false);
 
-    const client = await this.client(target);
+    const client = await brokerClient(this.ctx, target.broker);
     if (client instanceof Blocked) return this.block(binding, client);
     const body = await this.bindRequest(binding, target, parameters);
     const acceptsIncomplete = target.cls.spec.bindingRetrievable === true;
@@ -153,18 +166,13 @@ export class BindingReconciler {
     const body = asObject(outcome.body);
     if ((outcome.status === 200 || outcome.status === 201) && body) return this.inject(binding, target, body);
     if (outcome.status === 202 && body) {
-      this.pending.set(objectKey(binding.metadata), {
-        operation: 'Bind',
-        osbOperation: typeof body.operation === 'string' ? body.operation : undefined,
-        polls: 0,
-        dueAt: Date.now() + this.ctx.config.pollInitialDelayMs,
-      });
+      this.pending.set(objectKey(binding.metadata), acceptedOperation(this.ctx, 'Bind', body));
       return { requeueAfterMs: this.ctx.config.pollInitialDelayMs };
     }
     const message = `ServiceBroker returned failure; bind operation will not be retried: ${describeOutcome(outcome)}`;
     // Any HTTP error is terminal for this generation; a non-200 2xx or a 5xx may have left a binding behind.
     const ambiguous = outcome.status >= 500 || (outcome.status > 200 && outcome.status < 300);
-    if (!isTerminal(outcome) && outcome.status < 500 && outcome.status !== 201 && !(outcome.status > 200 && outcome.status < 300)) {
+    if (!isTerminal(outcome) && !ambiguous) {
       // 401, 403, 404, 408, 429, 3xx: the request may succeed later (auth fixed, broker back).
       await this.writeStatus(binding, (s) => {
         s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.BindCallFailed, `ServiceBroker returned failure; bind will be retried: ${describeOutcome(outcome)}`, this.ctx.now());
@@ -234,7 +242,7 @@ export class BindingReconciler {
     if (secret && isControlledBy(secret, binding)) return;
     const target = this.target(binding, false);
     if (target instanceof Blocked) return this.block(binding, target);
-    const client = await this.client(target);
+    const client = await brokerClient(this.ctx, target.broker);
     if (client instanceof Blocked) return this.block(binding, client);
     let rebind: BindRequest | undefined;
     if (!target.cls.spec.bindingRetrievable) {
@@ -377,20 +385,15 @@ export class BindingReconciler {
         s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.UnbindingRequestInFlight, 'Unbind request for ServiceBinding in-flight to Broker', this.ctx.now());
       });
     }
-    if (this.timedOut(binding)) return this.unbindGaveUp(binding, orphanMitigation, 'Stopping reconciliation retries because too much time has elapsed');
-    const client = await this.client(target);
+    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) return this.unbindGaveUp(binding, orphanMitigation, 'Stopping reconciliation retries because too much time has elapsed');
+    const client = await brokerClient(this.ctx, target.broker);
     if (client instanceof Blocked) return this.block(binding, client);
     const acceptsIncomplete = target.cls.spec.bindingRetrievable === true;
     const outcome = await client.unbind(instanceIdOf(target.instance), bindingId(binding), { service_id: target.serviceId, plan_id: target.planId }, acceptsIncomplete, this.identity(binding));
     if (outcome.kind === 'response' && (outcome.status === 200 || outcome.status === 410)) return this.unbound(binding);
     const body = outcome.kind === 'response' ? asObject(outcome.body) : undefined;
     if (outcome.kind === 'response' && outcome.status === 202 && body) {
-      this.pending.set(objectKey(binding.metadata), {
-        operation: 'Unbind',
-        osbOperation: typeof body.operation === 'string' ? body.operation : undefined,
-        polls: 0,
-        dueAt: Date.now() + this.ctx.config.pollInitialDelayMs,
-      });
+      this.pending.set(objectKey(binding.metadata), acceptedOperation(this.ctx, 'Unbind', body));
       return { requeueAfterMs: this.ctx.config.pollInitialDelayMs };
     }
     return this.unbindRetry(binding, `Error unbinding from ServiceInstance "${target.instance.metadata.name}": ${describeOutcome(outcome)}`);
@@ -450,7 +453,7 @@ export class BindingReconciler {
       this.pending.delete(key);
       return this.block(binding, target);
     }
-    const client = await this.client(target);
+    const client = await brokerClient(this.ctx, target.broker);
     if (client instanceof Blocked) return this.block(binding, client);
     const osbOperation = pending?.osbOperation ?? status.lastOperation;
     const outcome = await client.bindingLastOperation(
@@ -476,7 +479,7 @@ export class BindingReconciler {
       return this.bindFailed(binding, target, Reason.BindCallFailed, `Bind call failed: ${description}`, false);
     }
     const polls = (pending?.polls ?? 0) + 1;
-    if (this.timedOut(binding)) {
+    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) {
       this.pending.delete(key);
       if (operation === 'Unbind') return this.unbindGaveUp(binding, status.orphanMitigationInProgress === true, 'Stopping reconciliation retries because too much time has elapsed');
       return this.bindFailed(binding, target, Reason.ErrorReconciliationRetryTimeout, 'The asynchronous bind did not finish in time', true);
@@ -499,8 +502,7 @@ export class BindingReconciler {
         s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, this.ctx.now());
       });
     }
-    const retryAfterMs = outcome.kind === 'response' && outcome.retryAfterSeconds !== undefined ? outcome.retryAfterSeconds * 1000 : undefined;
-    const delay = retryAfterMs ?? Math.min(this.ctx.config.pollInitialDelayMs * 2 ** polls, this.ctx.config.pollMaxDelayMs);
+    const delay = pollDelayMs(this.ctx, outcome, polls);
     this.pending.set(key, { operation, osbOperation, polls, dueAt: Date.now() + delay });
     return { requeueAfterMs: delay };
   }
@@ -522,38 +524,16 @@ export class BindingReconciler {
         return new Blocked(Reason.ErrorInstanceNotReady, `Binding cannot begin because referenced ServiceInstance "${binding.metadata.namespace}/${instanceName}" is not ready`);
       }
     }
-    const scope = scopeOfInstance(instance);
-    if ('invalid' in scope) return new Blocked(Reason.ErrorInstanceNotReady, `ServiceInstance "${instanceName}" is invalid: ${scope.invalid}`);
-    const namespace = scope.cluster ? undefined : instance.metadata.namespace;
-    const key = (name: string): string => (namespace ? `${namespace}/${name}` : name);
-    const classRef = instance.spec[scope.instanceClassRefField]?.name;
+    const refs = instanceRefs(this.ctx, instance);
+    if ('invalid' in refs) return new Blocked(Reason.ErrorInstanceNotReady, `ServiceInstance "${instanceName}" is invalid: ${refs.invalid}`);
+    const { scope, classRef, cls, brokerName, broker, planRef, plan } = refs;
     if (!classRef) return new Blocked('ErrorInstanceRefsUnresolved', `ServiceInstance "${instanceName}" has not been resolved to a class and plan yet`);
-    const cls = this.ctx.informerOf<ServiceClass>(scope.class).get(key(classRef));
     if (!cls) return new Blocked(Reason.ReferencesNonexistentServiceClass, `References a non-existent ${scope.class.kind} "${classRef}"`);
-    const brokerName = cls.spec[scope.brokerNameField];
-    const broker = brokerName ? this.ctx.informerOf<ServiceBroker>(scope.broker).get(key(brokerName)) : undefined;
     if (!broker) return new Blocked(Reason.ReferencesNonexistentBroker, `References a non-existent broker "${brokerName}"`);
-    const planRef = instance.spec[scope.instancePlanRefField]?.name;
-    const plan = planRef ? this.ctx.informerOf<ServicePlan>(scope.plan).get(key(planRef)) : undefined;
     // The plan the broker has for the instance (externalProperties), as the original sent.
-    const external = instance.status?.externalProperties;
-    const planId = external?.clusterServicePlanExternalID ?? external?.servicePlanExternalID ?? plan?.spec.externalID;
+    const planId = planIdOf(instance.status?.externalProperties) ?? plan?.spec.externalID;
     if (!planId) return new Blocked(Reason.ReferencesNonexistentServicePlan, `References a non-existent ${scope.plan.kind} "${planRef}"`);
     return { instance, broker, cls, plan, serviceId: cls.spec.externalID, planId };
-  }
-
-  private async client(target: Target): Promise<OsbClient | Blocked> {
-    try {
-      return await this.ctx.osbClient(target.broker);
-    } catch (error) {
-      if (error instanceof BrokerAuthError) return new Blocked(Reason.ReferencesNonexistentBroker, `Error getting broker auth credentials: ${error.message}`);
-      throw error;
-    }
-  }
-
-  private timedOut(binding: ServiceBinding): boolean {
-    const started = Date.parse(binding.status?.operationStartTime ?? '');
-    return Number.isFinite(started) && Date.now() - started > this.ctx.config.reconciliationRetryDurationMs;
   }
 
   private identity(binding: ServiceBinding): { identity?: OriginatingIdentity } {
@@ -592,10 +572,6 @@ export function secretNameOf(binding: ServiceBinding): string {
 
 function bindingId(binding: ServiceBinding): string {
   return binding.spec.externalID || binding.metadata.uid!;
-}
-
-function instanceIdOf(instance: ServiceInstance): string {
-  return instance.spec.externalID || instance.metadata.uid!;
 }
 
 function isControlledBy(secret: Secret, binding: ServiceBinding): boolean {

@@ -14,13 +14,14 @@ import {
 } from '../api/v1beta1.js';
 import { scopeOfBroker, type CatalogScope } from '../catalog-scope.js';
 import { classProperties, matches, parsePredicate, planProperties, RestrictionError } from '../catalog-restrictions.js';
-import { isReady, lastConditionState, removeCondition, setCondition } from '../conditions.js';
+import { isFailed, isReady, lastConditionState, removeCondition, setCondition } from '../conditions.js';
 import { BrokerAuthError, type ControllerContext } from '../controller-context.js';
 import { KubeApiError } from '../kube/kube-client.js';
-import { objectKey, splitKey, type Resource } from '../kube/resources.js';
+import { objectKey, type Resource } from '../kube/resources.js';
 import { escapedName, labelValue } from '../names.js';
 import { describeOutcome } from '../osb-client/osb-client.js';
 import type { ReconcileResult } from '../work-queue.js';
+import { removeFinalizer } from './common.js';
 
 /** A catalog the controller cannot turn into classes and plans (ErrorSyncingCatalog). */
 class CatalogSyncError extends Error {
@@ -59,8 +60,7 @@ export class BrokerReconciler {
       !isReady(status.conditions) ||
       (interval !== undefined && Date.now() >= Date.parse(status.lastCatalogRetrievalTime ?? '') + interval);
     // A terminal Failed (retry timeout) waits for a spec change.
-    const stopped =
-      status.conditions?.some((c) => c.type === ConditionType.Failed && c.status === 'True') && status.reconciledGeneration === current.metadata.generation;
+    const stopped = isFailed(status.conditions) && status.reconciledGeneration === current.metadata.generation;
     if (!due || stopped) {
       // Flagged entries whose last instance went are deleted whatever the relist behaviour: in the
       // original the class and plan reconcilers do it, not the relist (§2.2 step 10).
@@ -297,7 +297,7 @@ export class BrokerReconciler {
   async removeUnused(broker: ServiceBroker, scope: CatalogScope): Promise<void> {
     const namespace = broker.metadata.namespace;
     const instances = this.ctx.informers.serviceInstances.list();
-    const uses = (field: 'instanceClassRefField' | 'instancePlanRefField', name: string): boolean =>
+    const uses = (field: 'classRefField' | 'instancePlanRefField', name: string): boolean =>
       instances.some((i: ServiceInstance) => i.spec[scope[field]]?.name === name && (!namespace || i.metadata.namespace === namespace));
     for (const plan of this.ctx.informerOf<ServicePlan>(scope.plan).list(namespace)) {
       if (plan.spec[scope.brokerNameField] === broker.metadata.name && plan.status?.removedFromBrokerCatalog && !uses('instancePlanRefField', plan.metadata.name)) {
@@ -307,7 +307,7 @@ export class BrokerReconciler {
     const plansLeft = this.ctx.informerOf<ServicePlan>(scope.plan).list(namespace);
     for (const cls of this.ctx.informerOf<ServiceClass>(scope.class).list(namespace)) {
       if (cls.spec[scope.brokerNameField] !== broker.metadata.name || !cls.status?.removedFromBrokerCatalog) continue;
-      if (uses('instanceClassRefField', cls.metadata.name)) continue;
+      if (uses('classRefField', cls.metadata.name)) continue;
       if (plansLeft.some((p) => p.spec[scope.classRefField]?.name === cls.metadata.name && !p.status?.removedFromBrokerCatalog)) continue;
       await this.ctx.client.delete(scope.class, cls.metadata.name, cls.metadata.namespace);
     }
@@ -326,11 +326,7 @@ export class BrokerReconciler {
     this.ctx.forgetOsbClient(broker);
     const reason = scope.cluster ? Reason.DeletedClusterServiceBrokerSuccessfully : Reason.DeletedSuccessfully;
     this.ctx.events.record(broker, 'Normal', reason, `The broker ${broker.metadata.name} was deleted successfully.`);
-    await this.ctx.updateObject(this.resource, broker, (copy) => {
-      const before = copy.metadata.finalizers ?? [];
-      copy.metadata.finalizers = before.filter((f) => f !== FINALIZER);
-      return copy.metadata.finalizers.length !== before.length;
-    });
+    await removeFinalizer(this.ctx, this.resource, broker);
   }
 
   private writeStatus(broker: ServiceBroker, mutate: (s: ServiceBrokerStatus) => void): Promise<ServiceBroker> {
@@ -402,4 +398,3 @@ export function parseDuration(text: string): number | undefined {
   return total;
 }
 
-export { splitKey };

@@ -1,7 +1,20 @@
 import type { JsonObject, OriginatingIdentity } from '../../osb/index.js';
-import { FINALIZER, type KubeObject, type UserInfo } from '../api/v1beta1.js';
-import type { ControllerContext } from '../controller-context.js';
+import { ErrorCode } from '../../osb/index.js';
+import {
+  FINALIZER,
+  Reason,
+  type InstanceProperties,
+  type KubeObject,
+  type ServiceBroker,
+  type ServiceClass,
+  type ServiceInstance,
+  type ServicePlan,
+  type UserInfo,
+} from '../api/v1beta1.js';
+import { scopeOfInstance, type CatalogScope } from '../catalog-scope.js';
+import { BrokerAuthError, type ControllerContext } from '../controller-context.js';
 import type { Resource } from '../kube/resources.js';
+import type { OsbClient, OsbOutcome } from '../osb-client/osb-client.js';
 
 /** Why an object cannot be acted on yet; written as its Ready condition. */
 export class Blocked {
@@ -23,8 +36,89 @@ export interface PendingOperation<Operation extends string> {
   dueAt: number;
 }
 
+/** The poll of an operation the broker just accepted (its 202 body), due after the first delay. */
+export function acceptedOperation<Operation extends string>(ctx: ControllerContext, operation: Operation, body: JsonObject): PendingOperation<Operation> {
+  return {
+    operation,
+    osbOperation: typeof body.operation === 'string' ? body.operation : undefined,
+    polls: 0,
+    dueAt: Date.now() + ctx.config.pollInitialDelayMs,
+  };
+}
+
+/** The wait before the next poll: the broker's Retry-After, else doubling from the first delay, capped. */
+export function pollDelayMs(ctx: ControllerContext, outcome: OsbOutcome, polls: number): number {
+  if (outcome.kind === 'response' && outcome.retryAfterSeconds !== undefined) return outcome.retryAfterSeconds * 1000;
+  return Math.min(ctx.config.pollInitialDelayMs * 2 ** polls, ctx.config.pollMaxDelayMs);
+}
+
+/** Retries past --reconciliation-retry-duration stop with ErrorReconciliationRetryTimeout. */
+export function pastRetryDuration(ctx: ControllerContext, operationStartTime: string | undefined): boolean {
+  const started = Date.parse(operationStartTime ?? '');
+  return Number.isFinite(started) && Date.now() - started > ctx.config.reconciliationRetryDurationMs;
+}
+
 export function asObject(body: unknown): JsonObject | undefined {
   return body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as JsonObject) : undefined;
+}
+
+/**
+ * Responses that retrying the same request cannot fix: 400 (the original's rule), and 409/422
+ * other than ConcurrencyError (a conflict with what the broker has; a refused request).
+ */
+export function isTerminal(outcome: OsbOutcome): boolean {
+  if (outcome.kind !== 'response') return false;
+  if (outcome.status === 400) return true;
+  if (outcome.status === 409 || outcome.status === 422) {
+    const error = asObject(outcome.body)?.error;
+    return error !== ErrorCode.ConcurrencyError;
+  }
+  return false;
+}
+
+/** The OSB instance_id: spec.externalID, which the controller fills with the object's UID. */
+export function instanceIdOf(instance: ServiceInstance): string {
+  return instance.spec.externalID || instance.metadata.uid!;
+}
+
+export function planIdOf(properties: InstanceProperties | undefined): string | undefined {
+  return properties?.clusterServicePlanExternalID ?? properties?.servicePlanExternalID;
+}
+
+/** The broker's OSB client; a broken auth Secret blocks the object instead of failing the pass. */
+export async function brokerClient(ctx: ControllerContext, broker: ServiceBroker): Promise<OsbClient | Blocked> {
+  try {
+    return await ctx.osbClient(broker);
+  } catch (error) {
+    if (error instanceof BrokerAuthError) return new Blocked(Reason.ReferencesNonexistentBroker, `Error getting broker auth credentials: ${error.message}`);
+    throw error;
+  }
+}
+
+/** What an instance's recorded refs point at in the caches; each is missing when it is gone. */
+export interface InstanceRefs {
+  scope: CatalogScope;
+  classRef: string | undefined;
+  cls: ServiceClass | undefined;
+  brokerName: string | undefined;
+  broker: ServiceBroker | undefined;
+  planRef: string | undefined;
+  plan: ServicePlan | undefined;
+}
+
+/** Follows spec.(cluster)ServiceClassRef / PlanRef, and the class's broker; undefined for an invalid spec. */
+export function instanceRefs(ctx: ControllerContext, instance: ServiceInstance): InstanceRefs | { invalid: string } {
+  const scope = scopeOfInstance(instance);
+  if ('invalid' in scope) return scope;
+  const namespace = scope.cluster ? undefined : instance.metadata.namespace;
+  const key = (name: string): string => (namespace ? `${namespace}/${name}` : name);
+  const classRef = instance.spec[scope.classRefField]?.name;
+  const cls = classRef ? ctx.informerOf<ServiceClass>(scope.class).get(key(classRef)) : undefined;
+  const brokerName = cls?.spec[scope.brokerNameField];
+  const broker = brokerName ? ctx.informerOf<ServiceBroker>(scope.broker).get(key(brokerName)) : undefined;
+  const planRef = instance.spec[scope.instancePlanRefField]?.name;
+  const plan = planRef ? ctx.informerOf<ServicePlan>(scope.plan).get(key(planRef)) : undefined;
+  return { scope, classRef, cls, brokerName, broker, planRef, plan };
 }
 
 /** X-Broker-API-Originating-Identity from spec.userInfo, as the original sent it; omitted without one. */

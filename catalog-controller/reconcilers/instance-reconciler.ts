@@ -1,5 +1,4 @@
 import type { JsonObject, LastOperationResponse, OriginatingIdentity, ProvisionRequest, UpdateRequest } from '../../osb/index.js';
-import { ErrorCode } from '../../osb/index.js';
 import {
   ABANDON_ANNOTATION,
   ConditionType,
@@ -16,13 +15,27 @@ import {
 import { scopeOfInstance, userSpecifiedNames, type CatalogScope } from '../catalog-scope.js';
 import { findCondition, isFailed, isReady, lastConditionState, removeCondition, setCondition } from '../conditions.js';
 import type { ControllerContext } from '../controller-context.js';
-import { BrokerAuthError } from '../controller-context.js';
 import { Resources, objectKey } from '../kube/resources.js';
 import { labelValue } from '../names.js';
-import { describeOutcome, type OsbClient, type OsbOutcome } from '../osb-client/osb-client.js';
+import { describeOutcome, type OsbOutcome } from '../osb-client/osb-client.js';
 import { ParametersError, resolveParameters } from '../parameters.js';
 import type { ReconcileResult } from '../work-queue.js';
-import { Blocked, asObject, kubernetesContext, originatingIdentity, removeFinalizer, type PendingOperation as Pending } from './common.js';
+import {
+  Blocked,
+  acceptedOperation,
+  asObject,
+  brokerClient,
+  instanceIdOf,
+  instanceRefs,
+  isTerminal,
+  kubernetesContext,
+  originatingIdentity,
+  pastRetryDuration,
+  planIdOf,
+  pollDelayMs,
+  removeFinalizer,
+  type PendingOperation as Pending,
+} from './common.js';
 
 const R = Resources.ServiceInstance;
 
@@ -89,9 +102,9 @@ export class InstanceReconciler {
     const { properties, parameters } = prepared;
 
     instance = await this.recordIntent(instance, 'Provision', properties, Reason.ProvisionRequestInFlight, 'Provision request for ServiceInstance in-flight to Broker');
-    if (this.retryTimedOut(instance)) return this.giveUp(instance, 'Provision', resolved);
+    if (pastRetryDuration(this.ctx, instance.status?.operationStartTime)) return this.giveUp(instance, 'Provision', resolved);
 
-    const client = await this.client(instance, resolved);
+    const client = await brokerClient(this.ctx, resolved.broker);
     if (client instanceof Blocked) return this.block(instance, client);
     const body: ProvisionRequest = {
       service_id: resolved.cls.spec.externalID,
@@ -102,17 +115,17 @@ export class InstanceReconciler {
       ...(parameters ? { parameters } : {}),
       ...(resolved.plan.spec.maintenanceInfo ? { maintenance_info: resolved.plan.spec.maintenanceInfo } : {}),
     };
-    const outcome = await client.provision(instanceId(instance), body, this.identity(instance));
+    const outcome = await client.provision(instanceIdOf(instance), body, this.identity(instance));
     return this.afterProvision(instance, resolved, outcome);
   }
 
   private async afterProvision(instance: ServiceInstance, resolved: Resolved, outcome: OsbOutcome): Promise<ReconcileResult | void> {
     const what = `Error provisioning ServiceInstance of ${resolved.scope.class.kind} (K8S: "${resolved.cls.metadata.name}" ExternalName: "${resolved.cls.spec.externalName}") at ${resolved.scope.broker.kind} "${resolved.broker.metadata.name}"`;
     if (outcome.kind === 'timeout') {
-      return this.provisionFailed(instance, resolved, Reason.ErrorCallingProvision, `Communication with the ${resolved.scope.broker.kind} timed out; operation will be retried: ${outcome.message}`, { orphan: true });
+      return this.provisionFailed(instance, resolved.broker, Reason.ErrorCallingProvision, `Communication with the ${resolved.scope.broker.kind} timed out; operation will be retried: ${outcome.message}`, { orphan: true });
     }
     if (outcome.kind === 'transport') {
-      return this.provisionFailed(instance, resolved, Reason.ErrorCallingProvision, `The provision call failed and will be retried: Error communicating with broker for provisioning: ${outcome.message}`, {});
+      return this.provisionFailed(instance, resolved.broker, Reason.ErrorCallingProvision, `The provision call failed and will be retried: Error communicating with broker for provisioning: ${outcome.message}`, {});
     }
     const { status } = outcome;
     const body = asObject(outcome.body);
@@ -125,19 +138,19 @@ export class InstanceReconciler {
     // timeout may have left an instance behind.
     const ambiguous = (status > 200 && status < 300) || status >= 500;
     if (isTerminal(outcome)) {
-      return this.provisionFailed(instance, resolved, Reason.ProvisionCallFailed, message, { terminal: true, failedReason: Reason.ClusterServiceBrokerReturnedFailure });
+      return this.provisionFailed(instance, resolved.broker, Reason.ProvisionCallFailed, message, { terminal: true, failedReason: Reason.ClusterServiceBrokerReturnedFailure });
     }
-    return this.provisionFailed(instance, resolved, Reason.ProvisionCallFailed, message, { orphan: ambiguous });
+    return this.provisionFailed(instance, resolved.broker, Reason.ProvisionCallFailed, message, { orphan: ambiguous });
   }
 
   private async provisionFailed(
     instance: ServiceInstance,
-    resolved: Resolved | undefined,
+    broker: ServiceBroker,
     reason: string,
     message: string,
     options: { orphan?: boolean; terminal?: boolean; failedReason?: string },
   ): Promise<ReconcileResult | void> {
-    const orphan = options.orphan === true && resolved?.broker.spec.disableOrphanMitigation !== true;
+    const orphan = options.orphan === true && broker.spec.disableOrphanMitigation !== true;
     instance = await this.writeStatus(instance, (s) => {
       s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, this.ctx.now());
       if (options.terminal) {
@@ -185,9 +198,9 @@ export class InstanceReconciler {
     if (prepared instanceof Blocked) return this.block(instance, prepared);
     const { properties, parameters } = prepared;
     instance = await this.recordIntent(instance, 'Update', properties, Reason.UpdateInstanceRequestInFlight, 'Update request for ServiceInstance in-flight to Broker');
-    if (this.retryTimedOut(instance)) return this.giveUp(instance, 'Update', resolved);
+    if (pastRetryDuration(this.ctx, instance.status?.operationStartTime)) return this.giveUp(instance, 'Update', resolved);
 
-    const client = await this.client(instance, resolved);
+    const client = await brokerClient(this.ctx, resolved.broker);
     if (client instanceof Blocked) return this.block(instance, client);
     const previousChecksum = status.externalProperties?.parameterChecksum;
     const body: UpdateRequest = {
@@ -199,7 +212,7 @@ export class InstanceReconciler {
       ...(properties.parameterChecksum !== previousChecksum ? { parameters: parameters ?? {} } : {}),
       previous_values: { service_id: resolved.cls.spec.externalID, ...(previousPlanId ? { plan_id: previousPlanId } : {}) },
     };
-    const outcome = await client.update(instanceId(instance), body, this.identity(instance));
+    const outcome = await client.update(instanceIdOf(instance), body, this.identity(instance));
     if (outcome.kind !== 'response') {
       const text = outcome.kind === 'timeout' ? `Communication with the ServiceBroker timed out; update will be retried: ${outcome.message}` : `The update call failed and will be retried: ${outcome.message}`;
       return this.retryWith(instance, Reason.ErrorCallingUpdateInstance, text);
@@ -278,11 +291,11 @@ export class InstanceReconciler {
         s.operationStartTime = this.ctx.now();
       });
     }
-    if (this.retryTimedOut(instance)) return this.deprovisionGaveUp(instance, orphanMitigation, 'Stopping reconciliation retries because too much time has elapsed');
+    if (pastRetryDuration(this.ctx, instance.status?.operationStartTime)) return this.deprovisionGaveUp(instance, orphanMitigation, 'Stopping reconciliation retries because too much time has elapsed');
 
-    const client = await this.client(instance, resolved);
+    const client = await brokerClient(this.ctx, resolved.broker);
     if (client instanceof Blocked) return this.block(instance, client);
-    const outcome = await client.deprovision(instanceId(instance), { service_id: resolved.cls.spec.externalID, plan_id: planId }, this.identity(instance));
+    const outcome = await client.deprovision(instanceIdOf(instance), { service_id: resolved.cls.spec.externalID, plan_id: planId }, this.identity(instance));
     if (outcome.kind === 'response' && (outcome.status === 200 || outcome.status === 410)) return this.deprovisioned(instance);
     if (outcome.kind === 'response' && outcome.status === 202 && asObject(outcome.body)) {
       return this.accepted(instance, 'Deprovision', asObject(outcome.body)!);
@@ -346,13 +359,7 @@ export class InstanceReconciler {
   // ---- async operations ----
 
   private async accepted(instance: ServiceInstance, operation: InstanceOperation, body: JsonObject): Promise<ReconcileResult> {
-    const key = objectKey(instance.metadata);
-    this.pending.set(key, {
-      operation,
-      osbOperation: typeof body.operation === 'string' ? body.operation : undefined,
-      polls: 0,
-      dueAt: Date.now() + this.ctx.config.pollInitialDelayMs,
-    });
+    this.pending.set(objectKey(instance.metadata), acceptedOperation(this.ctx, operation, body));
     if (operation === 'Provision' && typeof body.dashboard_url === 'string') {
       const url = body.dashboard_url;
       await this.writeStatus(instance, (s) => {
@@ -377,12 +384,12 @@ export class InstanceReconciler {
       });
       return { backoff: true };
     }
-    const client = await this.client(instance, resolved);
+    const client = await brokerClient(this.ctx, resolved.broker);
     if (client instanceof Blocked) return this.block(instance, client);
     const osbOperation = pending?.osbOperation ?? status.lastOperation;
     const planId = planIdOf(status.inProgressProperties) ?? planIdOf(status.externalProperties);
     const outcome = await client.instanceLastOperation(
-      instanceId(instance),
+      instanceIdOf(instance),
       { service_id: resolved.cls.spec.externalID, ...(planId ? { plan_id: planId } : {}), ...(osbOperation ? { operation: osbOperation } : {}) },
       this.identity(instance),
     );
@@ -401,7 +408,7 @@ export class InstanceReconciler {
       if (deleting) return this.deprovisionRetry(instance, orphanMitigation, `Deprovision call failed: ${description}`);
       if (operation === 'Update') return this.updateFailed(instance, `Update call failed: ${description}`);
       // PR #2520: an async provision that failed is terminal for this generation, and orphan-mitigated.
-      return this.provisionFailed(instance, resolved.plan ? (resolved as Resolved) : undefined, Reason.ProvisionCallFailed, `Provision call failed: ${description}`, {
+      return this.provisionFailed(instance, resolved.broker, Reason.ProvisionCallFailed, `Provision call failed: ${description}`, {
         terminal: true,
         orphan: true,
         failedReason: Reason.ProvisionCallFailed,
@@ -414,7 +421,7 @@ export class InstanceReconciler {
       this.pending.delete(key);
       const message = `Error polling last operation: ${describeOutcome(outcome)}`;
       if (operation === 'Update') return this.updateFailed(instance, message);
-      return this.provisionFailed(instance, resolved.plan ? (resolved as Resolved) : undefined, Reason.ErrorPollingLastOperation, message, {
+      return this.provisionFailed(instance, resolved.broker, Reason.ErrorPollingLastOperation, message, {
         terminal: true,
         orphan: true,
         failedReason: Reason.ErrorPollingLastOperation,
@@ -424,14 +431,14 @@ export class InstanceReconciler {
     const maxPolling = resolved.plan?.spec.maximumPollingDuration;
     const started = Date.parse(status.operationStartTime ?? '') || Date.now();
     const overMaxPolling = maxPolling !== undefined && Date.now() - started > maxPolling * 1000;
-    if (overMaxPolling || Date.now() - started > this.ctx.config.reconciliationRetryDurationMs) {
+    if (overMaxPolling || pastRetryDuration(this.ctx, status.operationStartTime)) {
       this.pending.delete(key);
       const message = overMaxPolling
         ? `The operation did not finish within the plan's maximum_polling_duration of ${maxPolling} s`
         : 'Stopping reconciliation retries because too much time has elapsed';
       if (deleting) return this.deprovisionGaveUp(instance, orphanMitigation, message);
       if (operation === 'Update') return this.updateFailed(instance, message);
-      return this.provisionFailed(instance, resolved.plan ? (resolved as Resolved) : undefined, Reason.ErrorReconciliationRetryTimeout, message, {
+      return this.provisionFailed(instance, resolved.broker, Reason.ErrorReconciliationRetryTimeout, message, {
         terminal: true,
         orphan: true,
         failedReason: Reason.ErrorReconciliationRetryTimeout,
@@ -452,8 +459,7 @@ export class InstanceReconciler {
         s.conditions = setCondition(s.conditions, ConditionType.Ready, deleting && !inProgress ? 'Unknown' : 'False', reason, message, this.ctx.now());
       });
     }
-    const retryAfterMs = outcome.kind === 'response' && outcome.retryAfterSeconds !== undefined ? outcome.retryAfterSeconds * 1000 : undefined;
-    const delay = retryAfterMs ?? Math.min(this.ctx.config.pollInitialDelayMs * 2 ** polls, this.ctx.config.pollMaxDelayMs);
+    const delay = pollDelayMs(this.ctx, outcome, polls);
     this.pending.set(key, { operation, osbOperation, polls, dueAt: Date.now() + delay });
     return { requeueAfterMs: delay };
   }
@@ -487,16 +493,10 @@ export class InstanceReconciler {
     return { backoff: true };
   }
 
-  /** Retries past --reconciliation-retry-duration stop with ErrorReconciliationRetryTimeout. */
-  private retryTimedOut(instance: ServiceInstance): boolean {
-    const started = Date.parse(instance.status?.operationStartTime ?? '');
-    return Number.isFinite(started) && Date.now() - started > this.ctx.config.reconciliationRetryDurationMs;
-  }
-
-  private async giveUp(instance: ServiceInstance, operation: InstanceOperation, resolved: Resolved): Promise<ReconcileResult | void> {
+  private async giveUp(instance: ServiceInstance, operation: InstanceOperation, resolved: { broker: ServiceBroker }): Promise<ReconcileResult | void> {
     const message = 'Stopping reconciliation retries because too much time has elapsed';
     if (operation === 'Update') return this.updateFailed(instance, message);
-    return this.provisionFailed(instance, resolved, Reason.ErrorReconciliationRetryTimeout, message, { terminal: true, failedReason: Reason.ErrorReconciliationRetryTimeout });
+    return this.provisionFailed(instance, resolved.broker, Reason.ErrorReconciliationRetryTimeout, message, { terminal: true, failedReason: Reason.ErrorReconciliationRetryTimeout });
   }
 
   /**
@@ -611,23 +611,15 @@ export class InstanceReconciler {
 
   /** For delete and poll: the class and broker through the refs the controller recorded; the plan if it still exists. */
   private resolveForDelete(instance: ServiceInstance): (Omit<Resolved, 'plan'> & { plan?: ServicePlan }) | Blocked {
-    const scope = scopeOfInstance(instance);
-    if ('invalid' in scope) return new Blocked(Reason.InvalidSpec, scope.invalid);
-    const namespace = scope.cluster ? undefined : instance.metadata.namespace;
-    const key = (name: string): string => (namespace ? `${namespace}/${name}` : name);
-    const classRef = instance.spec[scope.instanceClassRefField]?.name;
-    const cls = classRef ? this.ctx.informerOf<ServiceClass>(scope.class).get(key(classRef)) : undefined;
-    if (!cls) {
+    const refs = instanceRefs(this.ctx, instance);
+    if ('invalid' in refs) return new Blocked(Reason.InvalidSpec, refs.invalid);
+    if (!refs.cls) {
       const resolved = this.resolve(instance);
-      if (resolved instanceof Blocked) return new Blocked(Reason.ReferencesNonexistentServiceClass, `The instance references a ${scope.class.kind} that does not exist: ${resolved.message}`);
+      if (resolved instanceof Blocked) return new Blocked(Reason.ReferencesNonexistentServiceClass, `The instance references a ${refs.scope.class.kind} that does not exist: ${resolved.message}`);
       return resolved;
     }
-    const brokerName = cls.spec[scope.brokerNameField];
-    const broker = brokerName ? this.ctx.informerOf<ServiceBroker>(scope.broker).get(key(brokerName)) : undefined;
-    if (!broker) return new Blocked(Reason.ReferencesNonexistentBroker, `The instance references a non-existent broker "${brokerName}"`);
-    const planRef = instance.spec[scope.instancePlanRefField]?.name;
-    const plan = planRef ? this.ctx.informerOf<ServicePlan>(scope.plan).get(key(planRef)) : undefined;
-    return { scope, broker, cls, ...(plan ? { plan } : {}) };
+    if (!refs.broker) return new Blocked(Reason.ReferencesNonexistentBroker, `The instance references a non-existent broker "${refs.brokerName}"`);
+    return { scope: refs.scope, broker: refs.broker, cls: refs.cls, ...(refs.plan ? { plan: refs.plan } : {}) };
   }
 
   /** Finalizer, class and plan refs and their lookup labels, in one write when any is missing. */
@@ -637,7 +629,7 @@ export class InstanceReconciler {
     const ok =
       instance.metadata.finalizers?.includes(FINALIZER) &&
       instance.spec.externalID &&
-      instance.spec[scope.instanceClassRefField]?.name === cls.metadata.name &&
+      instance.spec[scope.classRefField]?.name === cls.metadata.name &&
       instance.spec[scope.instancePlanRefField]?.name === plan.metadata.name &&
       Object.entries(labels).every(([k, v]) => instance.metadata.labels?.[k] === v);
     if (ok) return Promise.resolve(instance);
@@ -646,7 +638,7 @@ export class InstanceReconciler {
       if (!copy.metadata.finalizers?.includes(FINALIZER)) copy.metadata.finalizers = [...(copy.metadata.finalizers ?? []), FINALIZER];
       // The original's webhook filled externalID (the OSB instance_id) on create.
       copy.spec.externalID ||= copy.metadata.uid;
-      copy.spec[scope.instanceClassRefField] = { name: cls.metadata.name };
+      copy.spec[scope.classRefField] = { name: cls.metadata.name };
       copy.spec[scope.instancePlanRefField] = { name: plan.metadata.name };
       copy.metadata.labels = { ...(copy.metadata.labels ?? {}), ...labels };
       return true;
@@ -666,15 +658,6 @@ export class InstanceReconciler {
       if (error instanceof ParametersError) {
         return new Blocked(Reason.ErrorWithParameters, `failed to prepare parameters: ${error.message}`);
       }
-      throw error;
-    }
-  }
-
-  private async client(instance: ServiceInstance, resolved: { broker: ServiceBroker }): Promise<OsbClient | Blocked> {
-    try {
-      return await this.ctx.osbClient(resolved.broker);
-    } catch (error) {
-      if (error instanceof BrokerAuthError) return new Blocked(Reason.ReferencesNonexistentBroker, `Error getting broker auth credentials: ${error.message}`);
       throw error;
     }
   }
@@ -708,33 +691,10 @@ export class InstanceReconciler {
   }
 }
 
-function instanceId(instance: ServiceInstance): string {
-  // The webhook filled externalID with a UUID on create; without one we use the object's UID.
-  return instance.spec.externalID || instance.metadata.uid!;
-}
-
 function planProperties(scope: CatalogScope, planId: string, planName: string | undefined): InstanceProperties {
   return scope.cluster
     ? { clusterServicePlanExternalID: planId, ...(planName ? { clusterServicePlanExternalName: planName } : {}) }
     : { servicePlanExternalID: planId, ...(planName ? { servicePlanExternalName: planName } : {}) };
-}
-
-function planIdOf(properties: InstanceProperties | undefined): string | undefined {
-  return properties?.clusterServicePlanExternalID ?? properties?.servicePlanExternalID;
-}
-
-/**
- * Responses that retrying the same request cannot fix: 400 (the original's rule), and 409/422
- * other than ConcurrencyError (a conflict with what the broker has; a refused request).
- */
-export function isTerminal(outcome: OsbOutcome): boolean {
-  if (outcome.kind !== 'response') return false;
-  if (outcome.status === 400) return true;
-  if (outcome.status === 409 || outcome.status === 422) {
-    const error = asObject(outcome.body)?.error;
-    return error !== ErrorCode.ConcurrencyError;
-  }
-  return false;
 }
 
 function progressReason(operation: InstanceOperation): string {
