@@ -10,6 +10,11 @@ export interface BrokerConfig {
   /** Host and port handed out in credentials; default: those of postgresServiceUrl. */
   postgresServicePublicHost: string | undefined;
   postgresServicePublicPort: number | undefined;
+  /** Server on which the `redis` offering creates ACL users and key prefixes (database 0). */
+  redisServiceUrl: string;
+  /** Host and port handed out in Redis credentials; default: those of redisServiceUrl. */
+  redisServicePublicHost: string | undefined;
+  redisServicePublicPort: number | undefined;
   brokerUsername: string;
   brokerPassword: string;
   /** True when no credentials were configured and a password was generated for this process. */
@@ -77,6 +82,12 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     'postgresql:',
   ]);
 
+  const redisServiceUrl = url(env, 'REDIS_SERVICE_URL', redisServer(redisUrl), ['redis:', 'rediss:']);
+  // Bindings may not SELECT (keys elsewhere would escape deprovisioning): instances live in 0.
+  if (!/^\/?0?$/.test(new URL(redisServiceUrl).pathname)) {
+    throw new ConfigError('REDIS_SERVICE_URL must name database 0 (or none): bindings cannot SELECT another database');
+  }
+
   const username = env.BROKER_USERNAME ?? '';
   const password = env.BROKER_PASSWORD ?? '';
   if (username !== '' && password === '') throw new ConfigError('BROKER_PASSWORD must be set when BROKER_USERNAME is');
@@ -85,6 +96,7 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
   const generatedPassword = username === '';
 
   const publicPort = env.POSTGRES_SERVICE_PUBLIC_PORT;
+  const redisPublicPort = env.REDIS_SERVICE_PUBLIC_PORT;
   return {
     port: integer(env, 'PORT', 8080, 0, 65535),
     databaseUrl,
@@ -92,6 +104,9 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     postgresServiceUrl,
     postgresServicePublicHost: env.POSTGRES_SERVICE_PUBLIC_HOST || undefined,
     postgresServicePublicPort: publicPort ? integer(env, 'POSTGRES_SERVICE_PUBLIC_PORT', 5432, 1, 65535) : undefined,
+    redisServiceUrl,
+    redisServicePublicHost: env.REDIS_SERVICE_PUBLIC_HOST || undefined,
+    redisServicePublicPort: redisPublicPort ? integer(env, 'REDIS_SERVICE_PUBLIC_PORT', 6379, 1, 65535) : undefined,
     brokerUsername: generatedPassword ? 'depot' : username,
     brokerPassword: generatedPassword ? randomBytes(18).toString('base64url') : password,
     generatedPassword,
@@ -105,6 +120,13 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     queuePrefix: env.QUEUE_PREFIX || 'depot',
     testOffering: switchedOn(env, 'TEST_OFFERING', false),
   };
+}
+
+/** REDIS_URL's server: the same address and credentials, database 0. */
+function redisServer(redisUrl: string): string {
+  const parsed = new URL(redisUrl);
+  parsed.pathname = '';
+  return parsed.toString();
 }
 
 /** An `enabled` / `disabled` switch; unset or empty means the fallback. */

@@ -105,6 +105,7 @@ export class DepotBroker implements ServiceBroker {
       context: details.context ?? {},
       parameters: details.parameters ?? {},
       maintenance_info: plan.plan.maintenance_info ?? null,
+      plan_settings: plan.settings,
     };
     if (!options.acceptsIncomplete) {
       // spec: 200 for an identical PUT of a provisioned instance is the synchronous answer;
@@ -189,16 +190,19 @@ export class DepotBroker implements ServiceBroker {
       validateParameters(target.validate.update, details.parameters, 'service_instance.update');
       checkMaintenanceInfo(target, details.maintenance_info);
 
+      // spec: an update whose maintenance_info.version is the plan's (and not the instance's)
+      // is an upgrade; a plan change also moves the instance to the new plan's maintenance_info.
+      const upgrade = details.maintenance_info?.version !== undefined || planChanges;
       const wanted = {
         plan_id: target.plan.id,
         // spec: parameters absent → MUST NOT change them; present → they change those keys.
         parameters: details.parameters ? { ...instance.parameters, ...details.parameters } : instance.parameters,
         context: details.context ?? instance.context,
-        // An instance moves to the plan's maintenance_info when asked to, or with a plan change.
-        maintenance_info:
-          details.maintenance_info?.version !== undefined || planChanges
-            ? (target.plan.maintenance_info ?? null)
-            : instance.maintenance_info,
+        maintenance_info: upgrade ? (target.plan.maintenance_info ?? null) : instance.maintenance_info,
+        // The instance keeps the settings it was built with until it is upgraded; plans without
+        // maintenance_info have no upgrades, so their instances follow the catalog.
+        plan_settings:
+          upgrade || !target.plan.maintenance_info ? target.settings : (instance.plan_settings ?? target.settings),
       };
       const running = await activeOperations(client, instanceId);
       const runningUpdate = running.find((op) => op.type === 'update');
@@ -219,7 +223,7 @@ export class DepotBroker implements ServiceBroker {
       const changes =
         wanted.plan_id !== instance.plan_id ||
         !sameJson(wanted.parameters, instance.parameters) ||
-        !sameJson(wanted.maintenance_info, instance.maintenance_info);
+        wanted.maintenance_info?.version !== instance.maintenance_info?.version;
       if (!changes) {
         // A context-only update is recorded at once (allow_context_updates); nothing to run.
         if (details.context && service.allow_context_updates && !sameJson(details.context, instance.context)) {
@@ -281,9 +285,7 @@ export class DepotBroker implements ServiceBroker {
   ): Promise<Reply<200 | 201 | 202, BindResponse | AsyncOperationResponse>> {
     const plan = this.requirePlan(details.service_id, details.plan_id);
     if (!plan.bindable) throw new BadRequestError(`Plan ${plan.plan.name} of service ${plan.service.name} is not bindable.`);
-    if (details.predecessor_binding_id !== undefined && !plan.plan.binding_rotatable) {
-      throw new BadRequestError(`Plan ${plan.plan.name} does not support binding rotation (predecessor_binding_id).`);
-    }
+    if (details.predecessor_binding_id !== undefined) details = await this.rotationOf(instanceId, bindingId, details, plan);
     validateParameters(plan.validate.bind, details.parameters, 'service_binding.create');
     const appGuid = details.bind_resource?.app_guid ?? details.app_guid;
     if (plan.requiresApp && !appGuid) throw new RequiresAppError();
@@ -297,6 +299,7 @@ export class DepotBroker implements ServiceBroker {
       bind_resource: details.bind_resource ?? null,
       context: details.context ?? {},
       parameters: details.parameters ?? {},
+      predecessor_binding_id: details.predecessor_binding_id ?? null,
     };
     const decision = await transaction(this.options.pool, async (client): Promise<Decision<BindingRow>> => {
       const instance = await lockInstance(client, instanceId);
@@ -316,6 +319,7 @@ export class DepotBroker implements ServiceBroker {
           binding.service_id === wanted.service_id &&
           binding.plan_id === wanted.plan_id &&
           binding.app_guid === wanted.app_guid &&
+          binding.predecessor_binding_id === wanted.predecessor_binding_id &&
           sameJson(binding.bind_resource, wanted.bind_resource) &&
           sameJson(binding.parameters, wanted.parameters);
         // spec: 409 when the binding exists, or is being created, with different parameters.
@@ -332,6 +336,10 @@ export class DepotBroker implements ServiceBroker {
       }
       const instanceOp = (await activeOperations(client, instanceId)).find((op) => op.binding_id === null);
       if (instanceOp) throw new ConcurrencyError(`Service instance ${instanceId} has a ${instanceOp.type} operation in progress.`);
+      if (wanted.predecessor_binding_id !== null) {
+        // The predecessor, checked again under lock: an unbind may have committed meanwhile.
+        requireRotatablePredecessor(await lockBinding(client, wanted.predecessor_binding_id), instanceId, wanted.predecessor_binding_id);
+      }
       if (binding) {
         await rebindBinding(client, wanted); // a deleted or failed binding of this instance, bound again
       } else if (!(await insertBinding(client, wanted))) {
@@ -349,6 +357,53 @@ export class DepotBroker implements ServiceBroker {
     await this.completeSynchronously(op);
     const binding = await getBinding(this.options.pool, bindingId);
     return { status: 201, body: binding?.response ?? {} };
+  }
+
+  /**
+   * spec (v2.17, binding rotation): the predecessor MUST be a non-expired binding of the same
+   * instance, and the plan `binding_rotatable`. The new binding is the predecessor's twin: same
+   * parameters and bind_resource, credentials of its own; both work until each is unbound.
+   */
+  private async rotationOf(instanceId: string, bindingId: string, details: BindRequest, plan: CatalogPlan): Promise<BindRequest> {
+    const predecessorId = details.predecessor_binding_id!;
+    // spec: a platform MUST NOT rotate bindings of plans without binding_rotatable.
+    if (!plan.plan.binding_rotatable) {
+      throw new BadRequestError(`Plan ${plan.plan.name} does not support binding rotation (predecessor_binding_id).`);
+    }
+    if (predecessorId === bindingId) throw new BadRequestError('predecessor_binding_id must name another binding than the new one.');
+    // A re-sent rotation whose binding exists is compared with that binding (its predecessor
+    // may be gone by now: the answer is still 200, or 202 while it is being created).
+    const existing = await getBinding(this.options.pool, bindingId);
+    const resent =
+      existing?.instance_id === instanceId &&
+      existing.predecessor_binding_id === predecessorId &&
+      existing.state !== 'deleted' &&
+      existing.state !== 'create_failed';
+    let predecessor: BindingRow;
+    if (resent) {
+      predecessor = existing;
+    } else {
+      const found = await getBinding(this.options.pool, predecessorId);
+      requireRotatablePredecessor(found, instanceId, predecessorId);
+      predecessor = found;
+    }
+    const kept: Array<[string, unknown, unknown]> = [
+      ['parameters', details.parameters, predecessor.parameters],
+      ['bind_resource', details.bind_resource, predecessor.bind_resource],
+      ['app_guid', details.app_guid, predecessor.app_guid],
+    ];
+    const changed = kept.filter(([, given, old]) => given !== undefined && !sameJson(given, old)).map(([field]) => field);
+    if (changed.length > 0) {
+      throw new BadRequestError(
+        `A rotation renews credentials only: ${changed.join(', ')} must be left out or be those of binding ${predecessorId}.`,
+      );
+    }
+    return {
+      ...details,
+      parameters: predecessor.parameters,
+      ...(predecessor.bind_resource ? { bind_resource: predecessor.bind_resource } : {}),
+      ...(predecessor.app_guid ? { app_guid: predecessor.app_guid } : {}),
+    };
   }
 
   async getBinding(instanceId: string, bindingId: string): Promise<FetchBindingResponse> {
@@ -473,6 +528,23 @@ export class DepotBroker implements ServiceBroker {
   }
 }
 
+/** spec (v2.17): the predecessor MUST be a non-expired binding of the same instance (400 otherwise). */
+function requireRotatablePredecessor(
+  predecessor: BindingRow | undefined,
+  instanceId: string,
+  predecessorId: string,
+): asserts predecessor is BindingRow {
+  if (!predecessor || predecessor.instance_id !== instanceId || predecessor.state !== 'bound') {
+    throw new BadRequestError(
+      `predecessor_binding_id ${JSON.stringify(predecessorId)} is not a binding of service instance ${instanceId} that is bound.`,
+    );
+  }
+  const expiresAt = predecessor.response?.metadata?.expires_at;
+  if (expiresAt !== undefined && Date.parse(expiresAt) <= Date.now()) {
+    throw new BadRequestError(`Service binding ${predecessorId} expired at ${expiresAt}; create a new binding instead of rotating it.`);
+  }
+}
+
 /** The request's service_id must be the instance's (400 otherwise). */
 function requireService(instance: InstanceRow, serviceId: string): void {
   if (instance.service_id !== serviceId) {
@@ -522,6 +594,6 @@ function sameUpdate(op: OperationRow, wanted: { plan_id: string; parameters: Jso
   return (
     op.request.plan_id === wanted.plan_id &&
     sameJson(op.request.parameters, wanted.parameters) &&
-    sameJson(op.request.maintenance_info, wanted.maintenance_info)
+    op.request.maintenance_info?.version === wanted.maintenance_info?.version
   );
 }

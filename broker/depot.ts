@@ -14,10 +14,10 @@ import { Sweeper } from './jobs/sweeper.js';
 import type { Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
 import type { Offering } from './offerings/offering.js';
-import { PostgresqlOffering } from './offerings/postgresql/postgresql-offering.js';
+import { createOfferings } from './offerings/registry.js';
 import { FaultCounter } from './offerings/test/fault-counter.js';
 import { FaultInjectingBroker } from './offerings/test/fault-injecting-broker.js';
-import { TEST_CATALOG_FILE, TestOffering } from './offerings/test/test-offering.js';
+import { TEST_CATALOG_FILE } from './offerings/test/test-offering.js';
 import { redisOptions } from './redis.js';
 import type { ServiceBroker } from './service-broker.js';
 import { withTimeout } from './timeout.js';
@@ -60,28 +60,28 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   if (applied.length) logger.info({ migrations: applied, database: databaseName(config.databaseUrl) }, 'applied migrations');
 
   await reachRedis(config.redisUrl);
-  const postgresql = new PostgresqlOffering({
-    serviceUrl: config.postgresServiceUrl,
-    ...(config.postgresServicePublicHost ? { publicHost: config.postgresServicePublicHost } : {}),
-    ...(config.postgresServicePublicPort ? { publicPort: config.postgresServicePublicPort } : {}),
-    logger,
-  });
   // TEST_OFFERING=enabled: the failure-injecting test offering and its services join the
   // catalog; its attempt counts are kept in this process.
   const faults = config.testOffering ? new FaultCounter() : undefined;
-  // New offerings are added here (README, "Writing an offering").
-  const offerings: Offering[] = [postgresql, ...(faults ? [new TestOffering(faults)] : [])];
-  await reachPostgres('POSTGRES_SERVICE_URL', config.postgresServiceUrl, () => postgresql.ping());
-  const catalog = await loadCatalogFile(config.catalogFile, offerings, faults ? [TEST_CATALOG_FILE] : []);
-  // A plan that instances still use must stay in the catalog, or they could never be updated,
-  // unbound or deprovisioned again.
-  const orphaned = (await plansInUse(pool)).filter((p) => !catalog.plan(p.service_id, p.plan_id));
-  if (orphaned.length > 0) {
-    throw new CatalogError(
-      `the catalog lacks plans that service instances still use: ${orphaned
-        .map((p) => `service ${p.service_id} plan ${p.plan_id} (${p.instances} instance(s))`)
-        .join('; ')}. Keep them in the catalog until those instances are deprovisioned.`,
-    );
+  const offerings = createOfferings(config, logger, faults);
+  let catalog: Catalog;
+  try {
+    for (const offering of offerings) await reachOffering(offering);
+    catalog = await loadCatalogFile(config.catalogFile, offerings, faults ? [TEST_CATALOG_FILE] : []);
+    // A plan that instances still use must stay in the catalog, or they could never be updated,
+    // unbound or deprovisioned again.
+    const orphaned = (await plansInUse(pool)).filter((p) => !catalog.plan(p.service_id, p.plan_id));
+    if (orphaned.length > 0) {
+      throw new CatalogError(
+        `the catalog lacks plans that service instances still use: ${orphaned
+          .map((p) => `service ${p.service_id} plan ${p.plan_id} (${p.instances} instance(s))`)
+          .join('; ')}. Keep them in the catalog until those instances are deprovisioned.`,
+      );
+    }
+  } catch (error) {
+    await Promise.all(offerings.map((o) => o.close().catch(() => undefined)));
+    await pool.end();
+    throw error;
   }
 
   const metrics = new BrokerMetrics();
@@ -170,6 +170,17 @@ async function reachPostgres(variable: string, url: string, attempt: () => Promi
       `Cannot reach PostgreSQL at ${serverAddress(url, 5432)} (${variable}): ${reason(error)}. ` +
         'Start it (for example `docker compose up -d postgres`, or `pg_ctlcluster 15 main start` on Debian) ' +
         `or point ${variable} at a running server.`,
+    );
+  }
+}
+
+async function reachOffering(offering: Offering): Promise<void> {
+  try {
+    await withTimeout(offering.ping(), 10_000, 'no answer within 10 seconds');
+  } catch (error) {
+    throw new StartupError(
+      `Cannot reach ${offering.server}, which the ${offering.name} offering uses: ${reason(error)}. ` +
+        'Start it, or point that variable at a running server.',
     );
   }
 }

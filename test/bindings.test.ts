@@ -185,19 +185,6 @@ describe('service bindings', () => {
       assert.deepEqual(await stateCounts(depot), counts);
     });
 
-    it('400 for predecessor_binding_id on a plan without binding_rotatable', async () => {
-      const predecessor = randomUUID();
-      await osb(depot).put(bindingPath(instanceA, predecessor), bindBody()).expect(201);
-      const counts = await stateCounts(depot);
-      const bindingId = randomUUID();
-      const res = await osb(depot)
-        .put(bindingPath(instanceA, bindingId), bindBody({ predecessor_binding_id: predecessor }))
-        .expect(400);
-      assert.match((res.body as ErrorBody).description, /rotation|predecessor_binding_id/);
-      assert.deepEqual(await stateCounts(depot), counts);
-      assert.equal(await loginRole(instanceA, bindingId), undefined);
-    });
-
     it('400 for parameters the plan schema rejects (spec: invalid data MAY be 400)', async () => {
       const counts = await stateCounts(depot);
       const res = await osb(depot)

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
+import type { CatalogResponse } from '../osb/index.js';
 import { buildCatalog, loadCatalogFile } from '../broker/catalog/catalog.js';
 import { PostgresqlOffering } from '../broker/offerings/postgresql/postgresql-offering.js';
+import { RedisOffering } from '../broker/offerings/redis/redis-offering.js';
 import { createLogger } from '../broker/logger.js';
-import { ADMIN_URL, API_VERSION, PASSWORD, USERNAME, osb, startDepot, type TestDepot } from './helpers.js';
+import { ADMIN_URL, API_VERSION, REDIS_URL, PASSWORD, USERNAME, osb, startDepot, type TestDepot } from './helpers.js';
 
 describe('GET /v2/catalog', () => {
   let depot: TestDepot;
@@ -13,22 +15,47 @@ describe('GET /v2/catalog', () => {
   });
   after(async () => depot.close());
 
-  it('serves the postgresql offering with its small and standard plans, without x-depot keys', async () => {
+  it('serves the postgresql (small, standard) and redis (shared) offerings, without x-depot keys', async () => {
     const res = await osb(depot).get('/v2/catalog').expect(200);
     assert.match(res.headers['content-type']!, /^application\/json/);
     const services = (res.body as { services: Array<Record<string, unknown>> }).services;
-    assert.equal(services.length, 1);
-    const service = services[0]!;
-    assert.equal(service.name, 'postgresql');
-    assert.equal(service.bindable, true);
-    assert.equal(service.plan_updateable, true);
-    assert.equal(service.instances_retrievable, true);
-    assert.equal(service.bindings_retrievable, true);
     assert.deepEqual(
-      (service.plans as Array<{ name: string }>).map((p) => p.name),
+      services.map((s) => s.name),
+      ['postgresql', 'redis'],
+    );
+    const [postgresql, redis] = services as [Record<string, unknown>, Record<string, unknown>];
+    assert.equal(postgresql.bindable, true);
+    assert.equal(postgresql.plan_updateable, true);
+    assert.equal(postgresql.instances_retrievable, true);
+    assert.equal(postgresql.bindings_retrievable, true);
+    assert.deepEqual(
+      (postgresql.plans as Array<{ name: string }>).map((p) => p.name),
       ['small', 'standard'],
     );
+    assert.equal(redis.bindable, true);
+    assert.equal(redis.plan_updateable, false);
+    assert.equal(redis.bindings_retrievable, true);
+    assert.deepEqual(
+      (redis.plans as Array<{ name: string; binding_rotatable?: boolean }>).map((p) => [p.name, p.binding_rotatable]),
+      [['shared', true]],
+    );
     assert.equal(JSON.stringify(res.body).includes('x-depot'), false);
+  });
+
+  it('every plan of the built-in catalog declares draft-04 schemas for instance create, instance update and binding create', async () => {
+    const res = await osb(depot).get('/v2/catalog').expect(200);
+    const plans = (res.body as CatalogResponse).services.flatMap((s) => s.plans);
+    assert.equal(plans.length, 3);
+    for (const plan of plans) {
+      for (const schema of [
+        plan.schemas?.service_instance?.create?.parameters,
+        plan.schemas?.service_instance?.update?.parameters,
+        plan.schemas?.service_binding?.create?.parameters,
+      ]) {
+        assert.equal(schema?.$schema, 'http://json-schema.org/draft-04/schema#', `plan ${plan.name}`);
+        assert.equal(schema?.additionalProperties, false, `plan ${plan.name}`);
+      }
+    }
   });
 
   it('answers 304 to a matching If-None-Match', async () => {
@@ -76,7 +103,8 @@ describe('GET /v2/catalog', () => {
 describe('catalog file validation', () => {
   const logger = createLogger('silent');
   const offering = new PostgresqlOffering({ serviceUrl: ADMIN_URL, logger });
-  after(async () => offering.close());
+  const redisOffering = new RedisOffering({ serviceUrl: REDIS_URL, logger });
+  after(async () => Promise.all([offering.close(), redisOffering.close()]));
 
   const plan = (overrides: Record<string, unknown> = {}) => ({
     id: 'plan-1',
@@ -147,8 +175,11 @@ describe('catalog file validation', () => {
     ));
 
   it('reads the built-in default catalog file', async () => {
-    const catalog = await loadCatalogFile(undefined, [offering]);
-    assert.equal(catalog.response.services[0]!.name, 'postgresql');
+    const catalog = await loadCatalogFile(undefined, [offering, redisOffering]);
+    assert.deepEqual(
+      catalog.response.services.map((s) => s.name),
+      ['postgresql', 'redis'],
+    );
   });
 
   it('names the file when it cannot be read', async () => {

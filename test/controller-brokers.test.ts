@@ -14,7 +14,7 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { CatalogResponse, ServiceOffering } from '../osb/index.js';
 import type { KubeObject, ServiceBroker, ServiceClass, ServiceInstance, ServicePlan } from '../catalog-controller/api/v1beta1.js';
 import { objectPath, type Resource } from '../catalog-controller/kube/resources.js';
-import { PASSWORD, SERVICE_ID, SMALL_PLAN_ID, STANDARD_PLAN_ID, USERNAME, instancePath, osb, type TestDepot } from './helpers.js';
+import { PASSWORD, REDIS_SERVICE_ID, SERVICE_ID, SMALL_PLAN_ID, STANDARD_PLAN_ID, USERNAME, instancePath, osb, type TestDepot } from './helpers.js';
 import {
   R,
   brokerAuthSecret,
@@ -346,7 +346,7 @@ describe('catalog controller: brokers and catalogs', () => {
     const res = await osb(broker()).get('/v2/catalog');
     assert.equal(res.status, 200);
     realCatalog = res.body as CatalogResponse;
-    assert.deepEqual(realCatalog.services.map((s) => s.name).sort(), ['depot-test', 'depot-test-single', 'postgresql']);
+    assert.deepEqual(realCatalog.services.map((s) => s.name).sort(), ['depot-test', 'depot-test-single', 'postgresql', 'redis']);
     await brokerAuthSecret(kube(), AUTH_NS, 'depot-basic');
   });
 
@@ -696,7 +696,7 @@ describe('catalog controller: brokers and catalogs', () => {
   });
 
   it('a catalog entry the API server refuses: Ready False ErrorSyncingCatalog naming it; Ready once the broker fixes its catalog', async () => {
-    const bad: CatalogResponse = structuredClone(catalogWithout([TEST_SERVICE_ID, SERVICE_ID]));
+    const bad: CatalogResponse = structuredClone(catalogWithout([TEST_SERVICE_ID, SERVICE_ID, REDIS_SERVICE_ID]));
     const badPlan = bad.services[0]!.plans[0]!;
     // maintenanceInfo.version is a string in the CRD schema.
     (badPlan as unknown as { maintenance_info: { version: number } }).maintenance_info = { version: 2 };

@@ -8,19 +8,24 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import request from 'supertest';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog.js';
 import { loadConfig, withDatabase } from '../broker/config.js';
 import { createDepot, type Depot, type Role } from '../broker/depot.js';
 import { databaseName } from '../broker/db/pool.js';
 import { OperationQueue } from '../broker/jobs/operation-queue.js';
 import { createLogger } from '../broker/logger.js';
 import { redisOptions } from '../broker/redis.js';
-import { PostgresqlOffering } from '../broker/offerings/postgresql/postgresql-offering.js';
+import type { JsonObject } from '../osb/index.js';
 
 export const SERVICE_ID = '3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11';
 export const SMALL_PLAN_ID = '9c5b7d2a-1e4f-4a8b-b6c3-7d0e2f9a5b12';
 export const STANDARD_PLAN_ID = '4e8a1f3c-7b2d-4c6e-9f05-8a3b1c7d2e13';
+export const REDIS_SERVICE_ID = 'b6c72be6-78a3-482f-8ac4-ebb6d284d371';
+export const REDIS_PLAN_ID = '3832238e-6b24-4211-8d02-20fa9249591a';
 export const USERNAME = 'broker-user';
 export const PASSWORD = 'broker-password-for-tests';
 export const API_VERSION = '2.17';
@@ -127,20 +132,48 @@ export async function dropDatabase(database: string): Promise<void> {
   }
 }
 
-/** Removes the databases and roles of instances a test left behind. */
+/** Removes what instances a test left behind (databases and roles, Redis users and keys). */
 async function cleanUpInstances(depot: Depot): Promise<void> {
-  const { rows } = await depot.pool.query<{ id: string }>(`select id from service_instances where state <> 'deleted'`);
-  if (rows.length === 0) return;
-  const offering = new PostgresqlOffering({ serviceUrl: ADMIN_URL, logger: createLogger('silent') });
-  try {
-    for (const { id } of rows) {
-      await offering
-        .deprovision({ instanceId: id, planName: 'small', planSettings: {}, parameters: {}, context: {} })
-        .catch(() => undefined);
-    }
-  } finally {
-    await offering.close();
+  const { rows } = await depot.pool.query<{ id: string; service_id: string; plan_id: string; plan_settings: JsonObject | null }>(
+    `select id, service_id, plan_id, plan_settings from service_instances where state <> 'deleted'`,
+  );
+  const context = { reportProgress: async () => undefined };
+  for (const { id, service_id, plan_id, plan_settings } of rows) {
+    const plan = depot.catalog.plan(service_id, plan_id);
+    if (!plan || plan.offering.name === 'test') continue; // the test offering creates nothing
+    await plan.offering
+      .deprovision(
+        { instanceId: id, planName: plan.plan.name, planSettings: plan_settings ?? plan.settings, parameters: {}, context: {} },
+        context,
+      )
+      .catch(() => undefined);
   }
+}
+
+/** A catalog file's document, loosely typed, for tests that write catalogs of their own. */
+export interface CatalogPlanDocument {
+  id: string;
+  name: string;
+  maintenance_info?: { version: string; description?: string };
+  binding_rotatable?: boolean;
+  schemas?: unknown;
+  'x-depot'?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+export interface CatalogDocument {
+  services: Array<{ id: string; name: string; plans: CatalogPlanDocument[]; [key: string]: unknown }>;
+}
+
+/** The built-in catalog file as a document of its own (the YAML's anchors become separate copies). */
+export function defaultCatalogDocument(): CatalogDocument {
+  return structuredClone(parseYaml(readFileSync(DEFAULT_CATALOG_FILE, 'utf8'), { merge: true })) as CatalogDocument;
+}
+
+/** A plan of a catalog document, to change it. */
+export function planOf(catalog: CatalogDocument, serviceId: string, planId: string): CatalogPlanDocument {
+  const plan = catalog.services.find((s) => s.id === serviceId)?.plans.find((p) => p.id === planId);
+  if (!plan) throw new Error(`plan ${planId} of service ${serviceId} is not in the catalog`);
+  return plan;
 }
 
 type Method = 'get' | 'put' | 'patch' | 'delete';

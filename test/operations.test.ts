@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { parse as parseYaml } from 'yaml';
-import { readFileSync } from 'node:fs';
-import { DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog.js';
 import { postgresNames } from '../broker/offerings/postgresql/postgresql-offering.js';
 import {
   operationOf,
@@ -22,13 +19,12 @@ import {
   startDepot,
   waitForOperation,
   type TestDepot,
+  defaultCatalogDocument,
 } from './helpers.js';
 
 /** The default catalog with a plan whose schema lets any extension name through. */
 function catalogWithOpenExtensions(): unknown {
-  const catalog = parseYaml(readFileSync(DEFAULT_CATALOG_FILE, 'utf8'), { merge: true }) as {
-    services: Array<{ plans: Array<{ schemas?: unknown }> }>;
-  };
+  const catalog = defaultCatalogDocument();
   delete catalog.services[0]!.plans[0]!.schemas;
   return catalog;
 }

@@ -37,6 +37,7 @@ describe('configuration', () => {
     assert.equal(config.databaseUrl, 'postgresql://postgres:postgres@127.0.0.1:5432/depot');
     assert.equal(config.redisUrl, 'redis://127.0.0.1:6379');
     assert.equal(config.postgresServiceUrl, 'postgresql://postgres:postgres@127.0.0.1:5432/postgres');
+    assert.equal(config.redisServiceUrl, 'redis://127.0.0.1:6379');
     assert.equal(config.generatedPassword, true);
     assert.ok(config.brokerPassword.length >= 20);
   });
@@ -51,6 +52,15 @@ describe('configuration', () => {
     fails({ BROKER_PASSWORD: 'secret' }, /^BROKER_USERNAME/);
     fails({ LOG_LEVEL: 'loud' }, /^LOG_LEVEL/);
     fails({ WORKER_CONCURRENCY: '0' }, /^WORKER_CONCURRENCY/);
+    fails({ REDIS_SERVICE_URL: 'postgresql://localhost' }, /^REDIS_SERVICE_URL/);
+    fails({ REDIS_SERVICE_URL: 'redis://localhost:6379/3' }, /^REDIS_SERVICE_URL must name database 0/);
+    fails({ REDIS_SERVICE_PUBLIC_PORT: '0' }, /^REDIS_SERVICE_PUBLIC_PORT/);
+  });
+
+  it("REDIS_SERVICE_URL defaults to REDIS_URL's server: its address and credentials, database 0", () => {
+    const config = loadConfig({ REDIS_URL: 'rediss://queue:pw@redis.internal:6380/2' });
+    assert.equal(config.redisServiceUrl, 'rediss://queue:pw@redis.internal:6380');
+    assert.equal(loadConfig({ REDIS_SERVICE_URL: 'redis://cache:6379/0' }).redisServiceUrl, 'redis://cache:6379/0');
   });
 });
 
@@ -98,6 +108,16 @@ describe('start-up', () => {
     await assert.rejects(createDepot(unreachablePostgres, { role: 'all', logger }), (error: Error) => {
       assert.ok(error instanceof StartupError);
       assert.match(error.message, /Cannot reach PostgreSQL at 127\.0\.0\.1:1 \(DATABASE_URL\)/);
+      return true;
+    });
+    const unreachableRedisService = loadConfig({
+      REDIS_SERVICE_URL: 'redis://127.0.0.1:1',
+      DATABASE_URL: withDatabase(ADMIN_URL, 'depot_test_startup'),
+      POSTGRES_SERVICE_URL: ADMIN_URL,
+    });
+    await assert.rejects(createDepot(unreachableRedisService, { role: 'all', logger }), (error: Error) => {
+      assert.ok(error instanceof StartupError);
+      assert.match(error.message, /^Cannot reach Redis at 127\.0\.0\.1:1 \(REDIS_SERVICE_URL\), which the redis offering uses/);
       return true;
     });
     await dropDatabase('depot_test_startup');

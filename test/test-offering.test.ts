@@ -107,11 +107,11 @@ describe('the default catalog has no test services', () => {
   });
   after(async () => depot.close());
 
-  it('serves only postgresql, and refuses requests for the test service', async () => {
+  it('serves only postgresql and redis, and refuses requests for the test service', async () => {
     const res = await osb(depot).get('/v2/catalog').expect(200);
     assert.deepEqual(
       (res.body as { services: Services }).services.map((s) => s.name),
-      ['postgresql'],
+      ['postgresql', 'redis'],
     );
     const put = await osb(depot).put(instancePath(randomUUID()) + ASYNC, testProvisionBody(PLAN.provisionFail400)).expect(400);
     assert.match(descriptionOf(put)!, /service_id .* is not in the catalog/);
@@ -143,9 +143,9 @@ describe('TEST_OFFERING=enabled', () => {
     const services = (res.body as { services: Services }).services;
     assert.deepEqual(
       services.map((s) => s.name),
-      ['postgresql', 'depot-test', 'depot-test-single'],
+      ['postgresql', 'redis', 'depot-test', 'depot-test-single'],
     );
-    const test = services[1]!;
+    const test = services[2]!;
     assert.equal(test.id, TEST_SERVICE_ID);
     assert.equal(test.bindable, true);
     assert.equal(test.plan_updateable, true);
@@ -163,7 +163,7 @@ describe('TEST_OFFERING=enabled', () => {
       Object.values(PLAN),
     );
     assert.equal(test.plans.find((p) => p.name === 'not-bindable')!.bindable, false);
-    const single = services[2]!;
+    const single = services[3]!;
     assert.equal(single.id, SINGLE_SERVICE_ID);
     assert.equal(single.plan_updateable, false);
     assert.deepEqual(

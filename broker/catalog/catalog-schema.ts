@@ -80,7 +80,11 @@ export const catalogFileSchema = {
                 },
                 'x-depot': {
                   type: 'object',
-                  properties: { requires_app: { type: 'boolean' } },
+                  properties: {
+                    requires_app: { type: 'boolean' },
+                    credential_lifetime_seconds: { type: 'integer', minimum: 60 },
+                    credential_renew_before_seconds: { type: 'integer', minimum: 1 },
+                  },
                 },
               },
             },

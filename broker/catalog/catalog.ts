@@ -5,7 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import type { CatalogResponse, JsonObject, ServiceOffering, ServicePlan } from '../../osb/index.js';
 import type { Offering } from '../offerings/offering.js';
 import { catalogFileSchema } from './catalog-schema.js';
-import { compileSchema, describeErrors, type ValidateFunction } from './json-schema.js';
+import { compilePlanSchema, compileSchema, describeErrors, type ValidateFunction } from './json-schema.js';
 
 export const DEFAULT_CATALOG_FILE = fileURLToPath(new URL('./default-catalog.yaml', import.meta.url));
 
@@ -19,6 +19,8 @@ export interface CatalogPlan {
   bindable: boolean;
   planUpdateable: boolean;
   requiresApp: boolean;
+  /** `x-depot.credential_lifetime_seconds`: bindings carry metadata.expires_at/renew_before. */
+  credentialLifetime?: { seconds: number; renewBeforeSeconds: number };
   /** Plan schemas compiled once (spec: `schemas.service_instance.create.parameters`, …). */
   validate: {
     provision?: ValidateFunction;
@@ -103,6 +105,11 @@ function servicesOf(document: unknown): unknown[] | undefined {
   return Array.isArray(list) ? list : undefined;
 }
 
+/** Length in code points, as Cloud Foundry (Ruby) counts it. */
+function characters(text: string): number {
+  return [...text].length;
+}
+
 /** Checks a catalog document and resolves each plan's offering, settings and schemas. */
 export function buildCatalog(document: unknown, offerings: Offering[], source = 'catalog'): Catalog {
   const fail = (problems: string[]): never => {
@@ -115,6 +122,7 @@ export function buildCatalog(document: unknown, offerings: Offering[], source = 
   const problems: string[] = [];
   const seenIds = new Set<string>();
   const seenServiceNames = new Set<string>();
+  const seenDashboardClients = new Set<string>();
   const plans: CatalogPlan[] = [];
   const served: ServiceOffering[] = [];
 
@@ -128,6 +136,13 @@ export function buildCatalog(document: unknown, offerings: Offering[], source = 
     unique(raw.id, where);
     if (seenServiceNames.has(raw.name)) problems.push(`${where}: service name used twice`);
     seenServiceNames.add(raw.name);
+    // Cloud Foundry: tags may total 2048 characters; dashboard_client ids are unique per broker.
+    const tagLength = characters((raw.tags ?? []).join(''));
+    if (tagLength > 2048) problems.push(`${where}: tags total ${tagLength} characters; Cloud Foundry allows 2048`);
+    if (raw.dashboard_client) {
+      if (seenDashboardClients.has(raw.dashboard_client.id)) problems.push(`${where}: dashboard_client.id is used twice`);
+      seenDashboardClients.add(raw.dashboard_client.id);
+    }
     const offering = byName.get(raw['x-depot'].offering);
     if (!offering) {
       problems.push(
@@ -150,9 +165,34 @@ export function buildCatalog(document: unknown, offerings: Offering[], source = 
       if (planNames.has(rawPlan.name)) problems.push(`${planWhere}: plan name used twice in this service`);
       planNames.add(rawPlan.name);
       const { 'x-depot': extension = {}, ...plan } = rawPlan as ServicePlan & { 'x-depot'?: JsonObject };
-      const { requires_app: requiresApp, ...settings } = extension;
+      const {
+        requires_app: requiresApp,
+        credential_lifetime_seconds: lifetime,
+        credential_renew_before_seconds: renewBefore,
+        ...settings
+      } = extension;
       if (!validateSettings(settings)) {
         problems.push(...describeErrors(validateSettings.errors, 'x-depot').map((e) => `${planWhere}: ${e}`));
+      }
+      // Cloud Foundry: maintenance_info is at most 2000 characters of JSON.
+      if (plan.maintenance_info && characters(JSON.stringify(plan.maintenance_info)) > 2000) {
+        problems.push(`${planWhere}: maintenance_info is longer than 2000 characters of JSON`);
+      }
+      const credentialLifetime = typeof lifetime === 'number' ? {
+        seconds: lifetime,
+        // Default: renew when a fifth of the lifetime is left (spec: leave time to rotate).
+        renewBeforeSeconds: typeof renewBefore === 'number' ? renewBefore : Math.floor(lifetime / 5),
+      } : undefined;
+      if (renewBefore !== undefined && !credentialLifetime) {
+        problems.push(`${planWhere}: x-depot.credential_renew_before_seconds needs x-depot.credential_lifetime_seconds`);
+      }
+      if (credentialLifetime) {
+        if (credentialLifetime.renewBeforeSeconds >= credentialLifetime.seconds) {
+          problems.push(`${planWhere}: x-depot.credential_renew_before_seconds must be less than credential_lifetime_seconds`);
+        }
+        if (!offering.enforcesCredentialExpiry) {
+          problems.push(`${planWhere}: offering ${offering.name} cannot make credentials expire; remove x-depot.credential_lifetime_seconds`);
+        }
       }
       const validate: CatalogPlan['validate'] = {};
       const compile = (schema: JsonObject | undefined, name: string) => {
@@ -160,7 +200,10 @@ export function buildCatalog(document: unknown, offerings: Offering[], source = 
         if (JSON.stringify(schema).length > 65536) problems.push(`${planWhere}: schema ${name} is larger than 64 kB`);
         if (/"\$ref"\s*:\s*"(?!#)/.test(JSON.stringify(schema))) problems.push(`${planWhere}: schema ${name} has an external $ref`);
         try {
-          return compileSchema(schema);
+          const validate = compilePlanSchema(schema);
+          // Cloud Foundry: 'must have field "type", with value "object"'.
+          if (schema.type !== 'object') problems.push(`${planWhere}: schema ${name} must have "type": "object" (Cloud Foundry requires it)`);
+          return validate;
         } catch (error) {
           problems.push(`${planWhere}: schema ${name} is invalid: ${(error as Error).message}`);
           return undefined;
@@ -177,6 +220,7 @@ export function buildCatalog(document: unknown, offerings: Offering[], source = 
         bindable: plan.bindable ?? raw.bindable,
         planUpdateable: plan.plan_updateable ?? raw.plan_updateable ?? false,
         requiresApp: requiresApp === true,
+        ...(credentialLifetime ? { credentialLifetime } : {}),
         validate,
       });
     }

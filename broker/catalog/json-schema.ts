@@ -34,9 +34,25 @@ export function compileSchema(schema: Record<string, unknown>): ValidateFunction
   return entry.ajv.compile(schema);
 }
 
+/**
+ * Compiles a plan schema (`schemas.…parameters`) as Cloud Foundry accepts it at `cf
+ * create-service-broker`: `$schema` must be draft-04's, and the schema must be valid against
+ * the draft-04 meta-schema (CC refuses other meta-schemas).
+ */
+export function compilePlanSchema(schema: Record<string, unknown>): ValidateFunction {
+  const draft = schema.$schema;
+  if (typeof draft !== 'string' || !/^https?:\/\/json-schema\.org\/draft-04\/schema#?$/.test(draft)) {
+    throw new Error(
+      `"$schema" must be "http://json-schema.org/draft-04/schema#" (Cloud Foundry accepts no other), got ${JSON.stringify(draft)}`,
+    );
+  }
+  return compileSchema(schema);
+}
+
 /** One line per failing field: `parameters.extensions[0] must be equal to one of the allowed values`. */
 export function describeErrors(errors: ErrorObject[] | null | undefined, root: string): string[] {
-  return (errors ?? []).map((e) => {
+  // An if/then failure is reported by the `then` branch's own errors.
+  return (errors ?? []).filter((e) => e.keyword !== 'if').map((e) => {
     const field = (root + pointerToPath(e.instancePath)).replace(/^\./, '');
     if (e.keyword === 'required') return `${field}${field ? '.' : ''}${String(e.params.missingProperty)} is required`;
     if (e.keyword === 'additionalProperties') {

@@ -12,6 +12,11 @@ export interface InstanceRow {
   context: JsonObject;
   parameters: JsonObject;
   maintenance_info: MaintenanceInfo | null;
+  /**
+   * The plan's offering settings (`x-depot`) this instance was built with; they change only
+   * with an upgrade or a plan change. Null for instances older than migration 003.
+   */
+  plan_settings: JsonObject | null;
   dashboard_url: string | null;
   state: InstanceState;
 }
@@ -19,7 +24,7 @@ export interface InstanceRow {
 export type NewInstance = Omit<InstanceRow, 'state' | 'dashboard_url'>;
 
 const COLUMNS =
-  'id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info, dashboard_url, state';
+  'id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info, plan_settings, dashboard_url, state';
 
 /** The instance, locked until the end of the transaction (serialises operations across replicas). */
 export async function lockInstance(db: Queryable, id: string): Promise<InstanceRow | undefined> {
@@ -42,7 +47,7 @@ export async function reprovisionInstance(db: Queryable, instance: NewInstance):
   await db.query('delete from service_bindings where instance_id = $1', [instance.id]);
   const { rows } = await db.query<InstanceRow>(
     `update service_instances set service_id = $2, plan_id = $3, organization_guid = $4, space_guid = $5,
-       context = $6, parameters = $7, maintenance_info = $8, dashboard_url = null, state = 'provisioning',
+       context = $6, parameters = $7, maintenance_info = $8, plan_settings = $9, dashboard_url = null, state = 'provisioning',
        created_at = now(), updated_at = now(), deleted_at = null
      where id = $1 returning ${COLUMNS}`,
     instanceValues(instance),
@@ -51,7 +56,7 @@ export async function reprovisionInstance(db: Queryable, instance: NewInstance):
 }
 
 export function instanceValues(i: NewInstance): unknown[] {
-  return [i.id, i.service_id, i.plan_id, i.organization_guid, i.space_guid, i.context, i.parameters, i.maintenance_info];
+  return [i.id, i.service_id, i.plan_id, i.organization_guid, i.space_guid, i.context, i.parameters, i.maintenance_info, i.plan_settings];
 }
 
 export async function setInstanceState(db: Queryable, id: string, state: InstanceState): Promise<void> {
@@ -77,14 +82,23 @@ export async function applyInstanceChanges(
     parameters: JsonObject;
     context: JsonObject;
     maintenance_info: MaintenanceInfo | null;
+    plan_settings: JsonObject | null;
     dashboard_url?: string | null;
   },
 ): Promise<void> {
   await db.query(
     `update service_instances set state = 'provisioned', plan_id = $2, parameters = $3, context = $4,
-       maintenance_info = $5, dashboard_url = coalesce($6, dashboard_url), updated_at = now()
+       maintenance_info = $5, plan_settings = $6, dashboard_url = coalesce($7, dashboard_url), updated_at = now()
      where id = $1`,
-    [id, changes.plan_id, changes.parameters, changes.context, changes.maintenance_info, changes.dashboard_url ?? null],
+    [
+      id,
+      changes.plan_id,
+      changes.parameters,
+      changes.context,
+      changes.maintenance_info,
+      changes.plan_settings,
+      changes.dashboard_url ?? null,
+    ],
   );
 }
 

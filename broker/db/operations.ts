@@ -12,6 +12,8 @@ export interface OperationRequest {
   parameters?: JsonObject;
   context?: JsonObject;
   maintenance_info?: MaintenanceInfo | null;
+  /** Update: the offering settings the instance will have (the target plan's on an upgrade or plan change). */
+  plan_settings?: JsonObject | null;
   /** Deprovision: the instance's state to return to if the operation fails. */
   previous_instance_state?: InstanceState;
   /** Unbind: the binding's state to return to if the operation fails. */
@@ -66,13 +68,13 @@ export async function insertInstanceWithOperation(
   const { rows } = await db.query<OperationRow>(
     `with instance as (
        insert into service_instances
-         (id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info, state)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, 'provisioning')
+         (id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info, plan_settings, state)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'provisioning')
        on conflict (id) do nothing
        returning id
      )
      insert into operations (id, instance_id, binding_id, type, request, originating_identity, request_identity)
-     select $9, id, null, 'provision', '{}', $10, $11 from instance
+     select $10, id, null, 'provision', '{}', $11, $12 from instance
      returning ${COLUMNS}`,
     [...instanceValues(instance), op.id, op.originating_identity, op.request_identity],
   );

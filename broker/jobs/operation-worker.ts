@@ -6,7 +6,7 @@ import { getInstance, type InstanceRow } from '../db/instances.js';
 import { describeOperation, getOperation, type OperationRow, type OperationType } from '../db/operations.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
-import { PermanentOfferingError, type InstanceRequest } from '../offerings/offering.js';
+import { PermanentOfferingError, type InstanceRequest, type OperationContext } from '../offerings/offering.js';
 import { failure, recordOutcome, type Outcome } from './outcome.js';
 import { OPERATIONS_QUEUE, type OperationJobData } from './operation-queue.js';
 
@@ -104,15 +104,19 @@ export class OperationWorker {
     const request: InstanceRequest = {
       instanceId: instance.id,
       planName: current.plan.name,
-      planSettings: current.settings,
+      // The settings the instance was built with (maintenance_info: they change on upgrade).
+      planSettings: instance.plan_settings ?? current.settings,
       parameters: instance.parameters,
       context: instance.context,
       ...(instance.maintenance_info ? { maintenanceInfo: instance.maintenance_info } : {}),
     };
+    const context: OperationContext = {
+      reportProgress: (description) => describeOperation(pool, op.id, description),
+    };
     const offering = current.offering;
     switch (op.type) {
       case 'provision': {
-        const result = await offering.provision(request);
+        const result = await offering.provision(request, context);
         return {
           state: 'succeeded',
           description: 'Provisioned.',
@@ -121,19 +125,31 @@ export class OperationWorker {
       }
       case 'update': {
         const target = this.plan(instance, op.request.plan_id ?? instance.plan_id);
-        await target.offering.update({
-          ...request,
-          planName: target.plan.name,
-          planSettings: target.settings,
-          parameters: op.request.parameters ?? instance.parameters,
-          context: op.request.context ?? instance.context,
-          ...(op.request.maintenance_info ? { maintenanceInfo: op.request.maintenance_info } : {}),
-          previous: request,
-        });
-        return { state: 'succeeded', description: 'Updated.' };
+        // null when the target plan has no maintenance_info.
+        const maintenanceInfo = op.request.maintenance_info !== undefined ? op.request.maintenance_info : instance.maintenance_info;
+        await target.offering.update(
+          {
+            ...request,
+            planName: target.plan.name,
+            planSettings: op.request.plan_settings ?? target.settings,
+            parameters: op.request.parameters ?? instance.parameters,
+            context: op.request.context ?? instance.context,
+            ...(maintenanceInfo ? { maintenanceInfo } : {}),
+            previous: request,
+          },
+          context,
+        );
+        const upgradedTo = maintenanceInfo?.version;
+        return {
+          state: 'succeeded',
+          description:
+            upgradedTo !== undefined && upgradedTo !== instance.maintenance_info?.version
+              ? `Updated; upgraded from maintenance_info ${instance.maintenance_info?.version ?? '(none)'} to ${upgradedTo}.`
+              : 'Updated.',
+        };
       }
       case 'deprovision': {
-        await offering.deprovision(request);
+        await offering.deprovision(request, context);
         return { state: 'succeeded', description: 'Deprovisioned.' };
       }
       case 'bind':
@@ -148,16 +164,28 @@ export class OperationWorker {
           ...(appGuid ? { appGuid } : {}),
         };
         if (op.type === 'unbind') {
-          await offering.unbind(bindingRequest);
+          await offering.unbind(bindingRequest, context);
           return { state: 'succeeded', description: 'Unbound.' };
         }
-        const result = await offering.bind(bindingRequest);
+        // spec (binding metadata): expires_at, and renew_before to leave time for a rotation.
+        const lifetime = current.credentialLifetime;
+        const expiresAt = lifetime ? new Date(Date.now() + lifetime.seconds * 1000) : undefined;
+        const result = await offering.bind({ ...bindingRequest, ...(expiresAt ? { expiresAt } : {}) }, context);
+        const metadata = {
+          ...result.metadata,
+          ...(expiresAt && lifetime
+            ? {
+                expires_at: expiresAt.toISOString(),
+                renew_before: new Date(expiresAt.getTime() - lifetime.renewBeforeSeconds * 1000).toISOString(),
+              }
+            : {}),
+        };
         return {
           state: 'succeeded',
           description: 'Bound.',
           bindResponse: {
             credentials: result.credentials,
-            ...(result.metadata ? { metadata: result.metadata } : {}),
+            ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
             ...(result.endpoints ? { endpoints: result.endpoints } : {}),
           },
         };

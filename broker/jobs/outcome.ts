@@ -57,7 +57,9 @@ export async function finishOperation(pool: pg.Pool, op: OperationRow, outcome: 
             plan_id: op.request.plan_id ?? instance.plan_id,
             parameters: op.request.parameters ?? instance.parameters,
             context: op.request.context ?? instance.context,
-            maintenance_info: op.request.maintenance_info ?? instance.maintenance_info,
+            // An update records the maintenance_info it moves to, null included (a plan without one).
+            maintenance_info: op.request.maintenance_info !== undefined ? op.request.maintenance_info : instance.maintenance_info,
+            plan_settings: op.request.plan_settings ?? instance.plan_settings,
             dashboard_url: outcome.dashboardUrl ?? null,
           });
           break;

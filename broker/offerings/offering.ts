@@ -4,7 +4,9 @@ import type { BindingEndpoint, BindingMetadata, JsonObject, MaintenanceInfo } fr
  * An offering is the code behind one service in the catalog: it creates and removes the real
  * resources. The broker owns HTTP, state and queues; an offering only sees the operation it
  * is asked to carry out. Every method must be idempotent: a job that died half-way is run
- * again from the start.
+ * again from the start. Adding an offering touches no HTTP or queue code: write a class that
+ * implements this interface and list it in `offerings/registry.ts` (README, "Writing an
+ * offering").
  */
 export interface Offering {
   /** The name the catalog's `x-depot.offering` refers to. */
@@ -14,16 +16,42 @@ export interface Offering {
    * checked when the catalog is loaded.
    */
   readonly planSettingsSchema: JsonObject;
+  /**
+   * Whether bind honours `BindingRequest.expiresAt` (the credentials stop working then). A
+   * catalog may give a plan a credential lifetime only when its offering does.
+   */
+  readonly enforcesCredentialExpiry: boolean;
+  /** Which server the offering uses, for messages: `Redis at 10.0.0.5:6379 (REDIS_SERVICE_URL)`. */
+  readonly server: string;
 
-  provision(request: InstanceRequest): Promise<ProvisionResult>;
-  update(request: UpdateInstanceRequest): Promise<void>;
-  deprovision(request: InstanceRequest): Promise<void>;
-  bind(request: BindingRequest): Promise<BindResult>;
-  unbind(request: BindingRequest): Promise<void>;
+  /** Creates the instance's resources. */
+  provision(request: InstanceRequest, context: OperationContext): Promise<ProvisionResult>;
+  /**
+   * Brings the instance to `request` (plan, parameters and settings). It is an upgrade when
+   * `request.maintenanceInfo` differs from `request.previous.maintenanceInfo`: the settings are
+   * then the plan's current ones, which the instance has not had yet.
+   */
+  update(request: UpdateInstanceRequest, context: OperationContext): Promise<void>;
+  /** Removes the instance's resources, its bindings' credentials included. */
+  deprovision(request: InstanceRequest, context: OperationContext): Promise<void>;
+  /** Creates credentials of their own for one binding. */
+  bind(request: BindingRequest, context: OperationContext): Promise<BindResult>;
+  /** Revokes one binding's credentials and ends the sessions that use them. */
+  unbind(request: BindingRequest, context: OperationContext): Promise<void>;
 
-  /** Whether the backing server answers (readiness). */
+  /** Whether the backing server answers (checked at start). */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What the broker lends an operation while it runs. */
+export interface OperationContext {
+  /**
+   * Shows progress in last_operation's `description` while the operation runs ("deleted 40000
+   * of about 120000 keys"). It also tells the sweeper the job is alive. One database write a
+   * call: call it every second or so, not for every item.
+   */
+  reportProgress(description: string): Promise<void>;
 }
 
 /** What an offering knows about an instance. */
@@ -47,6 +75,8 @@ export interface BindingRequest {
   bindingId: string;
   parameters: JsonObject;
   appGuid?: string;
+  /** When the plan sets a credential lifetime: the credentials must stop working at this time. */
+  expiresAt?: Date;
 }
 
 export interface ProvisionResult {

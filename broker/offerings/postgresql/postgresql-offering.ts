@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { JsonObject } from '../../../osb/index.js';
+import { serverAddress } from '../../config.js';
 import type { Logger } from '../../logger.js';
 import {
   PermanentOfferingError,
@@ -41,6 +42,19 @@ export const ALLOWED_EXTENSIONS = new Set([
   'btree_gin', 'btree_gist', 'citext', 'fuzzystrmatch', 'hstore', 'intarray',
   'ltree', 'pg_trgm', 'pgcrypto', 'tablefunc', 'unaccent', 'uuid-ossp',
 ]);
+
+/**
+ * Database-level defaults a plan may set (`x-depot.database_settings`): ordinary session
+ * settings (PGC_USERSET), applied with ALTER DATABASE … SET. Changing them in the catalog and
+ * bumping the plan's maintenance_info is what an upgrade rolls out.
+ */
+export const DATABASE_SETTINGS = [
+  'statement_timeout',
+  'lock_timeout',
+  'idle_in_transaction_session_timeout',
+  'idle_session_timeout',
+  'work_mem',
+] as const;
 
 /** The plan's connection limit, from its `x-depot` settings (checked at catalog load). */
 function connectionLimit(settings: JsonObject): number {
@@ -88,8 +102,23 @@ export class PostgresqlOffering implements Offering {
     type: 'object',
     required: ['connection_limit'],
     additionalProperties: false,
-    properties: { connection_limit: { type: 'integer', minimum: 1, maximum: 100000 } },
+    properties: {
+      connection_limit: { type: 'integer', minimum: 1, maximum: 100000 },
+      database_settings: {
+        type: 'object',
+        additionalProperties: false,
+        properties: Object.fromEntries(
+          DATABASE_SETTINGS.map((name) => [
+            name,
+            { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^\\d+ ?(us|ms|s|min|h|d|kB|MB|GB)?$' }] },
+          ]),
+        ),
+      },
+    },
   };
+  /** Binding roles get VALID UNTIL: PostgreSQL refuses their password after expires_at. */
+  readonly enforcesCredentialExpiry = true;
+  readonly server: string;
   private readonly admin: pg.Pool;
   private readonly host: string;
   private readonly port: number;
@@ -100,6 +129,7 @@ export class PostgresqlOffering implements Offering {
     const url = new URL(options.serviceUrl);
     this.host = options.publicHost ?? (url.hostname || '127.0.0.1');
     this.port = options.publicPort ?? Number(url.port || 5432);
+    this.server = `PostgreSQL at ${serverAddress(options.serviceUrl, 5432)} (POSTGRES_SERVICE_URL)`;
   }
 
   provision(request: InstanceRequest): Promise<ProvisionResult> {
@@ -113,22 +143,38 @@ export class PostgresqlOffering implements Offering {
         );
       } else {
         await this.admin.query(`alter database ${ident(database)} owner to ${ident(owner)}`);
-        await this.admin.query(`alter database ${ident(database)} connection limit ${limit}`);
       }
-      await this.admin.query(`revoke all on database ${ident(database)} from public`);
       await this.admin.query(`comment on database ${ident(database)} is ${literal(`Depot service instance ${request.instanceId}`)}`);
-      await this.createExtensions(database, request.parameters);
+      await this.converge(database, request);
       return {};
     });
   }
 
+  /**
+   * Brings the database to the plan's settings and the parameters. On an upgrade the settings
+   * are the plan's current ones (a new connection limit, new database settings); otherwise
+   * they are those the instance was built with, so nothing changes that the user didn't ask for.
+   */
   update(request: UpdateInstanceRequest): Promise<void> {
     return classifyErrors(async () => {
       const { database } = postgresNames(request.instanceId);
-      const limit = connectionLimit(request.planSettings);
-      await this.admin.query(`alter database ${ident(database)} connection limit ${limit}`);
-      await this.createExtensions(database, request.parameters);
+      if (!(await this.databaseExists(database))) {
+        throw new PermanentOfferingError(`the database of service instance ${request.instanceId} does not exist`);
+      }
+      await this.converge(database, request);
     });
+  }
+
+  /** Idempotent: connection limit, database settings, no access for PUBLIC, extensions. */
+  private async converge(database: string, request: InstanceRequest): Promise<void> {
+    await this.admin.query(`alter database ${ident(database)} connection limit ${connectionLimit(request.planSettings)}`);
+    // Settings the plan no longer has go; those it has are (re)applied.
+    await this.admin.query(`alter database ${ident(database)} reset all`);
+    for (const [name, value] of Object.entries(databaseSettings(request.planSettings))) {
+      await this.admin.query(`alter database ${ident(database)} set ${ident(name)} = ${literal(String(value))}`);
+    }
+    await this.admin.query(`revoke all on database ${ident(database)} from public`);
+    await this.createExtensions(database, request.parameters);
   }
 
   deprovision(request: InstanceRequest): Promise<void> {
@@ -157,7 +203,11 @@ export class PostgresqlOffering implements Offering {
       // A retried job finds the role already there: it gets a new password, nothing else changes.
       await this.ensureRole(login!, 'login');
       const verifier = await scramSha256Verifier(password);
-      await this.admin.query(`alter role ${ident(login!)} with login password ${literal(verifier)}`);
+      // A plan's credential lifetime: the password stops working at expires_at.
+      const validUntil = request.expiresAt ? request.expiresAt.toISOString() : 'infinity';
+      await this.admin.query(
+        `alter role ${ident(login!)} with login password ${literal(verifier)} valid until ${literal(validUntil)}`,
+      );
       await this.admin.query(`grant ${ident(owner)} to ${ident(login!)}`);
       // Sessions act as the owner role, so tables belong to the instance, not to one binding.
       await this.admin.query(`alter role ${ident(login!)} set role = ${ident(owner)}`);
@@ -253,6 +303,19 @@ export class PostgresqlOffering implements Offering {
   private hostForUri(): string {
     return this.host.includes(':') ? `[${this.host}]` : this.host;
   }
+}
+
+/** The plan's `x-depot.database_settings` (names checked against DATABASE_SETTINGS at catalog load). */
+function databaseSettings(settings: JsonObject): Record<string, string | number> {
+  const given = settings.database_settings;
+  if (given === undefined) return {};
+  if (given === null || typeof given !== 'object' || Array.isArray(given)) {
+    throw new PermanentOfferingError('the plan has an invalid x-depot.database_settings');
+  }
+  const entries = Object.entries(given);
+  const unknown = entries.filter(([name]) => !(DATABASE_SETTINGS as readonly string[]).includes(name));
+  if (unknown.length > 0) throw new PermanentOfferingError(`x-depot.database_settings may not set ${unknown[0]![0]}`);
+  return Object.fromEntries(entries.filter((e): e is [string, string | number] => typeof e[1] === 'string' || typeof e[1] === 'number'));
 }
 
 /**

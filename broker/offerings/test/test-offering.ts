@@ -37,6 +37,9 @@ export const TEST_CREDENTIALS: JsonObject = {
 export class TestOffering implements Offering {
   readonly name = TEST_OFFERING_NAME;
   readonly planSettingsSchema = testPlanSettingsSchema;
+  /** Its credentials are made up and reach nothing: a lifetime is vacuously honoured. */
+  readonly enforcesCredentialExpiry = true;
+  readonly server = 'no server (the test offering creates nothing)';
 
   constructor(private readonly counter: FaultCounter) {}
 

@@ -1,0 +1,253 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { JsonObject } from '../../../osb/index.js';
+import { serverAddress } from '../../config.js';
+import type { Logger } from '../../logger.js';
+import { redisOptions } from '../../redis.js';
+import {
+  PermanentOfferingError,
+  type BindResult,
+  type BindingRequest,
+  type InstanceRequest,
+  type Offering,
+  type OperationContext,
+  type ProvisionResult,
+} from '../offering.js';
+
+export interface RedisOfferingOptions {
+  /** Admin connection to the server that holds the instances (needs ACL SETUSER, SCAN, UNLINK). */
+  serviceUrl: string;
+  /** Host and port written into credentials; default: those of serviceUrl. */
+  publicHost?: string;
+  publicPort?: number;
+  logger: Logger;
+  /** Keys scanned and unlinked per round trip when deprovisioning. */
+  deleteBatchSize?: number;
+  /** How often deprovision reports its progress to last_operation. */
+  progressIntervalMs?: number;
+}
+
+/** What a binding of this offering returns as `credentials`. */
+export interface RedisCredentials {
+  uri: string;
+  host: string;
+  port: number;
+  username: string;
+  password: string;
+  key_prefix: string;
+}
+
+/** Names on the server, derived from ids by hashing: any id is safe in a glob pattern and a URI. */
+export function redisNames(instanceId: string, bindingId?: string) {
+  const digest = (id: string, length: number) => createHash('sha256').update(id).digest('hex').slice(0, length);
+  const instance = digest(instanceId, 24);
+  return {
+    /** Every key and channel of the instance starts with it. */
+    keyPrefix: `si:${instance}:`,
+    /** Every ACL user of the instance's bindings starts with it. */
+    userPrefix: `si-${instance}-`,
+    ...(bindingId !== undefined ? { username: `si-${instance}-${digest(bindingId, 12)}` } : {}),
+  };
+}
+
+/**
+ * Commands a binding may not run, beyond `-@admin -@dangerous` (CONFIG, FLUSHALL, KEYS, INFO,
+ * MONITOR, CLIENT KILL/LIST, DEBUG, SHUTDOWN, SORT, MIGRATE, …):
+ * - scripting (EVAL, FUNCTION, SCRIPT): a script can hold the whole server for seconds, and
+ *   functions are server-wide;
+ * - commands that see or reach beyond the instance's keys: SCAN, RANDOMKEY and DBSIZE see the
+ *   whole keyspace, PUBSUB lists every channel, CLIENT TRACKING in broadcast mode reports other
+ *   tenants' key names;
+ * - SELECT, MOVE and COPY (… DB n), which would put keys where deprovisioning does not look.
+ */
+export const DENIED_COMMANDS = [
+  '-@admin', '-@dangerous', '-@scripting',
+  '-scan', '-randomkey', '-dbsize', '-pubsub', '-client|tracking',
+  '-select', '-move', '-copy',
+];
+
+/** The ACL rules of a binding's user: its instance's keys and channels, no administration. */
+export function bindingAclRules(keyPrefix: string, readOnly: boolean): string[] {
+  return [`${readOnly ? '%R' : ''}~${keyPrefix}*`, `&${keyPrefix}*`, '+@all', ...DENIED_COMMANDS];
+}
+
+/**
+ * The `redis` offering, on a shared Redis 7 server: an instance is a key prefix
+ * (`si:<hash>:`); a binding is an ACL user with a random password that can only use keys and
+ * channels under that prefix and cannot run administrative or dangerous commands. Unbind
+ * deletes the user (which ends its connections); deprovision deletes the users, then the keys,
+ * in batches, reporting progress.
+ */
+export class RedisOffering implements Offering {
+  readonly name = 'redis';
+  readonly planSettingsSchema: JsonObject = { type: 'object', additionalProperties: false, properties: {} };
+  /** Redis ACL users cannot expire; plans of this offering have no credential lifetime. */
+  readonly enforcesCredentialExpiry = false;
+  readonly server: string;
+  private readonly admin: Redis;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly scheme: string;
+  private serverChecked: Promise<void> | undefined;
+
+  constructor(private readonly options: RedisOfferingOptions) {
+    this.admin = new Redis({
+      ...redisOptions(options.serviceUrl),
+      connectionName: 'depot-redis-offering',
+      // An operation's command fails (and its job is retried) rather than waiting forever.
+      maxRetriesPerRequest: 2,
+      connectTimeout: 10_000,
+    });
+    this.admin.on('error', (error: Error) => options.logger.warn({ err: error }, 'redis offering: connection error'));
+    const url = new URL(options.serviceUrl);
+    this.host = options.publicHost ?? (url.hostname || '127.0.0.1');
+    this.port = options.publicPort ?? Number(url.port || 6379);
+    this.scheme = url.protocol === 'rediss:' ? 'rediss' : 'redis';
+    this.server = `Redis at ${serverAddress(options.serviceUrl, 6379)} (REDIS_SERVICE_URL)`;
+  }
+
+  /** Nothing to create: the key prefix is the instance. Checks the server can isolate tenants. */
+  async provision(_request: InstanceRequest): Promise<ProvisionResult> {
+    await this.requireAcl();
+    return {};
+  }
+
+  /** The `shared` plan has no settings and instances take no parameters: nothing changes. */
+  async update(): Promise<void> {
+    await this.requireAcl();
+  }
+
+  async deprovision(request: InstanceRequest, context: OperationContext): Promise<void> {
+    const { keyPrefix, userPrefix } = redisNames(request.instanceId);
+    // Users first, so that nobody writes new keys while they are being deleted.
+    const users = ((await this.command('ACL', 'USERS')) as string[]).filter((u) => u.startsWith(userPrefix));
+    for (const user of users) await this.deleteUser(user);
+    await this.deleteKeys(keyPrefix, context);
+    await this.persistAcl();
+  }
+
+  async bind(request: BindingRequest): Promise<BindResult> {
+    await this.requireAcl();
+    const { keyPrefix, username } = redisNames(request.instance.instanceId, request.bindingId);
+    const password = randomBytes(24).toString('base64url');
+    // `#<sha256>` rather than `>password`: the clear password never travels in a command that
+    // could end up in an error report. A retried job resets the user with a new password.
+    const hash = createHash('sha256').update(password).digest('hex');
+    const readOnly = request.parameters.read_only === true;
+    await this.command('ACL', 'SETUSER', username!, 'reset', 'on', `#${hash}`, ...bindingAclRules(keyPrefix, readOnly));
+    await this.persistAcl();
+    const credentials: RedisCredentials = {
+      uri: `${this.scheme}://${encodeURIComponent(username!)}:${password}@${this.hostForUri()}:${this.port}`,
+      host: this.host,
+      port: this.port,
+      username: username!,
+      password,
+      key_prefix: keyPrefix,
+    };
+    return { credentials: { ...credentials } };
+  }
+
+  async unbind(request: BindingRequest): Promise<void> {
+    const { username } = redisNames(request.instance.instanceId, request.bindingId);
+    await this.deleteUser(username!);
+    await this.persistAcl();
+  }
+
+  async ping(): Promise<void> {
+    await this.admin.ping();
+  }
+
+  async close(): Promise<void> {
+    this.admin.disconnect();
+  }
+
+  /** ACL DELUSER also ends the user's connections; CLIENT KILL makes sure of it. */
+  private async deleteUser(username: string): Promise<void> {
+    await this.command('ACL', 'DELUSER', username);
+    await this.command('CLIENT', 'KILL', 'USER', username).catch((error: Error) => {
+      if (!/no such user/i.test(error.message)) throw error;
+    });
+  }
+
+  /**
+   * Deletes every key under the prefix, a batch at a time (SCAN + UNLINK: each round trip
+   * is short, so the server goes on serving everyone else), reporting "deleted N of about M
+   * keys" once a second. M is estimated by sampling, without a pass over the keyspace.
+   */
+  private async deleteKeys(keyPrefix: string, context: OperationContext): Promise<void> {
+    const batch = this.options.deleteBatchSize ?? 1000;
+    const interval = this.options.progressIntervalMs ?? 1000;
+    const estimate = await this.estimateKeys(keyPrefix);
+    const progress = (deleted: number) =>
+      context.reportProgress(`Deprovisioning: deleted ${deleted} of about ${Math.max(estimate, deleted)} keys.`);
+    await progress(0);
+    let deleted = 0;
+    let reported = Date.now();
+    let cursor = '0';
+    do {
+      const [next, keys] = (await this.command('SCAN', cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', String(batch))) as [string, string[]];
+      cursor = next;
+      if (keys.length > 0) deleted += (await this.command('UNLINK', ...keys)) as number;
+      if (Date.now() - reported >= interval) {
+        await progress(deleted);
+        reported = Date.now();
+      }
+    } while (cursor !== '0');
+    await progress(deleted);
+  }
+
+  /** DBSIZE × the share of up to 1000 random keys that carry the prefix. */
+  private async estimateKeys(keyPrefix: string): Promise<number> {
+    const total = (await this.command('DBSIZE')) as number;
+    const samples = Math.min(total, 1000);
+    if (samples === 0) return 0;
+    const pipeline = this.admin.pipeline();
+    for (let i = 0; i < samples; i++) pipeline.randomkey();
+    const results = (await pipeline.exec()) ?? [];
+    const hits = results.filter(([error, key]) => !error && typeof key === 'string' && key.startsWith(keyPrefix)).length;
+    return Math.round((total * hits) / samples);
+  }
+
+  /** Redis 7 or later: read-only key patterns and per-subcommand ACL categories. */
+  private requireAcl(): Promise<void> {
+    this.serverChecked ??= (async () => {
+      const info = (await this.command('INFO', 'server')) as string;
+      const version = /redis_version:(\d+)/.exec(info)?.[1];
+      if (!version || Number(version) < 7) {
+        throw new PermanentOfferingError(`the redis offering needs Redis 7 or later for ACLs; ${this.server} runs ${version ?? 'an unknown version'}`);
+      }
+    })().catch((error: unknown) => {
+      this.serverChecked = undefined; // checked again next time (the server may be upgraded or reachable then)
+      throw error;
+    });
+    return this.serverChecked;
+  }
+
+  /** ACL SAVE when the server keeps its users in an ACL file, so that they survive a restart. */
+  private async persistAcl(): Promise<void> {
+    await this.command('ACL', 'SAVE').catch((error: Error) => {
+      if (!/not configured to use an ACL file/i.test(error.message)) throw error;
+    });
+  }
+
+  /**
+   * One command on the admin connection. Errors are re-thrown without ioredis's copy of the
+   * command's arguments (a log line must never carry a password hash or key names).
+   */
+  private async command(name: string, ...args: string[]): Promise<unknown> {
+    try {
+      return await this.admin.call(name, ...args);
+    } catch (error) {
+      const message = `${name}${args[0] && /^[A-Z]+$/.test(args[0]) ? ` ${args[0]}` : ''}: ${(error as Error).message}`;
+      // A refused command (NOPERM, a wrong argument) will be refused again: fail at once.
+      if (/^(NOPERM|WRONGTYPE|ERR (unknown|Error in ACL|syntax))/.test((error as Error).message)) {
+        throw new PermanentOfferingError(message);
+      }
+      throw new Error(message);
+    }
+  }
+
+  private hostForUri(): string {
+    return this.host.includes(':') ? `[${this.host}]` : this.host;
+  }
+}
