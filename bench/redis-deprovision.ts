@@ -1,7 +1,8 @@
 /**
  * Benchmark: deprovisioning a `redis` instance that holds many keys (default 200,000), while
  * other clients go on working. Depot runs as its own process (`broker/main.ts all`: API and
- * worker, as `npm start` runs it) against the machine's Redis and PostgreSQL. During a
+ * worker, as `npm start` runs it) against the machine's PostgreSQL and Redis (queue), with the
+ * tenants on a redis-server started for the run (`default` off, as the offering requires). During a
  * baseline window and then during the deprovision, three loops measure latency, one request
  * in flight each:
  *   - GET /v2/catalog;
@@ -22,7 +23,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { withDatabase } from '../broker/config.js';
 import type { RedisCredentials } from '../broker/offerings/redis/redis-offering.js';
-import { ADMIN_URL, API_VERSION, PASSWORD, REDIS_PLAN_ID, REDIS_SERVICE_ID, REDIS_URL, USERNAME, dropDatabase } from '../test/helpers.js';
+import {
+  ADMIN_URL,
+  API_VERSION,
+  PASSWORD,
+  REDIS_PLAN_ID,
+  REDIS_SERVICE_ID,
+  REDIS_URL,
+  USERNAME,
+  dropDatabase,
+  startRedisServer,
+} from '../test/helpers.js';
 
 const keys = Number(process.argv[2] ?? 200_000);
 const DATABASE = 'depot_bench_redis_deprovision';
@@ -49,6 +60,9 @@ async function call(method: string, path: string, body?: object): Promise<{ stat
 }
 
 await dropDatabase(DATABASE);
+// The tenants' server (REDIS_SERVICE_URL): a redis-server of its own, `default` off; the queue
+// stays on REDIS_URL.
+const tenants = await startRedisServer(true);
 const queuePrefix = `depot-bench-${randomUUID().slice(0, 8)}`;
 const depot = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts', 'all'], {
   env: {
@@ -56,6 +70,7 @@ const depot = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts', 'all
     PORT: String(port),
     DATABASE_URL: withDatabase(ADMIN_URL, DATABASE),
     REDIS_URL,
+    REDIS_SERVICE_URL: tenants.url,
     QUEUE_PREFIX: queuePrefix,
     BROKER_USERNAME: USERNAME,
     BROKER_PASSWORD: PASSWORD,
@@ -64,7 +79,8 @@ const depot = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts', 'all
   },
   stdio: ['ignore', 'inherit', 'inherit'],
 });
-const admin = new Redis(REDIS_URL);
+const admin = new Redis(tenants.url);
+const queueAdmin = new Redis(REDIS_URL);
 const clients: Redis[] = [];
 
 try {
@@ -157,9 +173,11 @@ try {
     await new Promise((resolve) => depot.once('exit', resolve));
   }
   await dropDatabase(DATABASE);
-  const queueKeys = await admin.keys(`${queuePrefix}:*`);
-  if (queueKeys.length > 0) await admin.del(...queueKeys);
+  const queueKeys = await queueAdmin.keys(`${queuePrefix}:*`);
+  if (queueKeys.length > 0) await queueAdmin.del(...queueKeys);
   admin.disconnect();
+  queueAdmin.disconnect();
+  tenants.stop();
 }
 
 async function untilDone(id: string): Promise<void> {

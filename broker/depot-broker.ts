@@ -192,7 +192,8 @@ export class DepotBroker implements ServiceBroker {
 
       // spec: an update whose maintenance_info.version is the plan's (and not the instance's)
       // is an upgrade; a plan change also moves the instance to the new plan's maintenance_info.
-      const upgrade = details.maintenance_info?.version !== undefined || planChanges;
+      const requestedVersion = details.maintenance_info?.version;
+      const upgrade = planChanges || (requestedVersion !== undefined && requestedVersion !== instance.maintenance_info?.version);
       const wanted = {
         plan_id: target.plan.id,
         // spec: parameters absent → MUST NOT change them; present → they change those keys.

@@ -63,11 +63,16 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   // TEST_OFFERING=enabled: the failure-injecting test offering and its services join the
   // catalog; its attempt counts are kept in this process.
   const faults = config.testOffering ? new FaultCounter() : undefined;
-  const offerings = createOfferings(config, logger, faults);
+  const available = createOfferings(config, logger, faults);
   let catalog: Catalog;
+  let offerings: Offering[] = available;
+  let queue: OperationQueue | undefined;
   try {
+    catalog = await loadCatalogFile(config.catalogFile, available, faults ? [TEST_CATALOG_FILE] : []);
+    // Only the offerings the catalog uses stay, and their servers must answer now.
+    offerings = available.filter((o) => catalog.usesOffering(o));
+    await Promise.all(available.filter((o) => !offerings.includes(o)).map((o) => o.close()));
     for (const offering of offerings) await reachOffering(offering);
-    catalog = await loadCatalogFile(config.catalogFile, offerings, faults ? [TEST_CATALOG_FILE] : []);
     // A plan that instances still use must stay in the catalog, or they could never be updated,
     // unbound or deprovisioned again.
     const orphaned = (await plansInUse(pool)).filter((p) => !catalog.plan(p.service_id, p.plan_id));
@@ -78,16 +83,17 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
           .join('; ')}. Keep them in the catalog until those instances are deprovisioned.`,
       );
     }
+    queue = new OperationQueue({ connection: redisOptions(config.redisUrl), prefix: config.queuePrefix });
+    await queue.waitUntilReady();
   } catch (error) {
-    await Promise.all(offerings.map((o) => o.close().catch(() => undefined)));
+    await queue?.close().catch(() => undefined);
+    await Promise.all(available.map((o) => o.close().catch(() => undefined)));
     await pool.end();
     throw error;
   }
 
   const metrics = new BrokerMetrics();
   const connection = redisOptions(config.redisUrl);
-  const queue = new OperationQueue({ connection, prefix: config.queuePrefix });
-  await queue.waitUntilReady();
   const broker = new DepotBroker({
     pool,
     catalog,

@@ -2,13 +2,15 @@
  * Test harness: a real Depot (real Postgres, real Redis, real BullMQ workers, real
  * provisioning) per test file, each with its own state database and queue prefix.
  */
-import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFile, mkdtemp } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import request from 'supertest';
 import { parse as parseYaml } from 'yaml';
@@ -33,6 +35,53 @@ export const API_VERSION = '2.17';
 /** The admin connection the tests use to look at what Depot did on the server. */
 export const ADMIN_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres:postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/**
+ * Starts a redis-server of the test process's own on a free loopback port (stopped when the
+ * process exits). `protectedDefault`: as the redis offering requires, `default` is off and an
+ * admin user `depot-admin` has a random password; else a stock server, open to anyone.
+ * Returns the URL to reach it (with the admin's credentials).
+ */
+export async function startRedisServer(protectedDefault: boolean): Promise<{ url: string; stop(): void }> {
+  const port = await freePort();
+  const password = randomBytes(16).toString('hex');
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+  if (protectedDefault) args.push('--user', 'default', 'off', '--user', 'depot-admin', 'on', `>${password}`, '~*', '&*', '+@all');
+  const server = spawn('redis-server', args, { stdio: 'ignore' });
+  server.unref(); // it must not keep the test process alive; it is stopped when that exits
+  const stop = () => server.kill();
+  process.once('exit', stop);
+  const url = protectedDefault ? `redis://depot-admin:${password}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`;
+  for (let attempt = 0; ; attempt++) {
+    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => undefined);
+    const answered = await client.connect().then(() => client.ping(), () => undefined);
+    client.disconnect();
+    if (answered === 'PONG') return { url, stop };
+    if (attempt > 100) throw new Error(`redis-server on port ${port} did not start`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+let tenantRedis: Promise<string> | undefined;
+/**
+ * REDIS_SERVICE_URL for the tests (TEST_REDIS_SERVICE_URL, or a redis-server started for this
+ * test process): the server the redis offering's tenants live on, with a protected `default`.
+ */
+export function tenantRedisUrl(): Promise<string> {
+  tenantRedis ??= process.env.TEST_REDIS_SERVICE_URL
+    ? Promise.resolve(process.env.TEST_REDIS_SERVICE_URL)
+    : startRedisServer(true).then((server) => server.url);
+  return tenantRedis;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 export interface TestDepot {
   depot: Depot;
@@ -61,6 +110,7 @@ export async function startDepot(name: string, options: StartOptions = {}): Prom
     BROKER_PASSWORD: PASSWORD,
     REDIS_URL,
     POSTGRES_SERVICE_URL: ADMIN_URL,
+    REDIS_SERVICE_URL: await tenantRedisUrl(),
     RETRY_AFTER_SECONDS: '1',
     SYNC_OPERATION_TIMEOUT_SECONDS: '20',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info',

@@ -367,11 +367,13 @@ describe('maintenance_info', () => {
       assert.equal((await fetchInstance(live(), outdated)).maintenance_info?.version, '1.1.0');
     });
 
-    it('a parameter update after the upgrade keeps the upgraded settings', async () => {
+    it('a parameter update after the upgrade keeps the upgraded settings, and the settings the tenant made itself', async () => {
+      // The tenant, as the database's owner, sets a default of its own.
+      await adminQuery(`alter database ${postgresNames(outdated).database} set timezone = 'Europe/Paris'`);
       await updateInstance(live(), outdated, { service_id: SERVICE_ID, parameters: { extensions: ['citext', 'ltree'] } });
       assert.deepEqual(await serverState(outdated), {
         connlimit: 15,
-        settings: ['idle_in_transaction_session_timeout=10min'],
+        settings: ['TimeZone=Europe/Paris', 'idle_in_transaction_session_timeout=10min'],
       });
       assert.equal((await fetchInstance(live(), outdated)).maintenance_info?.version, '1.1.0');
       await deprovisionInstance(live(), outdated);

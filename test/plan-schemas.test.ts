@@ -33,6 +33,7 @@ import {
   REDIS_PLAN_ID,
   REDIS_SERVICE_ID,
   REDIS_URL,
+  tenantRedisUrl,
   SERVICE_ID,
   SMALL_PLAN_ID,
   STANDARD_PLAN_ID,
@@ -224,7 +225,7 @@ describe('plan schemas over the OSB API', () => {
 
   before(async () => {
     depot = await startDepot('plan-schemas');
-    redisAdmin = new Redis(REDIS_URL, { enableReadyCheck: false, maxRetriesPerRequest: 2 });
+    redisAdmin = new Redis(await tenantRedisUrl(), { enableReadyCheck: false, maxRetriesPerRequest: 2 });
     await Promise.all([
       provisionInstance(depot, PG_ID, { parameters: { extensions: ['citext'] } }),
       provisionInstance(depot, REDIS_ID, { service_id: REDIS_SERVICE_ID, plan_id: REDIS_PLAN_ID, parameters: {} }),

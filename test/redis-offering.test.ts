@@ -10,18 +10,20 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { createLogger } from '../broker/logger.js';
-import { RedisOffering, redisNames, type RedisCredentials } from '../broker/offerings/redis/redis-offering.js';
+import { OperationEndedError, PermanentOfferingError } from '../broker/offerings/offering.js';
+import { RedisOffering, redisNames, redisUsername, type RedisCredentials } from '../broker/offerings/redis/redis-offering.js';
 import {
   ASYNC,
   REDIS_PLAN_ID,
   REDIS_SERVICE_ID,
-  REDIS_URL,
   bindingPath,
   instancePath,
   operationOf,
   osb,
   startDepot,
+  startRedisServer,
   stateCounts,
+  tenantRedisUrl,
   waitForOperation,
   type TestDepot,
 } from './helpers.js';
@@ -29,8 +31,6 @@ import {
 const run = promisify(execFile);
 const redisQuery = `service_id=${REDIS_SERVICE_ID}&plan_id=${REDIS_PLAN_ID}`;
 const redisBody = { service_id: REDIS_SERVICE_ID, plan_id: REDIS_PLAN_ID };
-const serviceHost = new URL(REDIS_URL).hostname;
-const servicePort = Number(new URL(REDIS_URL).port || 6379);
 
 /** A connection as an application would open it from the binding's uri. */
 function connect(credentials: RedisCredentials): Redis {
@@ -57,7 +57,11 @@ async function refusal(client: Redis, command: string, ...args: string[]): Promi
 
 describe('redis offering', () => {
   let depot: TestDepot;
-  const admin = new Redis(REDIS_URL, { lazyConnect: true });
+  /** The tenants' server (REDIS_SERVICE_URL), as its admin. */
+  let serviceUrl: string;
+  let admin: Redis;
+  let serviceHost: string;
+  let servicePort: number;
   const clients: Redis[] = [];
   const open = async (credentials: RedisCredentials) => {
     const client = connect(credentials);
@@ -68,7 +72,9 @@ describe('redis offering', () => {
 
   before(async () => {
     depot = await startDepot('redis-offering');
-    await admin.connect();
+    serviceUrl = await tenantRedisUrl();
+    ({ hostname: serviceHost, port: servicePort } = { hostname: new URL(serviceUrl).hostname, port: Number(new URL(serviceUrl).port) });
+    admin = new Redis(serviceUrl);
   });
   after(async () => {
     for (const client of clients) client.disconnect();
@@ -95,9 +101,9 @@ describe('redis offering', () => {
   it('a binding gets {uri, host, port, username, password, key_prefix} and an ACL user confined to the prefix', async () => {
     const instanceId = await provision();
     const { bindingId, credentials } = await bind(instanceId);
-    const names = redisNames(instanceId, bindingId);
+    const names = redisNames(instanceId);
     assert.deepEqual(Object.keys(credentials).sort(), ['host', 'key_prefix', 'password', 'port', 'uri', 'username']);
-    assert.equal(credentials.username, names.username);
+    assert.equal(credentials.username, redisUsername(instanceId, bindingId));
     assert.equal(credentials.key_prefix, names.keyPrefix);
     assert.match(credentials.key_prefix, /^si:[0-9a-f]{24}:$/);
     assert.equal(credentials.host, serviceHost);
@@ -137,6 +143,10 @@ describe('redis offering', () => {
     assert.match((await refusal(clientA, 'DEL', `${b.key_prefix}secret`))!, /^NOPERM/);
     assert.match((await refusal(clientA, 'RENAME', `${a.key_prefix}x`, `${b.key_prefix}x`))!, /^NOPERM/);
     assert.match((await refusal(clientA, 'GET', 'unprefixed'))!, /^NOPERM/);
+    // Nor become someone else: `default` is off, and the admin's password is not theirs.
+    assert.match((await refusal(clientA, 'AUTH', 'default', 'anything'))!, /^WRONGPASS/);
+    assert.match((await refusal(clientA, 'AUTH', 'depot-admin', 'guess'))!, /^WRONGPASS/);
+    assert.match((await refusal(clientA, 'AUTH', b.username, 'guess'))!, /^WRONGPASS/);
     assert.match((await refusal(clientA, 'PUBLISH', `${b.key_prefix}news`, 'hi'))!, /^NOPERM/);
     assert.match((await refusal(clientA, 'SUBSCRIBE', `${b.key_prefix}news`))!, /^NOPERM/);
     assert.equal(await clientB.get(`${b.key_prefix}secret`), 'of b', "b's key is untouched");
@@ -156,6 +166,7 @@ describe('redis offering', () => {
     const refusedWhenRun: string[][] = [
       ['KEYS', '*'], ['SCAN', '0'], ['RANDOMKEY'], ['DBSIZE'], ['INFO'], ['CONFIG', 'GET', 'maxmemory'], ['ACL', 'LIST'],
       ['CLIENT', 'LIST'], ['EVAL', 'return 1', '0'], ['SELECT', '1'], ['PUBSUB', 'CHANNELS'], ['CLIENT', 'TRACKING', 'on', 'BCAST'],
+      ['MEMORY', 'STATS'], ['MEMORY', 'DOCTOR'], ['CLUSTER', 'INFO'], ['MODULE', 'LIST'],
     ];
     for (const command of refusedWhenRun) {
       assert.match((await refusal(client, command[0]!, ...command.slice(1))) ?? 'allowed', /^NOPERM/, command.join(' '));
@@ -166,6 +177,7 @@ describe('redis offering', () => {
       ['ACL', 'SETUSER', 'intruder', 'on', '>pw', '~*', '+@all'], ['CLIENT', 'KILL', 'ID', '1'], ['FUNCTION', 'FLUSH'],
       ['SCRIPT', 'FLUSH'], ['MOVE', `${credentials.key_prefix}k`, '1'], ['COPY', `${credentials.key_prefix}a`, `${credentials.key_prefix}b`],
       ['SAVE'], ['REPLICAOF', 'NO', 'ONE'], ['SWAPDB', '0', '1'], ['MIGRATE', 'h', '1', `${credentials.key_prefix}k`, '0', '1'],
+      ['MEMORY', 'PURGE'], ['CLUSTER', 'GETKEYSINSLOT', '0', '10'], ['MODULE', 'LOAD', '/tmp/x.so'],
     ];
     for (const command of refusedByAcl) {
       const answer = String(await admin.call('ACL', 'DRYRUN', credentials.username, ...command));
@@ -189,6 +201,10 @@ describe('redis offering', () => {
     const readerClient = await open(reader);
     assert.equal(await readerClient.get(`${reader.key_prefix}shared`), 'yes');
     assert.match((await refusal(readerClient, 'SET', `${reader.key_prefix}shared`, 'no'))!, /^NOPERM/);
+    // Not even through commands that only read their key, yet write: XREADGROUP moves entries
+    // into the group's pending list.
+    assert.match(String(await admin.call('ACL', 'DRYRUN', reader.username, 'XREADGROUP', 'GROUP', 'g', 'c', 'STREAMS', `${reader.key_prefix}s`, '>')), /no permissions/);
+    assert.equal(await admin.call('ACL', 'DRYRUN', reader.username, 'XREAD', 'STREAMS', `${reader.key_prefix}s`, '0'), 'OK');
   });
 
   it('unbind deletes the ACL user and disconnects its clients; the instance keeps its keys', async () => {
@@ -202,7 +218,7 @@ describe('redis offering', () => {
     await unbind(instanceId, bindingId);
     assert.equal(((await admin.call('ACL', 'USERS')) as string[]).includes(credentials.username), false);
     await closed; // the server closed the open connection
-    const anonymous = new Redis(REDIS_URL, { lazyConnect: true });
+    const anonymous = new Redis({ host: serviceHost, port: servicePort, lazyConnect: true, enableReadyCheck: false });
     clients.push(anonymous);
     await anonymous.connect();
     assert.match((await refusal(anonymous, 'AUTH', credentials.username, credentials.password))!, /^WRONGPASS/);
@@ -234,7 +250,7 @@ describe('redis offering', () => {
   });
 
   it('deprovision reports "deleted N of about M keys" as it goes, and is idempotent', async () => {
-    const offering = new RedisOffering({ serviceUrl: REDIS_URL, logger: createLogger('silent'), deleteBatchSize: 500, progressIntervalMs: 0 });
+    const offering = new RedisOffering({ serviceUrl, logger: createLogger('silent'), deleteBatchSize: 500, progressIntervalMs: 0 });
     try {
       const instanceId = randomUUID();
       const { keyPrefix } = redisNames(instanceId);
@@ -261,6 +277,30 @@ describe('redis offering', () => {
       reports.length = 0;
       await offering.deprovision(request, { reportProgress: async (text) => void reports.push(text) });
       assert.equal(reports.at(-1), `Deprovisioning: deleted 0 of about 0 keys.`);
+    } finally {
+      await offering.close();
+    }
+  });
+
+  it('deprovision stops when its operation has ended meanwhile (reportProgress throws OperationEndedError)', async () => {
+    const offering = new RedisOffering({ serviceUrl, logger: createLogger('silent'), deleteBatchSize: 100, progressIntervalMs: 0 });
+    try {
+      const instanceId = randomUUID();
+      const { keyPrefix } = redisNames(instanceId);
+      const pipeline = admin.pipeline();
+      for (let i = 0; i < 5000; i++) pipeline.set(`${keyPrefix}${i}`, 'x');
+      await pipeline.exec();
+      let reports = 0;
+      const ended = {
+        reportProgress: async () => {
+          if (++reports > 2) throw new OperationEndedError('the deprovision operation ended while its job was still running');
+        },
+      };
+      const request = { instanceId, planName: 'shared', planSettings: {}, parameters: {}, context: {} };
+      await assert.rejects(offering.deprovision(request, ended), OperationEndedError);
+      const left = (await admin.scan('0', 'MATCH', `${keyPrefix}*`, 'COUNT', '100000'))[1].length;
+      assert.ok(left > 4000, `it stopped at once: ${left} of 5000 keys left`);
+      await offering.deprovision(request, { reportProgress: async () => undefined });
     } finally {
       await offering.close();
     }
@@ -293,5 +333,31 @@ describe('redis offering', () => {
     assert.deepEqual(await stateCounts(depot), after);
     assert.equal(after.instances, (counts.instances ?? 0) + 1);
     assert.equal(((await admin.call('ACL', 'USERS')) as string[]).length, users);
+  });
+
+  it('refuses to provision or bind on a server where anyone can log in as "default" (a stock Redis)', async () => {
+    const open = await startRedisServer(false);
+    const offering = new RedisOffering({ serviceUrl: open.url, logger: createLogger('silent') });
+    try {
+      const instance = { instanceId: randomUUID(), planName: 'shared', planSettings: {}, parameters: {}, context: {} };
+      const context = { reportProgress: async () => undefined };
+      for (const attempt of [
+        () => offering.provision(instance),
+        () => offering.bind({ instance, bindingId: randomUUID(), parameters: {} }),
+      ]) {
+        await assert.rejects(attempt(), (error: Error) => {
+          assert.ok(error instanceof PermanentOfferingError);
+          assert.match(error.message, /lets anyone log in as "default" without a password/);
+          return true;
+        });
+      }
+      const probe = new Redis(open.url);
+      assert.deepEqual(((await probe.call('ACL', 'USERS')) as string[]), ['default'], 'no user was created');
+      probe.disconnect();
+      await offering.deprovision(instance, context); // removing works anywhere
+    } finally {
+      await offering.close();
+      open.stop();
+    }
   });
 });

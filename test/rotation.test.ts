@@ -11,12 +11,12 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import type { BindingMetadata, FetchBindingResponse } from '../osb/index.js';
 import { postgresNames, type PostgresqlCredentials } from '../broker/offerings/postgresql/postgresql-offering.js';
-import { redisNames, type RedisCredentials } from '../broker/offerings/redis/redis-offering.js';
+import { redisNames, redisUsername, type RedisCredentials } from '../broker/offerings/redis/redis-offering.js';
 import {
   ASYNC,
   REDIS_PLAN_ID,
   REDIS_SERVICE_ID,
-  REDIS_URL,
+  tenantRedisUrl,
   SERVICE_ID,
   SMALL_PLAN_ID,
   STANDARD_PLAN_ID,
@@ -106,7 +106,7 @@ async function redisLogin(uri: string): Promise<Redis> {
 }
 
 async function redisUsers(): Promise<string[]> {
-  const admin = await redisLogin(REDIS_URL);
+  const admin = await redisLogin(await tenantRedisUrl());
   try {
     return (await admin.call('ACL', 'USERS')) as string[];
   } finally {
@@ -207,7 +207,7 @@ describe('binding rotation (built-in catalog)', () => {
       .put(bindingPath(redisInstance, b), redisBindBody({ predecessor_binding_id: a }))
       .expect(201);
     const credsB = (rotated.body as BindBody<RedisCredentials>).credentials;
-    assert.equal(credsB.username, redisNames(redisInstance, b).username);
+    assert.equal(credsB.username, redisUsername(redisInstance, b));
     assert.notEqual(credsB.username, credsA.username);
     assert.notEqual(credsB.password, credsA.password);
     assert.equal(credsB.key_prefix, keyPrefix, 'the same instance prefix');

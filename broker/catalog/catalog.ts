@@ -55,6 +55,12 @@ export class Catalog {
     return this.services.get(serviceId);
   }
 
+  /** Whether a plan of this catalog is implemented by the offering. */
+  usesOffering(offering: Offering): boolean {
+    for (const entry of this.plans.values()) if (entry.offering === offering) return true;
+    return false;
+  }
+
   /** The plan with this id, if it belongs to the service with this id. */
   plan(serviceId: string, planId: string): CatalogPlan | undefined {
     const entry = this.plans.get(planId);

@@ -161,13 +161,14 @@ export async function completeOperation(db: Queryable, id: string, completion: C
   return rowCount === 1;
 }
 
-/** Progress shown by last_operation while the operation runs. */
-export async function describeOperation(db: Queryable, id: string, description: string): Promise<void> {
-  await db.query(
+/** Progress shown by last_operation while the operation runs; false once it has ended. */
+export async function describeOperation(db: Queryable, id: string, description: string): Promise<boolean> {
+  const { rowCount } = await db.query(
     `update operations set description = $2, updated_at = now()
      where id = $1 and state = 'in progress'`,
     [id, description],
   );
+  return rowCount === 1;
 }
 
 /** Operations in progress that nothing has touched for `idleSeconds` (their job may be lost). */

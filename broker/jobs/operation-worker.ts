@@ -6,7 +6,7 @@ import { getInstance, type InstanceRow } from '../db/instances.js';
 import { describeOperation, getOperation, type OperationRow, type OperationType } from '../db/operations.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
-import { PermanentOfferingError, type InstanceRequest, type OperationContext } from '../offerings/offering.js';
+import { OperationEndedError, PermanentOfferingError, type InstanceRequest, type OperationContext } from '../offerings/offering.js';
 import { failure, recordOutcome, type Outcome } from './outcome.js';
 import { OPERATIONS_QUEUE, type OperationJobData } from './operation-queue.js';
 
@@ -80,6 +80,10 @@ export class OperationWorker {
     try {
       outcome = await this.execute(op);
     } catch (error) {
+      if (error instanceof OperationEndedError) {
+        log.warn('the operation ended while its job ran (it timed out); the job stopped');
+        return;
+      }
       if (!(error instanceof PermanentOfferingError) && !lastAttempt) {
         log.warn({ err: error }, 'operation attempt failed; retrying');
         const reason = (error as Error).message || String(error);
@@ -111,7 +115,11 @@ export class OperationWorker {
       ...(instance.maintenance_info ? { maintenanceInfo: instance.maintenance_info } : {}),
     };
     const context: OperationContext = {
-      reportProgress: (description) => describeOperation(pool, op.id, description),
+      reportProgress: async (description) => {
+        if (!(await describeOperation(pool, op.id, description))) {
+          throw new OperationEndedError(`the ${op.type} operation ended while its job was still running`);
+        }
+      },
     };
     const offering = current.offering;
     switch (op.type) {

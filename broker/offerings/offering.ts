@@ -49,7 +49,9 @@ export interface OperationContext {
   /**
    * Shows progress in last_operation's `description` while the operation runs ("deleted 40000
    * of about 120000 keys"). It also tells the sweeper the job is alive. One database write a
-   * call: call it every second or so, not for every item.
+   * call: call it every second or so, not for every item. It throws OperationEndedError when
+   * the operation has ended meanwhile (failed for taking too long, say): let it propagate, so
+   * that a job nobody waits for stops changing things.
    */
   reportProgress(description: string): Promise<void>;
 }
@@ -95,4 +97,9 @@ export interface BindResult {
  */
 export class PermanentOfferingError extends Error {
   override name = 'PermanentOfferingError';
+}
+
+/** The operation ended while its job still ran (it timed out): the job must stop. */
+export class OperationEndedError extends PermanentOfferingError {
+  override name = 'OperationEndedError';
 }

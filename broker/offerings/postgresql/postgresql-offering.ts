@@ -107,10 +107,13 @@ export class PostgresqlOffering implements Offering {
       database_settings: {
         type: 'object',
         additionalProperties: false,
+        // Values PostgreSQL takes for each: a plan it would refuse is refused at catalog load.
         properties: Object.fromEntries(
           DATABASE_SETTINGS.map((name) => [
             name,
-            { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^\\d+ ?(us|ms|s|min|h|d|kB|MB|GB)?$' }] },
+            name === 'work_mem'
+              ? { anyOf: [{ type: 'integer', minimum: 64, maximum: 2147483647 }, { type: 'string', pattern: '^[1-9]\\d* ?(kB|MB|GB|TB)$' }] }
+              : { anyOf: [{ type: 'integer', minimum: 0, maximum: 2147483647 }, { type: 'string', pattern: '^\\d+ ?(us|ms|s|min|h|d)$' }] },
           ]),
         ),
       },
@@ -165,15 +168,34 @@ export class PostgresqlOffering implements Offering {
     });
   }
 
-  /** Idempotent: connection limit, database settings, no access for PUBLIC, extensions. */
+  /**
+   * Idempotent, in one transaction: connection limit, database settings, no access for PUBLIC;
+   * then extensions. Of the settings, only those a plan may set are touched: the plan's are
+   * set, the others reset; settings the tenant made itself (as the owner) stay.
+   */
   private async converge(database: string, request: InstanceRequest): Promise<void> {
-    await this.admin.query(`alter database ${ident(database)} connection limit ${connectionLimit(request.planSettings)}`);
-    // Settings the plan no longer has go; those it has are (re)applied.
-    await this.admin.query(`alter database ${ident(database)} reset all`);
-    for (const [name, value] of Object.entries(databaseSettings(request.planSettings))) {
-      await this.admin.query(`alter database ${ident(database)} set ${ident(name)} = ${literal(String(value))}`);
+    const limit = connectionLimit(request.planSettings);
+    const settings = databaseSettings(request.planSettings);
+    const client = await this.admin.connect();
+    try {
+      await client.query('begin');
+      await client.query(`alter database ${ident(database)} connection limit ${limit}`);
+      for (const name of DATABASE_SETTINGS) {
+        const value = settings[name];
+        await client.query(
+          value === undefined
+            ? `alter database ${ident(database)} reset ${ident(name)}`
+            : `alter database ${ident(database)} set ${ident(name)} = ${literal(String(value))}`,
+        );
+      }
+      await client.query(`revoke all on database ${ident(database)} from public`);
+      await client.query('commit');
+    } catch (error) {
+      await client.query('rollback').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
     }
-    await this.admin.query(`revoke all on database ${ident(database)} from public`);
     await this.createExtensions(database, request.parameters);
   }
 

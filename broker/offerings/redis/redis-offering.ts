@@ -37,17 +37,22 @@ export interface RedisCredentials {
   key_prefix: string;
 }
 
+const digest = (id: string, length: number) => createHash('sha256').update(id).digest('hex').slice(0, length);
+
 /** Names on the server, derived from ids by hashing: any id is safe in a glob pattern and a URI. */
-export function redisNames(instanceId: string, bindingId?: string) {
-  const digest = (id: string, length: number) => createHash('sha256').update(id).digest('hex').slice(0, length);
+export function redisNames(instanceId: string) {
   const instance = digest(instanceId, 24);
   return {
     /** Every key and channel of the instance starts with it. */
     keyPrefix: `si:${instance}:`,
     /** Every ACL user of the instance's bindings starts with it. */
     userPrefix: `si-${instance}-`,
-    ...(bindingId !== undefined ? { username: `si-${instance}-${digest(bindingId, 12)}` } : {}),
   };
+}
+
+/** The ACL user of a binding. */
+export function redisUsername(instanceId: string, bindingId: string): string {
+  return `${redisNames(instanceId).userPrefix}${digest(bindingId, 12)}`;
 }
 
 /**
@@ -58,17 +63,25 @@ export function redisNames(instanceId: string, bindingId?: string) {
  * - commands that see or reach beyond the instance's keys: SCAN, RANDOMKEY and DBSIZE see the
  *   whole keyspace, PUBSUB lists every channel, CLIENT TRACKING in broadcast mode reports other
  *   tenants' key names;
+ *   MEMORY STATS/DOCTOR/MALLOC-STATS report on the whole server (MEMORY PURGE acts on it), and
+ *   CLUSTER subcommands list keys of any slot;
  * - SELECT, MOVE and COPY (… DB n), which would put keys where deprovisioning does not look.
+ * Module commands are not confined by key patterns: servers with modules are refused.
  */
 export const DENIED_COMMANDS = [
   '-@admin', '-@dangerous', '-@scripting',
-  '-scan', '-randomkey', '-dbsize', '-pubsub', '-client|tracking',
+  '-scan', '-randomkey', '-dbsize', '-pubsub', '-client|tracking', '-cluster',
+  '-memory|stats', '-memory|doctor', '-memory|malloc-stats', '-memory|purge',
   '-select', '-move', '-copy',
 ];
 
-/** The ACL rules of a binding's user: its instance's keys and channels, no administration. */
+/**
+ * The ACL rules of a binding's user: its instance's keys and channels, no administration.
+ * Read-only users also lose the write commands (XREADGROUP, for one, only reads its key yet
+ * changes the stream's consumer group).
+ */
 export function bindingAclRules(keyPrefix: string, readOnly: boolean): string[] {
-  return [`${readOnly ? '%R' : ''}~${keyPrefix}*`, `&${keyPrefix}*`, '+@all', ...DENIED_COMMANDS];
+  return [`${readOnly ? '%R' : ''}~${keyPrefix}*`, `&${keyPrefix}*`, '+@all', ...DENIED_COMMANDS, ...(readOnly ? ['-@write'] : [])];
 }
 
 /**
@@ -94,8 +107,10 @@ export class RedisOffering implements Offering {
     this.admin = new Redis({
       ...redisOptions(options.serviceUrl),
       connectionName: 'depot-redis-offering',
-      // An operation's command fails (and its job is retried) rather than waiting forever.
-      maxRetriesPerRequest: 2,
+      // While the server is away (a restart, a failover) commands wait through about 30 s of
+      // reconnecting, then fail and the job is retried; none waits on a dead socket for ever.
+      maxRetriesPerRequest: 20,
+      commandTimeout: 30_000,
       connectTimeout: 10_000,
     });
     this.admin.on('error', (error: Error) => options.logger.warn({ err: error }, 'redis offering: connection error'));
@@ -108,13 +123,13 @@ export class RedisOffering implements Offering {
 
   /** Nothing to create: the key prefix is the instance. Checks the server can isolate tenants. */
   async provision(_request: InstanceRequest): Promise<ProvisionResult> {
-    await this.requireAcl();
+    await this.requireIsolation();
     return {};
   }
 
   /** The `shared` plan has no settings and instances take no parameters: nothing changes. */
   async update(): Promise<void> {
-    await this.requireAcl();
+    await this.requireIsolation();
   }
 
   async deprovision(request: InstanceRequest, context: OperationContext): Promise<void> {
@@ -127,20 +142,21 @@ export class RedisOffering implements Offering {
   }
 
   async bind(request: BindingRequest): Promise<BindResult> {
-    await this.requireAcl();
-    const { keyPrefix, username } = redisNames(request.instance.instanceId, request.bindingId);
+    await this.requireIsolation();
+    const { keyPrefix } = redisNames(request.instance.instanceId);
+    const username = redisUsername(request.instance.instanceId, request.bindingId);
     const password = randomBytes(24).toString('base64url');
     // `#<sha256>` rather than `>password`: the clear password never travels in a command that
     // could end up in an error report. A retried job resets the user with a new password.
     const hash = createHash('sha256').update(password).digest('hex');
     const readOnly = request.parameters.read_only === true;
-    await this.command('ACL', 'SETUSER', username!, 'reset', 'on', `#${hash}`, ...bindingAclRules(keyPrefix, readOnly));
+    await this.command('ACL', 'SETUSER', username, 'reset', 'on', `#${hash}`, ...bindingAclRules(keyPrefix, readOnly));
     await this.persistAcl();
     const credentials: RedisCredentials = {
-      uri: `${this.scheme}://${encodeURIComponent(username!)}:${password}@${this.hostForUri()}:${this.port}`,
+      uri: `${this.scheme}://${encodeURIComponent(username)}:${password}@${this.hostForUri()}:${this.port}`,
       host: this.host,
       port: this.port,
-      username: username!,
+      username: username,
       password,
       key_prefix: keyPrefix,
     };
@@ -148,8 +164,7 @@ export class RedisOffering implements Offering {
   }
 
   async unbind(request: BindingRequest): Promise<void> {
-    const { username } = redisNames(request.instance.instanceId, request.bindingId);
-    await this.deleteUser(username!);
+    await this.deleteUser(redisUsername(request.instance.instanceId, request.bindingId));
     await this.persistAcl();
   }
 
@@ -208,16 +223,34 @@ export class RedisOffering implements Offering {
     return Math.round((total * hits) / samples);
   }
 
-  /** Redis 7 or later: read-only key patterns and per-subcommand ACL categories. */
-  private requireAcl(): Promise<void> {
+  /**
+   * Whether ACL users can keep tenants apart on this server; if not, provision, update and bind
+   * fail at once, saying why:
+   * - Redis 7 or later (read-only key patterns, per-subcommand ACL categories);
+   * - no password-less `default` user: anyone, a binding included, could `AUTH default` and
+   *   own the server (a stock Redis is like this: give tenants a server of their own);
+   * - no modules: their commands are not confined by key patterns.
+   */
+  private requireIsolation(): Promise<void> {
     this.serverChecked ??= (async () => {
       const info = (await this.command('INFO', 'server')) as string;
       const version = /redis_version:(\d+)/.exec(info)?.[1];
       if (!version || Number(version) < 7) {
         throw new PermanentOfferingError(`the redis offering needs Redis 7 or later for ACLs; ${this.server} runs ${version ?? 'an unknown version'}`);
       }
+      const flags = aclField((await this.command('ACL', 'GETUSER', 'default')) as unknown[] | null, 'flags');
+      if (Array.isArray(flags) && flags.includes('on') && flags.includes('nopass')) {
+        throw new PermanentOfferingError(
+          `${this.server} lets anyone log in as "default" without a password, so its tenants could not be kept apart. ` +
+            'Turn that user off (ACL SETUSER default off) or give it a password, and give Depot an admin user of its own.',
+        );
+      }
+      const modules = (await this.command('MODULE', 'LIST')) as unknown[];
+      if (modules.length > 0) {
+        throw new PermanentOfferingError(`${this.server} has modules loaded, whose commands ACL key patterns do not confine`);
+      }
     })().catch((error: unknown) => {
-      this.serverChecked = undefined; // checked again next time (the server may be upgraded or reachable then)
+      this.serverChecked = undefined; // checked again next time (the server may have been fixed)
       throw error;
     });
     return this.serverChecked;
@@ -250,4 +283,11 @@ export class RedisOffering implements Offering {
   private hostForUri(): string {
     return this.host.includes(':') ? `[${this.host}]` : this.host;
   }
+}
+
+/** A field of an ACL GETUSER reply (a flat list of names and values). */
+function aclField(reply: unknown[] | null, name: string): unknown {
+  if (!reply) return undefined;
+  const index = reply.findIndex((entry, i) => i % 2 === 0 && entry === name);
+  return index >= 0 ? reply[index + 1] : undefined;
 }
