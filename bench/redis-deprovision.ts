@@ -17,7 +17,6 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
@@ -32,19 +31,12 @@ import {
   REDIS_URL,
   USERNAME,
   dropDatabase,
+  freePort,
   startRedisServer,
 } from '../test/helpers.js';
 
 const keys = Number(process.argv[2] ?? 200_000);
 const DATABASE = 'depot_bench_redis_deprovision';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;

@@ -52,6 +52,11 @@ export function integer(env: Env, name: string, fallback: number, min: number, m
   return value;
 }
 
+/** A whole number within [min, max], or undefined when unset or empty. */
+function optionalInteger(env: Env, name: string, min: number, max: number): number | undefined {
+  return env[name] ? integer(env, name, min, min, max) : undefined;
+}
+
 function url(env: Env, name: string, fallback: string, protocols: string[]): string {
   const raw = env[name] === undefined || env[name] === '' ? fallback : env[name]!;
   let parsed: URL;
@@ -95,18 +100,16 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
   if (username.includes(':')) throw new ConfigError('BROKER_USERNAME must not contain ":" (HTTP Basic auth)');
   const generatedPassword = username === '';
 
-  const publicPort = env.POSTGRES_SERVICE_PUBLIC_PORT;
-  const redisPublicPort = env.REDIS_SERVICE_PUBLIC_PORT;
   return {
     port: integer(env, 'PORT', 8080, 0, 65535),
     databaseUrl,
     redisUrl,
     postgresServiceUrl,
     postgresServicePublicHost: env.POSTGRES_SERVICE_PUBLIC_HOST || undefined,
-    postgresServicePublicPort: publicPort ? integer(env, 'POSTGRES_SERVICE_PUBLIC_PORT', 5432, 1, 65535) : undefined,
+    postgresServicePublicPort: optionalInteger(env, 'POSTGRES_SERVICE_PUBLIC_PORT', 1, 65535),
     redisServiceUrl,
     redisServicePublicHost: env.REDIS_SERVICE_PUBLIC_HOST || undefined,
-    redisServicePublicPort: redisPublicPort ? integer(env, 'REDIS_SERVICE_PUBLIC_PORT', 6379, 1, 65535) : undefined,
+    redisServicePublicPort: optionalInteger(env, 'REDIS_SERVICE_PUBLIC_PORT', 1, 65535),
     brokerUsername: generatedPassword ? 'depot' : username,
     brokerPassword: generatedPassword ? randomBytes(18).toString('base64url') : password,
     generatedPassword,

@@ -221,10 +221,8 @@ export class DepotBroker implements ServiceBroker {
       if (instance.state !== 'provisioned' || running.length > 0) {
         throw new ConcurrencyError(`Service instance ${instanceId} has another operation in progress.`);
       }
-      const changes =
-        wanted.plan_id !== instance.plan_id ||
-        !sameJson(wanted.parameters, instance.parameters) ||
-        wanted.maintenance_info?.version !== instance.maintenance_info?.version;
+      // An upgrade (a plan change included) always changes the instance.
+      const changes = upgrade || !sameJson(wanted.parameters, instance.parameters);
       if (!changes) {
         // A context-only update is recorded at once (allow_context_updates); nothing to run.
         if (details.context && service.allow_context_updates && !sameJson(details.context, instance.context)) {

@@ -10,6 +10,7 @@ import { DepotBroker } from './depot-broker.js';
 import { createApp, createOperatorApp } from './http/app.js';
 import { OperationQueue } from './jobs/operation-queue.js';
 import { OperationWorker } from './jobs/operation-worker.js';
+import { errorReason } from './jobs/outcome.js';
 import { Sweeper } from './jobs/sweeper.js';
 import type { Logger } from './logger.js';
 import { BrokerMetrics } from './metrics.js';
@@ -53,7 +54,7 @@ export interface StartOptions {
 /** Connects to Postgres and Redis (failing fast with a useful message), migrates, and wires the parts. */
 export async function createDepot(config: BrokerConfig, options: StartOptions): Promise<Depot> {
   const { logger } = options;
-  await reachPostgres('DATABASE_URL', config.databaseUrl, () => ensureDatabase(config.databaseUrl));
+  await reachStatePostgres(config.databaseUrl);
   const pool = createPool(config.databaseUrl, 20);
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection error'));
   const applied = await migrate(pool);
@@ -64,6 +65,7 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   // catalog; its attempt counts are kept in this process.
   const faults = config.testOffering ? new FaultCounter() : undefined;
   const available = createOfferings(config, logger, faults);
+  const connection = redisOptions(config.redisUrl);
   let catalog: Catalog;
   let offerings: Offering[] = available;
   let queue: OperationQueue | undefined;
@@ -83,7 +85,7 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
           .join('; ')}. Keep them in the catalog until those instances are deprovisioned.`,
       );
     }
-    queue = new OperationQueue({ connection: redisOptions(config.redisUrl), prefix: config.queuePrefix });
+    queue = new OperationQueue({ connection, prefix: config.queuePrefix });
     await queue.waitUntilReady();
   } catch (error) {
     await queue?.close().catch(() => undefined);
@@ -93,7 +95,6 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   }
 
   const metrics = new BrokerMetrics();
-  const connection = redisOptions(config.redisUrl);
   const broker = new DepotBroker({
     pool,
     catalog,
@@ -168,14 +169,15 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   };
 }
 
-async function reachPostgres(variable: string, url: string, attempt: () => Promise<unknown>): Promise<void> {
+/** Depot's own database (DATABASE_URL), created if missing. */
+async function reachStatePostgres(url: string): Promise<void> {
   try {
-    await attempt();
+    await ensureDatabase(url);
   } catch (error) {
     throw new StartupError(
-      `Cannot reach PostgreSQL at ${serverAddress(url, 5432)} (${variable}): ${reason(error)}. ` +
+      `Cannot reach PostgreSQL at ${serverAddress(url, 5432)} (DATABASE_URL): ${reason(error)}. ` +
         'Start it (for example `docker compose up -d postgres`, or `pg_ctlcluster 15 main start` on Debian) ' +
-        `or point ${variable} at a running server.`,
+        'or point DATABASE_URL at a running server.',
     );
   }
 }
@@ -215,5 +217,5 @@ async function reachRedis(url: string): Promise<void> {
 
 /** An error's message without a trailing full stop, to go inside a sentence. */
 function reason(error: unknown): string {
-  return ((error as Error).message || String(error)).replace(/\.+$/, '');
+  return errorReason(error).replace(/\.+$/, '');
 }

@@ -106,10 +106,3 @@ export class UnprocessableEntityError extends BrokerError {
     super(422, description);
   }
 }
-
-/** Any status, answered on purpose by a plan of the test offering (TEST_OFFERING=enabled). */
-export class InjectedFaultError extends BrokerError {
-  constructor(status: number, description: string) {
-    super(status, description);
-  }
-}

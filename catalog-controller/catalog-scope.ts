@@ -1,4 +1,4 @@
-import type { ServiceBroker, ServiceClass, ServiceInstance, ServiceInstanceSpec, ServicePlan } from './api/v1beta1.js';
+import type { ServiceBroker, ServiceInstance, ServiceInstanceSpec } from './api/v1beta1.js';
 import { LABEL } from './api/v1beta1.js';
 import { Resources, type Resource } from './kube/resources.js';
 
@@ -73,10 +73,6 @@ export const NamespacedScope: CatalogScope = {
 
 export function scopeOfBroker(broker: ServiceBroker): CatalogScope {
   return broker.kind === 'ServiceBroker' ? NamespacedScope : ClusterScope;
-}
-
-export function brokerNameOf(scope: CatalogScope, entry: ServiceClass | ServicePlan): string | undefined {
-  return entry.spec[scope.brokerNameField];
 }
 
 /** Which scope an instance's spec names, or an error message for specs the original's webhook refused. */

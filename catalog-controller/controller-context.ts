@@ -13,7 +13,7 @@ import type {
   ServicePlan,
 } from './api/v1beta1.js';
 import { ConditionType } from './api/v1beta1.js';
-import { findCondition } from './conditions.js';
+import { findCondition, lastConditionState } from './conditions.js';
 import type { ControllerConfig } from './config.js';
 import type { EventRecorder } from './kube/event-recorder.js';
 import type { Informer } from './kube/informer.js';
@@ -108,20 +108,25 @@ export class ControllerContext {
 
   /**
    * Writes `status` through the status subresource. `mutate` is applied to a copy of the
-   * status; nothing is written when it changes nothing. A 409 Conflict re-reads the object and
-   * re-applies `mutate` (for up to 10 s). A change of the Ready condition's reason is an Event.
+   * status of the cached (newest known) object; nothing is written when it changes nothing.
+   * `recalculate` then derives fields from the result, and `lastConditionState` always
+   * follows the conditions. A 409 Conflict re-reads the object and re-applies both (for up to
+   * 10 s). A change of the Ready condition's reason is an Event.
    */
   writeStatus<T extends KubeObject & { status?: S }, S extends object>(
     resource: Resource,
     object: T,
     mutate: (status: S, object: T) => void,
-    recalculate: (status: S, object: T) => void,
+    recalculate?: (status: S, object: T) => void,
   ): Promise<T> {
-    return this.retryOnConflict(resource, object, async (current) => {
+    const fresh = this.informerOf<T>(resource).get(objectKey(object.metadata)) ?? object;
+    return this.retryOnConflict(resource, fresh, async (current) => {
       const before = (current.status ?? {}) as S;
       const next = structuredClone(before);
       mutate(next, current);
-      recalculate(next, current);
+      recalculate?.(next, current);
+      const state = lastConditionState(conditionsOf(next));
+      if (state) (next as { lastConditionState?: string }).lastConditionState = state;
       stripUndefined(next as unknown as Record<string, unknown>);
       if (isDeepStrictEqual(next, before)) return current;
       const written = await this.client.updateStatus<T>(resource, { ...current, status: next });
@@ -129,6 +134,13 @@ export class ControllerContext {
       this.recordTransition(written, conditionsOf(before), conditionsOf(next));
       return written;
     });
+  }
+
+  /** Creates an object and puts it in the cache at once (its ADDED event may come later). */
+  async createObject<T extends KubeObject>(resource: Resource, object: T): Promise<T> {
+    const created = withKind(resource, await this.client.create<T>(resource, object));
+    this.informerOf<T>(resource).observe(created);
+    return created;
   }
 
   /** Updates the object itself (metadata, spec) with the same conflict handling; `mutate` returns false for "nothing to do". */

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { KubeObject, Secret, ServiceBinding, ServiceBroker, ServiceClass, ServiceInstance, ServicePlan } from './api/v1beta1.js';
-import { ClusterScope, NamespacedScope, scopeOfInstance, type CatalogScope } from './catalog-scope.js';
+import { ClusterScope, NamespacedScope, type CatalogScope } from './catalog-scope.js';
+import { isReady } from './conditions.js';
 import type { ControllerConfig } from './config.js';
 import { ControllerContext, MANAGED_BY, MANAGED_BY_LABEL, type Informers } from './controller-context.js';
 import { EventRecorder } from './kube/event-recorder.js';
@@ -10,6 +11,7 @@ import { Resources, objectKey, type Resource } from './kube/resources.js';
 import type { ControllerMetrics } from './metrics.js';
 import { BindingReconciler } from './reconcilers/binding-reconciler.js';
 import { BrokerReconciler } from './reconcilers/broker-reconciler.js';
+import { instanceRefs } from './reconcilers/common.js';
 import { InstanceReconciler } from './reconcilers/instance-reconciler.js';
 import { WorkQueue, type Reconcile } from './work-queue.js';
 
@@ -91,12 +93,8 @@ export class CatalogController {
         this.instances.forget(objectKey(instance.metadata));
         this.enqueueBindingsOf(instance, false);
         // A flagged class or plan may have lost its last user.
-        const scope = scopeOfInstance(instance);
-        if ('invalid' in scope) return;
-        const namespace = scope.cluster ? undefined : instance.metadata.namespace;
-        const classRef = instance.spec[scope.classRefField]?.name;
-        const cls = classRef ? this.context.informerOf<ServiceClass>(scope.class).get(namespace ? `${namespace}/${classRef}` : classRef) : undefined;
-        if (cls) this.enqueueBrokerOf(scope, cls);
+        const refs = instanceRefs(this.context, instance);
+        if (!('invalid' in refs) && refs.cls) this.enqueueBrokerOf(refs.scope, refs.cls);
       },
     });
 
@@ -129,8 +127,7 @@ export class CatalogController {
   private enqueueUnresolvedInstances(): void {
     if (!this.started) return;
     for (const instance of this.context.informers.serviceInstances.list()) {
-      const ready = instance.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-      if (!ready) this.instanceQueue.add(objectKey(instance.metadata), { respectBackoff: true });
+      if (!isReady(instance.status?.conditions)) this.instanceQueue.add(objectKey(instance.metadata), { respectBackoff: true });
     }
   }
 

@@ -97,18 +97,9 @@ export class WorkQueue {
     return delay;
   }
 
-  /** The delay the next failure of this key would wait. */
-  nextBackoffMs(key: string): number {
-    return Math.min(this.options.baseDelayMs * 2 ** (this.failures.get(key) ?? 0), this.options.maxDelayMs);
-  }
-
   /** Resets the key's backoff. */
   forget(key: string): void {
     this.failures.delete(key);
-  }
-
-  get length(): number {
-    return this.queue.length;
   }
 
   /** Stops taking keys and waits for the ones being handled, at most `timeoutMs`. */

@@ -63,6 +63,17 @@ export async function startRedisServer(protectedDefault: boolean): Promise<{ url
   }
 }
 
+/**
+ * A Redis connection as an application opens it from a binding's uri: no ready check (it runs
+ * INFO, which bindings may not), no retries; it connects on its first command, and its
+ * failures show up on the commands.
+ */
+export function bindingRedis(uri: string): Redis {
+  const client = new Redis(uri, { enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+  client.on('error', () => undefined);
+  return client;
+}
+
 let tenantRedis: Promise<string> | undefined;
 /**
  * REDIS_SERVICE_URL for the tests (TEST_REDIS_SERVICE_URL, or a redis-server started for this
@@ -75,7 +86,8 @@ export function tenantRedisUrl(): Promise<string> {
   return tenantRedis;
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

@@ -14,7 +14,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Condition, KubeObject, ServiceBinding, ServiceInstance } from '../catalog-controller/api/v1beta1.js';
 import { KubeApiError, KubeClient } from '../catalog-controller/kube/kube-client.js';
 import { Resources, type Resource } from '../catalog-controller/kube/resources.js';
-import { PASSWORD, USERNAME, startDepot, type TestDepot } from './helpers.js';
+import { PASSWORD, USERNAME, freePort, startDepot, type TestDepot } from './helpers.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -74,14 +74,6 @@ export const FAST_CONTROLLER_ENV: Record<string, string> = {
   CLUSTER_ID: 'test-cluster',
   MIN_RELIST_INTERVAL_SECONDS: '1',
 };
-
-export async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 export async function startController(api: KubeApi, env: Record<string, string> = {}): Promise<ControllerProcess> {
   const port = await freePort();

@@ -33,6 +33,7 @@ import {
   REDIS_PLAN_ID,
   REDIS_SERVICE_ID,
   REDIS_URL,
+  bindingRedis,
   tenantRedisUrl,
   SERVICE_ID,
   SMALL_PLAN_ID,
@@ -381,16 +382,7 @@ describe('plan schemas over the OSB API', () => {
       assert.equal(res.status, 201, res.text);
       const credentials = (res.body as { credentials: RedisCredentials }).credentials;
       assert.equal(credentials.key_prefix, redisNames(REDIS_ID).keyPrefix);
-      const client = new Redis({
-        host: credentials.host,
-        port: credentials.port,
-        username: credentials.username,
-        password: credentials.password,
-        enableReadyCheck: false,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      client.on('error', () => undefined); // failures show up as rejected commands
+      const client = bindingRedis(credentials.uri);
       return {
         credentials,
         client,

@@ -17,6 +17,7 @@ import {
   REDIS_PLAN_ID,
   REDIS_SERVICE_ID,
   bindingPath,
+  bindingRedis,
   instancePath,
   operationOf,
   osb,
@@ -31,19 +32,6 @@ import {
 const run = promisify(execFile);
 const redisQuery = `service_id=${REDIS_SERVICE_ID}&plan_id=${REDIS_PLAN_ID}`;
 const redisBody = { service_id: REDIS_SERVICE_ID, plan_id: REDIS_PLAN_ID };
-
-/** A connection as an application would open it from the binding's uri. */
-function connect(credentials: RedisCredentials): Redis {
-  const client = new Redis(credentials.uri, {
-    // The ready check runs INFO, which bindings may not run.
-    enableReadyCheck: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    lazyConnect: true,
-  });
-  client.on('error', () => undefined); // failures are asserted on the commands
-  return client;
-}
 
 /** The error a command gets, or undefined when it succeeds. */
 async function refusal(client: Redis, command: string, ...args: string[]): Promise<string | undefined> {
@@ -64,7 +52,7 @@ describe('redis offering', () => {
   let servicePort: number;
   const clients: Redis[] = [];
   const open = async (credentials: RedisCredentials) => {
-    const client = connect(credentials);
+    const client = bindingRedis(credentials.uri);
     clients.push(client);
     await client.connect();
     return client;

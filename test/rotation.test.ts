@@ -16,6 +16,7 @@ import {
   ASYNC,
   REDIS_PLAN_ID,
   REDIS_SERVICE_ID,
+  bindingRedis,
   tenantRedisUrl,
   SERVICE_ID,
   SMALL_PLAN_ID,
@@ -86,12 +87,7 @@ const redisClients: Redis[] = [];
 
 /** Logs in with a binding's uri; rejects with the server's error (WRONGPASS …) when refused. */
 async function redisLogin(uri: string): Promise<Redis> {
-  const client = new Redis(uri, {
-    enableReadyCheck: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    lazyConnect: true,
-  });
+  const client = bindingRedis(uri);
   const errors: Error[] = [];
   client.on('error', (error: Error) => errors.push(error));
   redisClients.push(client);

@@ -7,7 +7,7 @@ import { describeOperation, getOperation, type OperationRow, type OperationType 
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 import { OperationEndedError, PermanentOfferingError, type InstanceRequest, type OperationContext } from '../offerings/offering.js';
-import { failure, recordOutcome, type Outcome } from './outcome.js';
+import { errorReason, failure, recordOutcome, requestedState, type Outcome } from './outcome.js';
 import { OPERATIONS_QUEUE, type OperationJobData } from './operation-queue.js';
 
 export interface OperationWorkerOptions {
@@ -86,7 +86,7 @@ export class OperationWorker {
       }
       if (!(error instanceof PermanentOfferingError) && !lastAttempt) {
         log.warn({ err: error }, 'operation attempt failed; retrying');
-        const reason = (error as Error).message || String(error);
+        const reason = errorReason(error);
         await describeOperation(pool, op.id, `${op.type} attempt ${job.attemptsMade + 1} of ${attempts} failed (${reason}); retrying`);
         throw error;
       }
@@ -132,16 +132,16 @@ export class OperationWorker {
         };
       }
       case 'update': {
-        const target = this.plan(instance, op.request.plan_id ?? instance.plan_id);
-        // null when the target plan has no maintenance_info.
-        const maintenanceInfo = op.request.maintenance_info !== undefined ? op.request.maintenance_info : instance.maintenance_info;
+        const wanted = requestedState(instance, op.request);
+        const target = this.plan(instance, wanted.plan_id);
+        const maintenanceInfo = wanted.maintenance_info;
         await target.offering.update(
           {
             ...request,
             planName: target.plan.name,
             planSettings: op.request.plan_settings ?? target.settings,
-            parameters: op.request.parameters ?? instance.parameters,
-            context: op.request.context ?? instance.context,
+            parameters: wanted.parameters,
+            context: wanted.context,
             ...(maintenanceInfo ? { maintenanceInfo } : {}),
             previous: request,
           },

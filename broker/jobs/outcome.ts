@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import type { BindResponse } from '../../osb/index.js';
 import { deleteInstanceBindings, setBindingResponse, setBindingState } from '../db/bindings.js';
-import { applyInstanceChanges, lockInstance, setInstanceState } from '../db/instances.js';
-import { completeOperation, type OperationRow } from '../db/operations.js';
+import { applyInstanceChanges, lockInstance, setInstanceState, type InstanceRow } from '../db/instances.js';
+import { completeOperation, type OperationRequest, type OperationRow } from '../db/operations.js';
 import { transaction } from '../db/pool.js';
 import type { BrokerMetrics } from '../metrics.js';
 
@@ -10,9 +10,28 @@ export type Outcome =
   | { state: 'succeeded'; description: string; dashboardUrl?: string; bindResponse?: BindResponse }
   | { state: 'failed'; description: string };
 
+/**
+ * What an instance is once its provision or update has applied: what the operation recorded
+ * (an update records the maintenance_info it moves to, null included for a plan without one),
+ * else what the instance has.
+ */
+export function requestedState(instance: InstanceRow, request: OperationRequest) {
+  return {
+    plan_id: request.plan_id ?? instance.plan_id,
+    parameters: request.parameters ?? instance.parameters,
+    context: request.context ?? instance.context,
+    maintenance_info: request.maintenance_info !== undefined ? request.maintenance_info : instance.maintenance_info,
+  };
+}
+
+/** An error's message, or the thrown value itself when it is not an Error. */
+export function errorReason(error: unknown): string {
+  return (error as Error).message || String(error);
+}
+
 /** A failed outcome worded as last_operation shows it: "Provision failed: <reason>". */
 export function failure(op: OperationRow, error: unknown): Outcome {
-  const reason = (error as Error).message || String(error);
+  const reason = errorReason(error);
   return { state: 'failed', description: `${op.type.charAt(0).toUpperCase()}${op.type.slice(1)} failed: ${reason}` };
 }
 
@@ -54,11 +73,7 @@ export async function finishOperation(pool: pg.Pool, op: OperationRow, outcome: 
         case 'provision':
         case 'update':
           await applyInstanceChanges(client, op.instance_id, {
-            plan_id: op.request.plan_id ?? instance.plan_id,
-            parameters: op.request.parameters ?? instance.parameters,
-            context: op.request.context ?? instance.context,
-            // An update records the maintenance_info it moves to, null included (a plan without one).
-            maintenance_info: op.request.maintenance_info !== undefined ? op.request.maintenance_info : instance.maintenance_info,
+            ...requestedState(instance, op.request),
             plan_settings: op.request.plan_settings ?? instance.plan_settings,
             dashboard_url: outcome.dashboardUrl ?? null,
           });

@@ -15,14 +15,14 @@ export function createOfferings(config: BrokerConfig, logger: Logger, faults?: F
   return [
     new PostgresqlOffering({
       serviceUrl: config.postgresServiceUrl,
-      ...(config.postgresServicePublicHost ? { publicHost: config.postgresServicePublicHost } : {}),
-      ...(config.postgresServicePublicPort ? { publicPort: config.postgresServicePublicPort } : {}),
+      publicHost: config.postgresServicePublicHost,
+      publicPort: config.postgresServicePublicPort,
       logger,
     }),
     new RedisOffering({
       serviceUrl: config.redisServiceUrl,
-      ...(config.redisServicePublicHost ? { publicHost: config.redisServicePublicHost } : {}),
-      ...(config.redisServicePublicPort ? { publicPort: config.redisServicePublicPort } : {}),
+      publicHost: config.redisServicePublicHost,
+      publicPort: config.redisServicePublicPort,
       logger,
     }),
     // TEST_OFFERING=enabled: the failure-injecting test offering (never in production).

@@ -15,16 +15,16 @@ import {
   type ServiceInstance,
   type ServicePlan,
 } from '../api/v1beta1.js';
-import { findCondition, isFailed, isReady, lastConditionState, removeCondition, setCondition } from '../conditions.js';
+import { findCondition, isFailed, isReady, removeCondition, setCondition } from '../conditions.js';
 import { MANAGED_BY, MANAGED_BY_LABEL, type ControllerContext } from '../controller-context.js';
 import { KubeApiError } from '../kube/kube-client.js';
 import { Resources, objectKey } from '../kube/resources.js';
 import { describeOutcome, type OsbOutcome } from '../osb-client/osb-client.js';
-import { ParametersError, resolveParameters } from '../parameters.js';
 import { SecretTransformError, secretData, transformCredentials } from '../secret-data.js';
 import type { ReconcileResult } from '../work-queue.js';
 import {
   Blocked,
+  RETRY_TIMEOUT_MESSAGE,
   acceptedOperation,
   asObject,
   brokerClient,
@@ -32,6 +32,7 @@ import {
   instanceRefs,
   isTerminal,
   kubernetesContext,
+  objectParameters,
   originatingIdentity,
   pastRetryDuration,
   planIdOf,
@@ -117,19 +118,13 @@ export class BindingReconciler {
         return true;
       });
     }
-    let parameters: JsonObject | undefined;
-    let properties: BindingProperties;
-    try {
-      const resolved = await resolveParameters(binding.metadata.namespace!, binding.spec.parameters, binding.spec.parametersFrom, (ns, name) => this.ctx.readSecret(ns, name));
-      parameters = resolved.parameters;
-      properties = {
-        ...(resolved.redacted ? { parameters: resolved.redacted, parameterChecksum: resolved.checksum } : {}),
-        ...(binding.spec.userInfo ? { userInfo: binding.spec.userInfo } : {}),
-      };
-    } catch (error) {
-      if (error instanceof ParametersError) return this.block(binding, new Blocked(Reason.ErrorWithParameters, `failed to prepare parameters: ${error.message}`));
-      throw error;
-    }
+    const resolved = await objectParameters(this.ctx, binding);
+    if (resolved instanceof Blocked) return this.block(binding, resolved);
+    const parameters = resolved.parameters;
+    const properties: BindingProperties = {
+      ...(resolved.redacted ? { parameters: resolved.redacted, parameterChecksum: resolved.checksum } : {}),
+      ...(binding.spec.userInfo ? { userInfo: binding.spec.userInfo } : {}),
+    };
 
     const status = binding.status ?? {};
     if (status.currentOperation !== 'Bind' || status.observedGeneration !== binding.metadata.generation || status.inProgressProperties?.parameterChecksum !== properties.parameterChecksum) {
@@ -143,7 +138,7 @@ export class BindingReconciler {
         s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.BindingRequestInFlight, 'Binding request for ServiceBinding in-flight to Broker', this.ctx.now());
       });
     }
-    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) return this.bindFailed(binding, target, Reason.ErrorReconciliationRetryTimeout, 'Stopping reconciliation retries because too much time has elapsed', false);
+    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) return this.bindFailed(binding, target, Reason.ErrorReconciliationRetryTimeout, RETRY_TIMEOUT_MESSAGE, false);
 
     const client = await brokerClient(this.ctx, target.broker);
     if (client instanceof Blocked) return this.block(binding, client);
@@ -246,12 +241,9 @@ export class BindingReconciler {
     if (client instanceof Blocked) return this.block(binding, client);
     let rebind: BindRequest | undefined;
     if (!target.cls.spec.bindingRetrievable) {
-      try {
-        rebind = await this.rebindBody(binding, target);
-      } catch (error) {
-        if (error instanceof ParametersError) return this.block(binding, new Blocked(Reason.ErrorWithParameters, `failed to prepare parameters: ${error.message}`));
-        throw error;
-      }
+      const resolved = await objectParameters(this.ctx, binding);
+      if (resolved instanceof Blocked) return this.block(binding, resolved);
+      rebind = await this.bindRequest(binding, target, resolved.parameters);
     }
     // GET the binding when the broker keeps them; otherwise an identical PUT returns the same credentials (spec: 200).
     const outcome = target.cls.spec.bindingRetrievable
@@ -268,10 +260,6 @@ export class BindingReconciler {
     return this.inject(binding, target, body);
   }
 
-  private async rebindBody(binding: ServiceBinding, target: Target): Promise<BindRequest> {
-    const resolved = await resolveParameters(binding.metadata.namespace!, binding.spec.parameters, binding.spec.parametersFrom, (ns, name) => this.ctx.readSecret(ns, name));
-    return this.bindRequest(binding, target, resolved.parameters);
-  }
 
   /** The bind body the original sent: app_guid and bind_resource.app_guid are the namespace's UID. */
   private async bindRequest(binding: ServiceBinding, target: Target, parameters: JsonObject | undefined): Promise<BindRequest> {
@@ -307,8 +295,7 @@ export class BindingReconciler {
     let existing = this.ctx.informers.bindingSecrets.get(`${namespace}/${name}`);
     if (!existing) {
       try {
-        const created = await this.ctx.client.create<Secret>(Resources.Secret, desired);
-        this.ctx.informers.bindingSecrets.observe(created);
+        await this.ctx.createObject<Secret>(Resources.Secret, desired);
         return;
       } catch (error) {
         if (!(error instanceof KubeApiError && error.isAlreadyExists)) throw error;
@@ -324,16 +311,14 @@ export class BindingReconciler {
     if (existing.type !== desired.type) {
       // A Secret's type cannot change: replace it.
       await this.ctx.client.delete(Resources.Secret, name, namespace, { uid: existing.metadata.uid! });
-      const created = await this.ctx.client.create<Secret>(Resources.Secret, desired);
-      this.ctx.informers.bindingSecrets.observe(created);
+      await this.ctx.createObject<Secret>(Resources.Secret, desired);
       return;
     }
-    const updated = await this.ctx.updateObject<Secret>(Resources.Secret, existing, (copy) => {
+    await this.ctx.updateObject<Secret>(Resources.Secret, existing, (copy) => {
       copy.data = desired.data!;
       copy.metadata.labels = { ...(copy.metadata.labels ?? {}), ...desired.metadata.labels };
       return true;
     });
-    this.ctx.informers.bindingSecrets.observe(updated);
   }
 
   // ---- unbind ----
@@ -385,7 +370,7 @@ export class BindingReconciler {
         s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.UnbindingRequestInFlight, 'Unbind request for ServiceBinding in-flight to Broker', this.ctx.now());
       });
     }
-    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) return this.unbindGaveUp(binding, orphanMitigation, 'Stopping reconciliation retries because too much time has elapsed');
+    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) return this.unbindGaveUp(binding, orphanMitigation, RETRY_TIMEOUT_MESSAGE);
     const client = await brokerClient(this.ctx, target.broker);
     if (client instanceof Blocked) return this.block(binding, client);
     const acceptsIncomplete = target.cls.spec.bindingRetrievable === true;
@@ -481,7 +466,7 @@ export class BindingReconciler {
     const polls = (pending?.polls ?? 0) + 1;
     if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) {
       this.pending.delete(key);
-      if (operation === 'Unbind') return this.unbindGaveUp(binding, status.orphanMitigationInProgress === true, 'Stopping reconciliation retries because too much time has elapsed');
+      if (operation === 'Unbind') return this.unbindGaveUp(binding, status.orphanMitigationInProgress === true, RETRY_TIMEOUT_MESSAGE);
       return this.bindFailed(binding, target, Reason.ErrorReconciliationRetryTimeout, 'The asynchronous bind did not finish in time', true);
     }
     const inProgress = answer?.state === 'in progress';
@@ -558,12 +543,9 @@ export class BindingReconciler {
   }
 
   private writeStatus(binding: ServiceBinding, mutate: (s: ServiceBindingStatus) => void): Promise<ServiceBinding> {
-    const fresh = this.ctx.informers.serviceBindings.get(objectKey(binding.metadata)) ?? binding;
-    return this.ctx.writeStatus<ServiceBinding, ServiceBindingStatus>(R, fresh, mutate, (s) => {
-      const state = lastConditionState(s.conditions);
-      if (state) s.lastConditionState = state;
-    });
+    return this.ctx.writeStatus<ServiceBinding, ServiceBindingStatus>(R, binding, mutate);
   }
+
 }
 
 export function secretNameOf(binding: ServiceBinding): string {

@@ -14,14 +14,14 @@ import {
 } from '../api/v1beta1.js';
 import { scopeOfBroker, type CatalogScope } from '../catalog-scope.js';
 import { classProperties, matches, parsePredicate, planProperties, RestrictionError } from '../catalog-restrictions.js';
-import { isFailed, isReady, lastConditionState, removeCondition, setCondition } from '../conditions.js';
+import { isFailed, isReady, removeCondition, setCondition } from '../conditions.js';
 import { BrokerAuthError, type ControllerContext } from '../controller-context.js';
 import { KubeApiError } from '../kube/kube-client.js';
 import { objectKey, type Resource } from '../kube/resources.js';
 import { escapedName, labelValue } from '../names.js';
 import { describeOutcome } from '../osb-client/osb-client.js';
 import type { ReconcileResult } from '../work-queue.js';
-import { removeFinalizer } from './common.js';
+import { RETRY_TIMEOUT_MESSAGE, pastRetryDuration, removeFinalizer } from './common.js';
 
 /** A catalog the controller cannot turn into classes and plans (ErrorSyncingCatalog). */
 class CatalogSyncError extends Error {
@@ -124,10 +124,10 @@ export class BrokerReconciler {
 
   private async fetchFailed(broker: ServiceBroker, message: string): Promise<ReconcileResult> {
     const started = broker.status?.operationStartTime ?? this.ctx.now();
-    if (Date.now() - Date.parse(started) > this.ctx.config.reconciliationRetryDurationMs) {
+    if (pastRetryDuration(this.ctx, started)) {
       await this.writeStatus(broker, (s) => {
         s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.ErrorFetchingCatalog, message, this.ctx.now());
-        s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', Reason.ErrorReconciliationRetryTimeout, 'Stopping reconciliation retries because too much time has elapsed', this.ctx.now());
+        s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', Reason.ErrorReconciliationRetryTimeout, RETRY_TIMEOUT_MESSAGE, this.ctx.now());
         s.reconciledGeneration = broker.metadata.generation;
         delete s.operationStartTime;
       });
@@ -250,7 +250,6 @@ export class BrokerReconciler {
   }
 
   private async upsertEntry<T extends ServiceClass | ServicePlan>(resource: Resource, existing: T | undefined, desired: T): Promise<void> {
-    const informer = this.ctx.informerOf<T>(resource);
     // A write the API server refuses is the broker's ErrorSyncingCatalog, as in the original's
     // "Error reconciling ClusterServiceClass (K8S: … ExternalName: …)", not a silent retry.
     const refused = (error: unknown): unknown =>
@@ -259,10 +258,7 @@ export class BrokerReconciler {
         : error;
     if (!existing) {
       try {
-        const created = await this.ctx.client.create<T>(resource, desired);
-        created.apiVersion ??= resource.apiVersion;
-        created.kind ??= resource.kind;
-        informer.observe(created);
+        await this.ctx.createObject<T>(resource, desired);
       } catch (error) {
         if (!(error instanceof KubeApiError && error.isAlreadyExists)) throw refused(error);
         throw new CatalogSyncError(`${resource.kind} "${desired.metadata.name}" already exists; it will be adopted on the next relist`);
@@ -290,7 +286,7 @@ export class BrokerReconciler {
     if ((entry.status?.removedFromBrokerCatalog ?? false) === removed) return;
     await this.ctx.writeStatus(resource, entry, (s: { removedFromBrokerCatalog?: boolean }) => {
       s.removedFromBrokerCatalog = removed;
-    }, () => {});
+    });
   }
 
   /** Flagged classes and plans that no instance references any more are deleted (§2.2 step 10). */
@@ -330,12 +326,9 @@ export class BrokerReconciler {
   }
 
   private writeStatus(broker: ServiceBroker, mutate: (s: ServiceBrokerStatus) => void): Promise<ServiceBroker> {
-    const fresh = this.ctx.informerOf<ServiceBroker>(this.resource).get(objectKey(broker.metadata)) ?? broker;
-    return this.ctx.writeStatus<ServiceBroker, ServiceBrokerStatus>(this.resource, fresh, mutate, (s) => {
-      const state = lastConditionState(s.conditions);
-      if (state) s.lastConditionState = state;
-    });
+    return this.ctx.writeStatus<ServiceBroker, ServiceBrokerStatus>(this.resource, broker, mutate);
   }
+
 
   /** Key of the broker that owns a class or plan, for requeueing it. */
   static brokerKeyOf(scope: CatalogScope, entry: ServiceClass | ServicePlan): string | undefined {

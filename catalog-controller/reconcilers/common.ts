@@ -5,6 +5,7 @@ import {
   Reason,
   type InstanceProperties,
   type KubeObject,
+  type ServiceBinding,
   type ServiceBroker,
   type ServiceClass,
   type ServiceInstance,
@@ -15,6 +16,7 @@ import { scopeOfInstance, type CatalogScope } from '../catalog-scope.js';
 import { BrokerAuthError, type ControllerContext } from '../controller-context.js';
 import type { Resource } from '../kube/resources.js';
 import type { OsbClient, OsbOutcome } from '../osb-client/osb-client.js';
+import { ParametersError, resolveParameters, type ResolvedParameters } from '../parameters.js';
 
 /** Why an object cannot be acted on yet; written as its Ready condition. */
 export class Blocked {
@@ -24,6 +26,21 @@ export class Blocked {
     /** Terminal until the spec changes (Failed=True), instead of retried. */
     readonly terminal = false,
   ) {}
+}
+
+/** The object's `parameters` and `parametersFrom` resolved, or why they cannot be (ErrorWithParameters). */
+export async function objectParameters(
+  ctx: ControllerContext,
+  object: ServiceInstance | ServiceBinding,
+): Promise<ResolvedParameters | Blocked> {
+  try {
+    return await resolveParameters(object.metadata.namespace!, object.spec.parameters, object.spec.parametersFrom, (ns, name) =>
+      ctx.readSecret(ns, name),
+    );
+  } catch (error) {
+    if (error instanceof ParametersError) return new Blocked(Reason.ErrorWithParameters, `failed to prepare parameters: ${error.message}`);
+    throw error;
+  }
 }
 
 /** A 202 from the broker, polled from memory first; `dueAt` keeps events from bringing polls forward. */
@@ -53,6 +70,9 @@ export function pollDelayMs(ctx: ControllerContext, outcome: OsbOutcome, polls: 
 }
 
 /** Retries past --reconciliation-retry-duration stop with ErrorReconciliationRetryTimeout. */
+/** The Failed condition's message when RECONCILIATION_RETRY_DURATION_SECONDS has passed. */
+export const RETRY_TIMEOUT_MESSAGE = 'Stopping reconciliation retries because too much time has elapsed';
+
 export function pastRetryDuration(ctx: ControllerContext, operationStartTime: string | undefined): boolean {
   const started = Date.parse(operationStartTime ?? '');
   return Number.isFinite(started) && Date.now() - started > ctx.config.reconciliationRetryDurationMs;

@@ -13,15 +13,15 @@ import {
   type ServicePlan,
 } from '../api/v1beta1.js';
 import { scopeOfInstance, userSpecifiedNames, type CatalogScope } from '../catalog-scope.js';
-import { findCondition, isFailed, isReady, lastConditionState, removeCondition, setCondition } from '../conditions.js';
+import { findCondition, isFailed, isReady, removeCondition, setCondition } from '../conditions.js';
 import type { ControllerContext } from '../controller-context.js';
 import { Resources, objectKey } from '../kube/resources.js';
 import { labelValue } from '../names.js';
 import { describeOutcome, type OsbOutcome } from '../osb-client/osb-client.js';
-import { ParametersError, resolveParameters } from '../parameters.js';
 import type { ReconcileResult } from '../work-queue.js';
 import {
   Blocked,
+  RETRY_TIMEOUT_MESSAGE,
   acceptedOperation,
   asObject,
   brokerClient,
@@ -29,6 +29,7 @@ import {
   instanceRefs,
   isTerminal,
   kubernetesContext,
+  objectParameters,
   originatingIdentity,
   pastRetryDuration,
   planIdOf,
@@ -291,7 +292,7 @@ export class InstanceReconciler {
         s.operationStartTime = this.ctx.now();
       });
     }
-    if (pastRetryDuration(this.ctx, instance.status?.operationStartTime)) return this.deprovisionGaveUp(instance, orphanMitigation, 'Stopping reconciliation retries because too much time has elapsed');
+    if (pastRetryDuration(this.ctx, instance.status?.operationStartTime)) return this.deprovisionGaveUp(instance, orphanMitigation, RETRY_TIMEOUT_MESSAGE);
 
     const client = await brokerClient(this.ctx, resolved.broker);
     if (client instanceof Blocked) return this.block(instance, client);
@@ -435,7 +436,7 @@ export class InstanceReconciler {
       this.pending.delete(key);
       const message = overMaxPolling
         ? `The operation did not finish within the plan's maximum_polling_duration of ${maxPolling} s`
-        : 'Stopping reconciliation retries because too much time has elapsed';
+        : RETRY_TIMEOUT_MESSAGE;
       if (deleting) return this.deprovisionGaveUp(instance, orphanMitigation, message);
       if (operation === 'Update') return this.updateFailed(instance, message);
       return this.provisionFailed(instance, resolved.broker, Reason.ErrorReconciliationRetryTimeout, message, {
@@ -494,7 +495,7 @@ export class InstanceReconciler {
   }
 
   private async giveUp(instance: ServiceInstance, operation: InstanceOperation, resolved: { broker: ServiceBroker }): Promise<ReconcileResult | void> {
-    const message = 'Stopping reconciliation retries because too much time has elapsed';
+    const message = RETRY_TIMEOUT_MESSAGE;
     if (operation === 'Update') return this.updateFailed(instance, message);
     return this.provisionFailed(instance, resolved.broker, Reason.ErrorReconciliationRetryTimeout, message, { terminal: true, failedReason: Reason.ErrorReconciliationRetryTimeout });
   }
@@ -646,20 +647,14 @@ export class InstanceReconciler {
   }
 
   private async prepare(instance: ServiceInstance, resolved: Resolved): Promise<{ properties: InstanceProperties; parameters: JsonObject | undefined } | Blocked> {
-    try {
-      const params = await resolveParameters(instance.metadata.namespace!, instance.spec.parameters, instance.spec.parametersFrom, (ns, name) => this.ctx.readSecret(ns, name));
-      const properties: InstanceProperties = {
-        ...planProperties(resolved.scope, resolved.plan.spec.externalID, resolved.plan.spec.externalName),
-        ...(params.redacted ? { parameters: params.redacted, parameterChecksum: params.checksum } : {}),
-        ...(instance.spec.userInfo ? { userInfo: instance.spec.userInfo } : {}),
-      };
-      return { properties, parameters: params.parameters };
-    } catch (error) {
-      if (error instanceof ParametersError) {
-        return new Blocked(Reason.ErrorWithParameters, `failed to prepare parameters: ${error.message}`);
-      }
-      throw error;
-    }
+    const params = await objectParameters(this.ctx, instance);
+    if (params instanceof Blocked) return params;
+    const properties: InstanceProperties = {
+      ...planProperties(resolved.scope, resolved.plan.spec.externalID, resolved.plan.spec.externalName),
+      ...(params.redacted ? { parameters: params.redacted, parameterChecksum: params.checksum } : {}),
+      ...(instance.spec.userInfo ? { userInfo: instance.spec.userInfo } : {}),
+    };
+    return { properties, parameters: params.parameters };
   }
 
   private context(instance: ServiceInstance): Promise<JsonObject> {
@@ -676,13 +671,10 @@ export class InstanceReconciler {
   }
 
   private writeStatus(instance: ServiceInstance, mutate: (s: ServiceInstanceStatus) => void): Promise<ServiceInstance> {
-    const fresh = this.ctx.informers.serviceInstances.get(objectKey(instance.metadata)) ?? instance;
-    return this.ctx.writeStatus<ServiceInstance, ServiceInstanceStatus>(R, fresh, mutate, (s, object) => {
+    return this.ctx.writeStatus<ServiceInstance, ServiceInstanceStatus>(R, instance, mutate, (s, object) => {
       const names = userSpecifiedNames(object);
       if (names.className) s.userSpecifiedClassName = names.className;
       if (names.planName) s.userSpecifiedPlanName = names.planName;
-      const state = lastConditionState(s.conditions);
-      if (state) s.lastConditionState = state;
     });
   }
 

@@ -1,8 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { JsonObject } from '../../../osb/index.js';
 import { serverAddress } from '../../config.js';
 import type { Logger } from '../../logger.js';
+import { idDigest, publicEndpoint, type PublicEndpoint } from '../endpoint.js';
 import {
   PermanentOfferingError,
   type BindResult,
@@ -67,12 +68,11 @@ function connectionLimit(settings: JsonObject): number {
 
 /** Names on the server, derived from ids by hashing: any id is safe, and always ≤ 63 bytes. */
 export function postgresNames(instanceId: string, bindingId?: string) {
-  const digest = (id: string, length: number) => createHash('sha256').update(id).digest('hex').slice(0, length);
-  const database = `depot_${digest(instanceId, 24)}`;
+  const database = `depot_${idDigest(instanceId, 24)}`;
   return {
     database,
     owner: `${database}_owner`,
-    ...(bindingId !== undefined ? { login: `${database}_${digest(bindingId, 12)}` } : {}),
+    ...(bindingId !== undefined ? { login: `${database}_${idDigest(bindingId, 12)}` } : {}),
   };
 }
 
@@ -123,15 +123,12 @@ export class PostgresqlOffering implements Offering {
   readonly enforcesCredentialExpiry = true;
   readonly server: string;
   private readonly admin: pg.Pool;
-  private readonly host: string;
-  private readonly port: number;
+  private readonly endpoint: PublicEndpoint;
 
   constructor(private readonly options: PostgresqlOfferingOptions) {
     this.admin = new pg.Pool({ connectionString: options.serviceUrl, max: 4, ...SESSION_SETTINGS });
     this.admin.on('error', (error) => options.logger.warn({ err: error }, 'postgresql offering: idle connection error'));
-    const url = new URL(options.serviceUrl);
-    this.host = options.publicHost ?? (url.hostname || '127.0.0.1');
-    this.port = options.publicPort ?? Number(url.port || 5432);
+    this.endpoint = publicEndpoint(options.serviceUrl, 5432, options.publicHost, options.publicPort);
     this.server = `PostgreSQL at ${serverAddress(options.serviceUrl, 5432)} (POSTGRES_SERVICE_URL)`;
   }
 
@@ -233,12 +230,12 @@ export class PostgresqlOffering implements Offering {
       await this.admin.query(`grant ${ident(owner)} to ${ident(login!)}`);
       // Sessions act as the owner role, so tables belong to the instance, not to one binding.
       await this.admin.query(`alter role ${ident(login!)} set role = ${ident(owner)}`);
-      const address = `${this.hostForUri()}:${this.port}/${database}`;
+      const address = `${this.endpoint.uriHost}:${this.endpoint.port}/${database}`;
       const credentials: PostgresqlCredentials = {
         uri: `postgresql://${login}:${password}@${address}`,
         jdbcUrl: `jdbc:postgresql://${address}?user=${login}&password=${password}`,
-        host: this.host,
-        port: this.port,
+        host: this.endpoint.host,
+        port: this.endpoint.port,
         database,
         username: login!,
         password,
@@ -320,10 +317,6 @@ export class PostgresqlOffering implements Offering {
     } finally {
       await client.end();
     }
-  }
-
-  private hostForUri(): string {
-    return this.host.includes(':') ? `[${this.host}]` : this.host;
   }
 }
 

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import type { JsonObject } from '../../../osb/index.js';
 import { serverAddress } from '../../config.js';
 import type { Logger } from '../../logger.js';
+import { idDigest, publicEndpoint, type PublicEndpoint } from '../endpoint.js';
 import { redisOptions } from '../../redis.js';
 import {
   PermanentOfferingError,
@@ -37,11 +38,9 @@ export interface RedisCredentials {
   key_prefix: string;
 }
 
-const digest = (id: string, length: number) => createHash('sha256').update(id).digest('hex').slice(0, length);
-
 /** Names on the server, derived from ids by hashing: any id is safe in a glob pattern and a URI. */
 export function redisNames(instanceId: string) {
-  const instance = digest(instanceId, 24);
+  const instance = idDigest(instanceId, 24);
   return {
     /** Every key and channel of the instance starts with it. */
     keyPrefix: `si:${instance}:`,
@@ -52,7 +51,7 @@ export function redisNames(instanceId: string) {
 
 /** The ACL user of a binding. */
 export function redisUsername(instanceId: string, bindingId: string): string {
-  return `${redisNames(instanceId).userPrefix}${digest(bindingId, 12)}`;
+  return `${redisNames(instanceId).userPrefix}${idDigest(bindingId, 12)}`;
 }
 
 /**
@@ -98,8 +97,7 @@ export class RedisOffering implements Offering {
   readonly enforcesCredentialExpiry = false;
   readonly server: string;
   private readonly admin: Redis;
-  private readonly host: string;
-  private readonly port: number;
+  private readonly endpoint: PublicEndpoint;
   private readonly scheme: string;
   private serverChecked: Promise<void> | undefined;
 
@@ -114,10 +112,8 @@ export class RedisOffering implements Offering {
       connectTimeout: 10_000,
     });
     this.admin.on('error', (error: Error) => options.logger.warn({ err: error }, 'redis offering: connection error'));
-    const url = new URL(options.serviceUrl);
-    this.host = options.publicHost ?? (url.hostname || '127.0.0.1');
-    this.port = options.publicPort ?? Number(url.port || 6379);
-    this.scheme = url.protocol === 'rediss:' ? 'rediss' : 'redis';
+    this.endpoint = publicEndpoint(options.serviceUrl, 6379, options.publicHost, options.publicPort);
+    this.scheme = new URL(options.serviceUrl).protocol === 'rediss:' ? 'rediss' : 'redis';
     this.server = `Redis at ${serverAddress(options.serviceUrl, 6379)} (REDIS_SERVICE_URL)`;
   }
 
@@ -153,9 +149,9 @@ export class RedisOffering implements Offering {
     await this.command('ACL', 'SETUSER', username, 'reset', 'on', `#${hash}`, ...bindingAclRules(keyPrefix, readOnly));
     await this.persistAcl();
     const credentials: RedisCredentials = {
-      uri: `${this.scheme}://${encodeURIComponent(username)}:${password}@${this.hostForUri()}:${this.port}`,
-      host: this.host,
-      port: this.port,
+      uri: `${this.scheme}://${encodeURIComponent(username)}:${password}@${this.endpoint.uriHost}:${this.endpoint.port}`,
+      host: this.endpoint.host,
+      port: this.endpoint.port,
       username: username,
       password,
       key_prefix: keyPrefix,
@@ -278,10 +274,6 @@ export class RedisOffering implements Offering {
       }
       throw new Error(message);
     }
-  }
-
-  private hostForUri(): string {
-    return this.host.includes(':') ? `[${this.host}]` : this.host;
   }
 }
 

@@ -9,7 +9,8 @@ import type {
   UpdateRequest,
 } from '../../../osb/index.js';
 import type { Catalog } from '../../catalog/catalog.js';
-import { InjectedFaultError } from '../../errors.js';
+import type { InstanceRow } from '../../db/instances.js';
+import { BrokerError } from '../../errors.js';
 import type {
   DeleteDetails,
   LastOperationReply,
@@ -23,10 +24,7 @@ import { planFault, type FaultKind } from './faults.js';
 import { TEST_OFFERING_NAME } from './test-offering.js';
 
 /** An instance's service and plan as stored. */
-export interface StoredPlan {
-  service_id: string;
-  plan_id: string;
-}
+export type StoredPlan = Pick<InstanceRow, 'service_id' | 'plan_id'>;
 
 export interface FaultInjectingBrokerOptions {
   /** The real broker, which answers everything the faults let through. */
@@ -134,7 +132,7 @@ export class FaultInjectingBroker implements ServiceBroker {
     const fault = planFault(entry.settings, kind, 'http');
     const attempt = fault && this.options.counter.fails(fault, 'http', kind, instanceId, bindingId);
     if (fault?.status !== undefined && attempt) {
-      throw new InjectedFaultError(fault.status, `injected fault: ${kind} ${fault.status} (${attempt})`);
+      throw new BrokerError(fault.status, `injected fault: ${kind} ${fault.status} (${attempt})`);
     }
   }
 }
