@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { ServiceInstance } from '../catalog-controller/api/v1beta1.js';
+import type { ServiceBroker, ServiceInstance, ServicePlan } from '../catalog-controller/api/v1beta1.js';
+import type { CatalogResponse } from '../osb/index.js';
 import { USERNAME, PASSWORD, osb, type TestDepot } from './helpers.js';
 import {
   R,
@@ -317,6 +318,35 @@ describe('provision failures', () => {
 });
 
 describe('update', () => {
+  test("the current plan's planUpdatable overrides its class's: leaving a plan that is not updatable is refused", async () => {
+    const catalog = structuredClone((await osb(depot).get('/v2/catalog')).body as CatalogResponse);
+    const okPlan = catalog.services.find((s) => s.id === TEST_SERVICE_ID)!.plans.find((p) => p.name === 'ok')!;
+    okPlan.plan_updateable = false; // the class (depot-test) stays plan_updateable
+    const relist = () =>
+      edit<ServiceBroker>(api, R.ClusterServiceBroker, 'depot', undefined, (b) => {
+        b.spec.relistRequests = (b.spec.relistRequests ?? 0) + 1;
+      });
+    const okPlanUpdatable = async () => (await api.client.get<ServicePlan>(R.ClusterServicePlan, okPlan.id)).spec.planUpdatable;
+    proxy.intercept = (req) => (req.method === 'GET' && req.url.startsWith('/v2/catalog') ? { status: 200, body: catalog } : undefined);
+    try {
+      await relist();
+      await waitFor(async () => (await okPlanUpdatable()) === false, 20_000, 'plan ok not updatable');
+      await create(api, R.ServiceInstance, testInstance('pinned', 'ok'));
+      const ready = await waitForReason<ServiceInstance>(api, R.ServiceInstance, 'pinned', NS, 'ProvisionedSuccessfully');
+      await edit<ServiceInstance>(api, R.ServiceInstance, 'pinned', NS, (i) => {
+        i.spec.clusterServicePlanExternalName = 'slow';
+      });
+      const refused = await waitForReason<ServiceInstance>(api, R.ServiceInstance, 'pinned', NS, 'PlanChangeNotAllowed', 'Failed');
+      assert.equal(condition(refused, 'Ready')?.status, 'False');
+      assert.equal(calls(ready.spec.externalID!, 'PATCH').length, 0);
+    } finally {
+      proxy.intercept = undefined;
+      await relist();
+      // A field the catalog no longer has goes from the plan's spec.
+      await waitFor(async () => (await okPlanUpdatable()) === undefined, 20_000, 'plan ok as Depot serves it');
+    }
+  });
+
   test('a plan change sends plan_id and previous_values; parameters only when they change', async () => {
     await create(api, R.ServiceInstance, testInstance('updatable', 'ok', { parameters: { a: 1 } }));
     let ready = await waitForReason<ServiceInstance>(api, R.ServiceInstance, 'updatable', NS, 'ProvisionedSuccessfully');

@@ -186,7 +186,7 @@ export class BrokerReconciler {
 
     for (const { service, existingClass, className, acceptedPlans } of accepted) {
       const classSpec = {
-        ...(existingClass?.spec ?? {}),
+        ...withoutFields(existingClass?.spec, CLASS_FIELDS_FROM_CATALOG),
         externalName: service.name,
         externalID: service.id,
         description: service.description,
@@ -216,7 +216,7 @@ export class BrokerReconciler {
           throw new CatalogSyncError(`${scope.plan.kind} "${planName}" already exists for Broker "${existingPlan.spec[scope.brokerNameField]}"`);
         }
         const planSpec = {
-          ...(existingPlan?.spec ?? {}),
+          ...withoutFields(existingPlan?.spec, PLAN_FIELDS_FROM_CATALOG),
           ...convertPlan(plan),
           [scope.brokerNameField]: brokerName,
           [scope.classRefField]: { name: className },
@@ -346,6 +346,22 @@ function existingPlanName(plans: ServicePlan[], plan: OsbPlan, className: string
 function isOwnedBy(entry: ServiceClass | ServicePlan, brokerName: string): boolean {
   // Classes without our controller ref are user-defined (`svcat create class`) and never flagged.
   return entry.metadata.ownerReferences?.some((o) => o.controller && o.name === brokerName) ?? false;
+}
+
+/**
+ * Optional spec fields that come from the broker's catalog: one the catalog no longer has is
+ * removed. Other fields of an existing entry (defaultProvisionParameters, set by users) stay.
+ */
+const CLASS_FIELDS_FROM_CATALOG = ['externalMetadata', 'tags', 'requires'];
+const PLAN_FIELDS_FROM_CATALOG = [
+  'bindable', 'externalMetadata', 'instanceCreateParameterSchema', 'instanceUpdateParameterSchema',
+  'serviceBindingCreateParameterSchema', 'planUpdatable', 'maximumPollingDuration', 'maintenanceInfo', 'bindingRotatable',
+];
+
+function withoutFields<T extends object>(spec: T | undefined, fields: string[]): Partial<T> {
+  const copy: Record<string, unknown> = { ...(spec ?? {}) };
+  for (const field of fields) delete copy[field];
+  return copy as Partial<T>;
 }
 
 function convertPlan(plan: OsbPlan): Partial<ServicePlan['spec']> {

@@ -188,8 +188,19 @@ export class InstanceReconciler {
       if (resolved.plan.status?.removedFromBrokerCatalog) {
         return this.block(instance, new Blocked(Reason.ReferencesDeletedServicePlan, `The ${resolved.scope.plan.kind} "${resolved.plan.spec.externalName}" has been deleted; cannot change to it.`));
       }
-      const currentPlan = this.ctx.informerOf<ServicePlan>(resolved.scope.plan).list(instance.metadata.namespace).find((p) => p.spec.externalID === previousPlanId);
-      const updatable = currentPlan?.spec.planUpdatable ?? resolved.cls.spec.planUpdatable ?? false;
+      // spec: the current plan's plan_updateable overrides its class's. Cluster plans have no
+      // namespace; namespaced ones are looked up in the instance's.
+      const { scope, cls } = resolved;
+      const currentPlan = this.ctx
+        .informerOf<ServicePlan>(scope.plan)
+        .list(scope.cluster ? undefined : instance.metadata.namespace)
+        .find(
+          (p) =>
+            p.spec.externalID === previousPlanId &&
+            p.spec[scope.classRefField]?.name === cls.metadata.name &&
+            p.spec[scope.brokerNameField] === cls.spec[scope.brokerNameField],
+        );
+      const updatable = currentPlan?.spec.planUpdatable ?? cls.spec.planUpdatable ?? false;
       if (!updatable) {
         return this.block(instance, new Blocked(Reason.PlanChangeNotAllowed, `The Service Class ${resolved.cls.spec.externalName} does not allow plan changes.`, true));
       }
