@@ -1,21 +1,16 @@
 /** HTTP headers of the Open Service Broker API v2.17 (spec.md, "Headers"). */
+import { MAX_API_MINOR, formatApiVersion, parseApiVersion } from './versions.js';
 
 export const API_VERSION_HEADER = 'X-Broker-API-Version';
 export const ORIGINATING_IDENTITY_HEADER = 'X-Broker-API-Originating-Identity';
 export const REQUEST_IDENTITY_HEADER = 'X-Broker-API-Request-Identity';
 
 /** The version this code implements; platforms send their own, 2.13 … 2.17 are accepted. */
-export const LATEST_API_VERSION = '2.17';
-export const MIN_SUPPORTED_MINOR = 13;
-export const MAX_SUPPORTED_MINOR = 17;
+export const LATEST_API_VERSION = formatApiVersion(MAX_API_MINOR);
 
 /** True for "2.13" … "2.17" (spec: "MAJOR.MINOR"). */
 export function isSupportedApiVersion(value: string | undefined): boolean {
-  if (value === undefined) return false;
-  const match = /^2\.(\d{1,3})$/.exec(value.trim());
-  if (!match) return false;
-  const minor = Number(match[1]);
-  return minor >= MIN_SUPPORTED_MINOR && minor <= MAX_SUPPORTED_MINOR;
+  return parseApiVersion(value) !== undefined;
 }
 
 /** profile.md, "Originating Identity Header": `<platform> <base64(JSON object)>`. */

@@ -12,7 +12,11 @@
 #   kube-apiserver  built from Debian's `kubernetes` source package (1.20.2)
 #                   with Debian's golang-go; its vendored reflect2 1.0.1 is
 #                   swapped for Debian's 1.0.2 first (reflect2 < 1.0.2 crashes
-#                   under Go >= 1.18 when a custom resource with labels is written)
+#                   under Go >= 1.18 when a custom resource with labels is written),
+#                   and its OpenAPI validators are patched to treat only nil as null:
+#                   built with Go >= 1.19, `reflect.DeepEqual(reflect.Zero(...))` in
+#                   validate/type.go takes "", 0 and false for null, so a custom resource
+#                   holding `s: ""` is refused, which no real cluster does
 #   etcd            from the `etcd-server` package
 #   kubectl         from the `kubernetes-client` package
 # etcd and kubectl are unpacked into the cache with dpkg -x rather than
@@ -22,6 +26,9 @@ set -euo pipefail
 CACHE="${DEPOT_KUBE_CACHE:-$HOME/.cache/depot-kube}"
 BIN="$CACHE/bin"
 export PATH="$BIN:$PATH"
+
+# Bump when the build changes, so that machines with an older cached binary rebuild it.
+BUILD_KEY="kubernetes-1.20.2+reflect2-1.0.2+zero-is-not-null"
 
 log() { echo "cluster.sh: $*" >&2; }
 
@@ -58,7 +65,8 @@ unpack_deb() { # package, file inside it, name in $BIN
 }
 
 build_apiserver() {
-  [ -x "$BIN/kube-apiserver" ] && return 0
+  [ -x "$BIN/kube-apiserver" ] && [ "$(cat "$BIN/kube-apiserver.key" 2>/dev/null)" = "$BUILD_KEY" ] && return 0
+  rm -f "$BIN/kube-apiserver" "$BIN/kube-apiserver.key"
   apt_install golang-go rsync jq dpkg-dev golang-github-modern-go-reflect2-dev
   ensure_deb_src
   local work="$CACHE/src"
@@ -70,9 +78,20 @@ build_apiserver() {
   log "swapping vendored reflect2 for Debian's 1.0.2"
   rm -rf "$tree/vendor/github.com/modern-go/reflect2"
   cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 "$tree/vendor/github.com/modern-go/reflect2"
+  # Go >= 1.19 makes reflect.Zero(...) DeepEqual every zero value: the type check then
+  # takes "", 0 and false for null. A real cluster's validator only treats nil as null.
+  local f
+  for f in vendor/k8s.io/kube-openapi/pkg/validation/validate/type.go vendor/github.com/go-openapi/validate/type.go; do
+    grep -q 'if data == nil || reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data)) {' "$tree/$f" ||
+      { log "$f: the zero-value check to patch is not there"; exit 1; }
+    sed -i 's/if data == nil || reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data)) {/if data == nil {/' \
+      "$tree/$f"
+  done
+  log "patched the OpenAPI validators' null check"
   log "building kube-apiserver (4-5 minutes on 2 cores)"
   (cd "$tree" && make WHAT=cmd/kube-apiserver >"$CACHE/build.log" 2>&1) || { tail -40 "$CACHE/build.log" >&2; exit 1; }
   install -m 0755 "$tree/_output/bin/kube-apiserver" "$BIN/kube-apiserver"
+  echo "$BUILD_KEY" >"$BIN/kube-apiserver.key"
   rm -rf "$work"
   log "kube-apiserver cached in $BIN"
 }
