@@ -7,11 +7,15 @@ export interface BrokerConfig {
   redisUrl: string;
   /** Server on which the `postgresql` offering creates databases and roles. */
   postgresServiceUrl: string;
+  /** POSTGRES_SERVICE_URL was set: an unusable server then stops Depot instead of leaving `postgresql` out. */
+  postgresServiceConfigured: boolean;
   /** Host and port handed out in credentials; default: those of postgresServiceUrl. */
   postgresServicePublicHost: string | undefined;
   postgresServicePublicPort: number | undefined;
   /** Server on which the `redis` offering creates ACL users and key prefixes (database 0). */
   redisServiceUrl: string;
+  /** REDIS_SERVICE_URL was set: an unusable server then stops Depot instead of leaving `redis` out. */
+  redisServiceConfigured: boolean;
   /** Host and port handed out in Redis credentials; default: those of redisServiceUrl. */
   redisServicePublicHost: string | undefined;
   redisServicePublicPort: number | undefined;
@@ -105,9 +109,11 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     databaseUrl,
     redisUrl,
     postgresServiceUrl,
+    postgresServiceConfigured: Boolean(env.POSTGRES_SERVICE_URL),
     postgresServicePublicHost: env.POSTGRES_SERVICE_PUBLIC_HOST || undefined,
     postgresServicePublicPort: optionalInteger(env, 'POSTGRES_SERVICE_PUBLIC_PORT', 1, 65535),
     redisServiceUrl,
+    redisServiceConfigured: Boolean(env.REDIS_SERVICE_URL),
     redisServicePublicHost: env.REDIS_SERVICE_PUBLIC_HOST || undefined,
     redisServicePublicPort: optionalInteger(env, 'REDIS_SERVICE_PUBLIC_PORT', 1, 65535),
     brokerUsername: generatedPassword ? 'depot' : username,

@@ -93,17 +93,18 @@ export class DepotBroker implements ServiceBroker {
     details: ProvisionRequest,
     options: RequestOptions,
   ): Promise<Reply<200 | 202, ProvisionResponse | AsyncOperationResponse>> {
-    const plan = this.requirePlan(details.service_id, details.plan_id);
-    validateParameters(plan.validate.provision, details.parameters, 'service_instance.create');
-    checkMaintenanceInfo(plan, details.maintenance_info);
+    const plan = await this.conflictsFirst(
+      () => {
+        const plan = this.requirePlan(details.service_id, details.plan_id);
+        validateParameters(plan.validate.provision, details.parameters, 'service_instance.create');
+        checkMaintenanceInfo(plan, details.maintenance_info);
+        return plan;
+      },
+      () => this.existingInstanceDiffers(instanceId, details),
+      `Service instance ${instanceId} already exists with different attributes.`,
+    );
     const wanted = {
-      id: instanceId,
-      service_id: details.service_id,
-      plan_id: details.plan_id,
-      organization_guid: details.organization_guid,
-      space_guid: details.space_guid,
-      context: details.context ?? {},
-      parameters: details.parameters ?? {},
+      ...instanceAttributes(instanceId, details),
       maintenance_info: plan.plan.maintenance_info ?? null,
       plan_settings: plan.settings,
     };
@@ -112,6 +113,9 @@ export class DepotBroker implements ServiceBroker {
       // anything else would need a job: 422 AsyncRequired.
       const existing = await getInstance(this.options.pool, instanceId);
       if (existing?.state === 'provisioned' && sameInstance(existing, wanted)) return { status: 200, body: provisionedBody(existing) };
+      if (existing && isLive(existing.state) && !sameInstance(existing, wanted)) {
+        throw new ConflictError(`Service instance ${instanceId} already exists with different attributes.`);
+      }
       throw new AsyncRequiredError();
     }
     // The common case, a new instance, takes one statement; anything else locks the row.
@@ -126,6 +130,31 @@ export class DepotBroker implements ServiceBroker {
     if ('done' in decision) return { status: 200, body: provisionedBody(decision.done) };
     const op = await this.accepted(decision);
     return { status: 202, body: { operation: op.id } };
+  }
+
+  /**
+   * spec: 409 Conflict when the resource exists with different attributes, "whatever else is
+   * wrong" with the request. Checks that need no lookup run first (the common case costs no
+   * round trip); when one of them fails, the existing resource is looked up, and a difference
+   * is answered with 409 instead of the check's own 4xx.
+   */
+  private async conflictsFirst<T>(checks: () => T | Promise<T>, differs: () => Promise<boolean>, conflict: string): Promise<T> {
+    try {
+      return await checks();
+    } catch (error) {
+      if (error instanceof BrokerError && error.status < 500 && (await differs())) throw new ConflictError(conflict);
+      throw error;
+    }
+  }
+
+  private async existingInstanceDiffers(instanceId: string, details: ProvisionRequest): Promise<boolean> {
+    const existing = await getInstance(this.options.pool, instanceId);
+    return existing !== undefined && isLive(existing.state) && !sameInstance(existing, instanceAttributes(instanceId, details));
+  }
+
+  private async existingBindingDiffers(instanceId: string, bindingId: string, details: BindRequest): Promise<boolean> {
+    const existing = await getBinding(this.options.pool, bindingId);
+    return existing !== undefined && isLive(existing.state) && !sameBinding(existing, bindingAttributes(instanceId, bindingId, details));
   }
 
   /** PUT for an id that exists: the idempotency table, under the instance row's lock. */
@@ -175,6 +204,9 @@ export class DepotBroker implements ServiceBroker {
   ): Promise<Reply<200 | 202, Record<string, never> | AsyncOperationResponse>> {
     const service = this.options.catalog.service(details.service_id);
     if (!service) throw new BadRequestError(`service_id ${JSON.stringify(details.service_id)} is not in the catalog.`);
+    // spec: 422 AsyncRequired when the plan needs accepts_incomplete=true. Every update of
+    // Depot's runs as a job, so a synchronous PATCH is refused whatever it would change.
+    if (!options.acceptsIncomplete) throw new AsyncRequiredError();
 
     const decision = await transaction(this.options.pool, async (client): Promise<Decision<'unchanged'>> => {
       const instance = await lockInstance(client, instanceId);
@@ -209,10 +241,7 @@ export class DepotBroker implements ServiceBroker {
       const runningUpdate = running.find((op) => op.type === 'update');
       if (runningUpdate) {
         // spec: a re-sent PATCH gets 202 with the same operation until the update is done.
-        if (sameUpdate(runningUpdate, wanted)) {
-          if (!options.acceptsIncomplete) throw new AsyncRequiredError(); // a 202 needs accepts_incomplete
-          return { running: runningUpdate };
-        }
+        if (sameUpdate(runningUpdate, wanted)) return { running: runningUpdate };
         throw new ConcurrencyError(`Service instance ${instanceId} is being updated.`);
       }
       if (instance.state === 'create_failed') {
@@ -230,7 +259,6 @@ export class DepotBroker implements ServiceBroker {
         }
         return { done: 'unchanged' };
       }
-      if (!options.acceptsIncomplete) throw new AsyncRequiredError();
       return { started: await insertOperation(client, this.newOperation(instanceId, null, 'update', wanted, options)) };
     });
 
@@ -282,50 +310,49 @@ export class DepotBroker implements ServiceBroker {
     details: BindRequest,
     options: RequestOptions,
   ): Promise<Reply<200 | 201 | 202, BindResponse | AsyncOperationResponse>> {
-    const plan = this.requirePlan(details.service_id, details.plan_id);
-    if (!plan.bindable) throw new BadRequestError(`Plan ${plan.plan.name} of service ${plan.service.name} is not bindable.`);
-    if (details.predecessor_binding_id !== undefined) details = await this.rotationOf(instanceId, bindingId, details, plan);
-    validateParameters(plan.validate.bind, details.parameters, 'service_binding.create');
-    const appGuid = details.bind_resource?.app_guid ?? details.app_guid;
-    if (plan.requiresApp && !appGuid) throw new RequiresAppError();
+    const conflict = `Service binding ${bindingId} already exists with different attributes.`;
+    const original = details;
+    const plan = await this.conflictsFirst(
+      () => {
+        const plan = this.requirePlan(details.service_id, details.plan_id);
+        if (!plan.bindable) throw new BadRequestError(`Plan ${plan.plan.name} of service ${plan.service.name} is not bindable.`);
+        return plan;
+      },
+      () => this.existingBindingDiffers(instanceId, bindingId, original),
+      conflict,
+    );
+    details = await this.conflictsFirst(
+      async () => {
+        const resolved = details.predecessor_binding_id === undefined ? details : await this.rotationOf(instanceId, bindingId, details, plan);
+        validateParameters(plan.validate.bind, resolved.parameters, 'service_binding.create');
+        const appGuid = resolved.bind_resource?.app_guid ?? resolved.app_guid;
+        if (plan.requiresApp && !appGuid) throw new RequiresAppError();
+        return resolved;
+      },
+      () => this.existingBindingDiffers(instanceId, bindingId, original),
+      conflict,
+    );
 
-    const wanted = {
-      id: bindingId,
-      instance_id: instanceId,
-      service_id: details.service_id,
-      plan_id: details.plan_id,
-      app_guid: details.app_guid ?? null,
-      bind_resource: details.bind_resource ?? null,
-      context: details.context ?? {},
-      parameters: details.parameters ?? {},
-      predecessor_binding_id: details.predecessor_binding_id ?? null,
-    };
+    const wanted = bindingAttributes(instanceId, bindingId, details);
     const decision = await transaction(this.options.pool, async (client): Promise<Decision<BindingRow>> => {
       const instance = await lockInstance(client, instanceId);
       if (!instance || instance.state === 'deleted') throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
-      requireService(instance, details.service_id);
-      if (instance.plan_id !== details.plan_id) {
-        throw new BadRequestError(`plan_id must be the plan of service instance ${instanceId}.`);
-      }
       const binding = await lockBinding(client, bindingId);
       // Binding ids are globally unique (spec): one in use under another instance, whatever its
       // state, is a conflict; taking it over would orphan that instance's resources.
       if (binding && binding.instance_id !== instanceId) {
         throw new ConflictError(`Service binding ${bindingId} belongs to another service instance.`);
       }
-      if (binding && binding.state !== 'deleted' && binding.state !== 'create_failed') {
-        const identical =
-          binding.service_id === wanted.service_id &&
-          binding.plan_id === wanted.plan_id &&
-          binding.app_guid === wanted.app_guid &&
-          binding.predecessor_binding_id === wanted.predecessor_binding_id &&
-          sameJson(binding.bind_resource, wanted.bind_resource) &&
-          sameJson(binding.parameters, wanted.parameters);
-        // spec: 409 when the binding exists, or is being created, with different parameters.
-        if (!identical) throw new ConflictError(`Service binding ${bindingId} already exists with different attributes.`);
+      if (binding && isLive(binding.state)) {
+        // spec: 409 when the binding exists, or is being created, with different attributes.
+        if (!sameBinding(binding, wanted)) throw new ConflictError(conflict);
         if (binding.state === 'bound') return { done: binding };
         if (binding.state === 'binding') return { running: await this.runningOperation(client, instanceId, bindingId) };
         throw new ConcurrencyError(`Service binding ${bindingId} is being deleted.`);
+      }
+      requireService(instance, details.service_id);
+      if (instance.plan_id !== details.plan_id) {
+        throw new BadRequestError(`plan_id must be the plan of service instance ${instanceId}.`);
       }
       if (instance.state === 'create_failed') {
         throw new BadRequestError(`Service instance ${instanceId} failed to provision and cannot be bound.`);
@@ -504,11 +531,17 @@ export class DepotBroker implements ServiceBroker {
     return op;
   }
 
-  /** Waits for a bind or unbind's job; 500 with its description if it failed, 504 if it runs on. */
+  /**
+   * Waits until a bind or unbind has ended, however far the replica that started it has got;
+   * 500 with its description if it failed, 504 if it is still running at the timeout.
+   */
   private async completeSynchronously(op: OperationRow): Promise<void> {
-    await this.options.queue.waitUntilFinished(op.id, this.options.syncOperationTimeoutMs);
-    const finished = await getOperation(this.options.pool, op.id);
-    if (!finished || finished.state === 'in progress') {
+    let finished: OperationRow | undefined;
+    const ended = await this.options.queue.waitUntilEnded(op.id, this.options.syncOperationTimeoutMs, async () => {
+      finished = await getOperation(this.options.pool, op.id);
+      return finished === undefined || finished.state !== 'in progress';
+    });
+    if (!ended || !finished) {
       throw new BrokerError(
         504,
         `The ${op.type} did not finish within ${this.options.syncOperationTimeoutMs / 1000} seconds; it goes on. ` +
@@ -551,8 +584,57 @@ function requireService(instance: InstanceRow, serviceId: string): void {
   }
 }
 
+/** A resource that exists for the idempotency rules: not deleted, and not a failed create. */
+function isLive(state: string): boolean {
+  return state !== 'deleted' && state !== 'create_failed';
+}
+
+/** What an identical provision PUT must repeat. */
+function instanceAttributes(instanceId: string, details: ProvisionRequest) {
+  return {
+    id: instanceId,
+    service_id: details.service_id,
+    plan_id: details.plan_id,
+    organization_guid: details.organization_guid,
+    space_guid: details.space_guid,
+    context: details.context ?? {},
+    parameters: details.parameters ?? {},
+  };
+}
+
+/** What an identical bind PUT must repeat (and the binding row it creates). */
+function bindingAttributes(instanceId: string, bindingId: string, details: BindRequest) {
+  return {
+    id: bindingId,
+    instance_id: instanceId,
+    service_id: details.service_id,
+    plan_id: details.plan_id,
+    app_guid: details.app_guid ?? null,
+    bind_resource: details.bind_resource ?? null,
+    context: details.context ?? {},
+    parameters: details.parameters ?? {},
+    predecessor_binding_id: details.predecessor_binding_id ?? null,
+  };
+}
+
+/** spec: an identical bind PUT has the same service, plan, app, bind_resource and parameters. */
+function sameBinding(binding: BindingRow, wanted: ReturnType<typeof bindingAttributes>): boolean {
+  return (
+    binding.instance_id === wanted.instance_id &&
+    binding.service_id === wanted.service_id &&
+    binding.plan_id === wanted.plan_id &&
+    binding.app_guid === wanted.app_guid &&
+    binding.predecessor_binding_id === wanted.predecessor_binding_id &&
+    sameJson(binding.bind_resource, wanted.bind_resource) &&
+    sameJson(binding.parameters, wanted.parameters)
+  );
+}
+
 /** spec: an identical PUT compares service, plan, organization, space and parameters. */
-function sameInstance(instance: InstanceRow, wanted: NewInstance): boolean {
+function sameInstance(
+  instance: InstanceRow,
+  wanted: Pick<NewInstance, 'service_id' | 'plan_id' | 'organization_guid' | 'space_guid' | 'parameters'>,
+): boolean {
   return (
     instance.service_id === wanted.service_id &&
     instance.plan_id === wanted.plan_id &&

@@ -71,13 +71,16 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   let queue: OperationQueue | undefined;
   try {
     catalog = await loadCatalogFile(config.catalogFile, available, faults ? [TEST_CATALOG_FILE] : []);
-    // Only the offerings the catalog uses stay, and their servers must answer now.
+    // Only the offerings the catalog uses stay, and their servers must be usable now.
     offerings = available.filter((o) => catalog.usesOffering(o));
+    const inUse = await plansInUse(pool);
+    const unusable = await unusableOfferings(offerings, catalog, inUse, logger);
+    catalog = catalog.without(unusable);
+    offerings = offerings.filter((o) => !unusable.includes(o));
     await Promise.all(available.filter((o) => !offerings.includes(o)).map((o) => o.close()));
-    for (const offering of offerings) await reachOffering(offering);
     // A plan that instances still use must stay in the catalog, or they could never be updated,
     // unbound or deprovisioned again.
-    const orphaned = (await plansInUse(pool)).filter((p) => !catalog.plan(p.service_id, p.plan_id));
+    const orphaned = inUse.filter((p) => !catalog.plan(p.service_id, p.plan_id));
     if (orphaned.length > 0) {
       throw new CatalogError(
         `the catalog lacks plans that service instances still use: ${orphaned
@@ -119,7 +122,16 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   const app =
     options.role === 'worker'
       ? createOperatorApp({ logger, metrics, ready })
-      : createApp({ broker: api, catalog, username: config.brokerUsername, password: config.brokerPassword, logger, metrics, ready });
+      : createApp({
+          broker: api,
+          catalog,
+          username: config.brokerUsername,
+          password: config.brokerPassword,
+          logger,
+          metrics,
+          ready,
+          retryAfterSeconds: config.retryAfterSeconds,
+        });
   // Long ids (up to the broker's limit, percent-encoded) must reach the router to get a JSON 400.
   const server = http.createServer({ maxHeaderSize: 64 * 1024 }, app);
   server.keepAliveTimeout = 65_000;
@@ -182,15 +194,38 @@ async function reachStatePostgres(url: string): Promise<void> {
   }
 }
 
-async function reachOffering(offering: Offering): Promise<void> {
-  try {
-    await withTimeout(offering.ping(), 10_000, 'no answer within 10 seconds');
-  } catch (error) {
-    throw new StartupError(
-      `Cannot reach ${offering.server}, which the ${offering.name} offering uses: ${reason(error)}. ` +
-        'Start it, or point that variable at a running server.',
-    );
+/**
+ * The offerings whose server cannot be used now. A server the operator named, or one that
+ * instances already live on, stops Depot; a defaulted one (a newcomer's `npm start` on a stock
+ * Redis) only leaves the offering's services out of the catalog, with a line that says so.
+ */
+async function unusableOfferings(
+  offerings: Offering[],
+  catalog: Catalog,
+  inUse: Array<{ service_id: string; plan_id: string }>,
+  logger: Logger,
+): Promise<Offering[]> {
+  const unusable: Offering[] = [];
+  for (const offering of offerings) {
+    try {
+      await withTimeout(offering.ping(), 10_000, 'no answer within 10 seconds');
+      continue;
+    } catch (error) {
+      const problem = `Cannot use ${offering.server}, which the ${offering.name} offering uses: ${reason(error)}`;
+      const used = inUse.some((p) => catalog.plan(p.service_id, p.plan_id)?.offering === offering);
+      if (offering.serverConfigured || used) {
+        throw new StartupError(`${problem}. Start or fix it, or point that variable at a server that is.`);
+      }
+      const services = catalog.servicesOf(offering).join(', ');
+      logger.warn(
+        { offering: offering.name, services },
+        `Not offering ${services}. ${problem}. To offer it, set the variable named there to a server it can use ` +
+          '(Depot then refuses to start without that server).',
+      );
+      unusable.push(offering);
+    }
   }
+  return unusable;
 }
 
 async function reachRedis(url: string): Promise<void> {

@@ -68,6 +68,16 @@ export class PayloadTooLargeError extends BrokerError {
   }
 }
 
+/** 503: a dependency (the state database) cannot be reached now; the platform may retry after `retryAfterSeconds`. */
+export class ServiceUnavailableError extends BrokerError {
+  constructor(
+    description: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(503, description);
+  }
+}
+
 /** 422 AsyncRequired: the operation only runs asynchronously. */
 export class AsyncRequiredError extends BrokerError {
   constructor() {

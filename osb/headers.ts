@@ -1,5 +1,5 @@
 /** HTTP headers of the Open Service Broker API v2.17 (spec.md, "Headers"). */
-import { MAX_API_MINOR, formatApiVersion, parseApiVersion } from './versions.js';
+import { MAX_API_MINOR, formatApiVersion } from './versions.js';
 
 export const API_VERSION_HEADER = 'X-Broker-API-Version';
 export const ORIGINATING_IDENTITY_HEADER = 'X-Broker-API-Originating-Identity';
@@ -7,11 +7,6 @@ export const REQUEST_IDENTITY_HEADER = 'X-Broker-API-Request-Identity';
 
 /** The version this code implements; platforms send their own, 2.13 … 2.17 are accepted. */
 export const LATEST_API_VERSION = formatApiVersion(MAX_API_MINOR);
-
-/** True for "2.13" … "2.17" (spec: "MAJOR.MINOR"). */
-export function isSupportedApiVersion(value: string | undefined): boolean {
-  return parseApiVersion(value) !== undefined;
-}
 
 /** profile.md, "Originating Identity Header": `<platform> <base64(JSON object)>`. */
 export interface OriginatingIdentity {

@@ -51,8 +51,8 @@ describe('service instances', () => {
       assert.deepEqual(again.body, {});
       // spec: the 200 is the synchronous answer, so it needs no accepts_incomplete
       await osb(depot).put(instancePath(id), provisionBody()).expect(200, {});
-      const different = await osb(depot).put(instancePath(id), provisionBody({ plan_id: STANDARD_PLAN_ID })).expect(422);
-      assert.equal((different.body as { error: string }).error, 'AsyncRequired');
+      // a different one is a conflict, with or without accepts_incomplete (spec: 409)
+      await osb(depot).put(instancePath(id), provisionBody({ plan_id: STANDARD_PLAN_ID })).expect(409);
       // key order and the context do not make a request different
       const reordered = { ...provisionBody(), context: { platform: 'cloudfoundry', instance_name: 'renamed' } };
       await osb(depot).put(instancePath(id) + ASYNC, reordered).expect(200);
@@ -216,11 +216,14 @@ describe('service instances', () => {
       await deprovisionInstance(depot, id);
     });
 
-    it('200 {} for an update that changes nothing, with or without accepts_incomplete', async () => {
+    it('200 {} for an update that changes nothing; 422 AsyncRequired for it without accepts_incomplete', async () => {
       const id = await provisionInstance(depot);
       const before = await stateCounts(depot);
-      await osb(depot).patch(instancePath(id), { service_id: SERVICE_ID }).expect(200, {});
+      await osb(depot).patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID }).expect(200, {});
       await osb(depot).patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID, plan_id: SMALL_PLAN_ID }).expect(200, {});
+      // spec: every update of Depot's is asynchronous, so a synchronous PATCH is refused whatever it changes
+      const sync = await osb(depot).patch(instancePath(id), { service_id: SERVICE_ID }).expect(422);
+      assert.equal((sync.body as { error: string }).error, 'AsyncRequired');
       assert.deepEqual(await stateCounts(depot), before);
       await deprovisionInstance(depot, id);
     });
@@ -228,7 +231,7 @@ describe('service instances', () => {
     it('applies a context-only update at once (allow_context_updates)', async () => {
       const id = await provisionInstance(depot);
       const context = { platform: 'cloudfoundry', instance_name: 'renamed-db' };
-      await osb(depot).patch(instancePath(id), { service_id: SERVICE_ID, context }).expect(200, {});
+      await osb(depot).patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID, context }).expect(200, {});
       const { rows } = await depot.depot.pool.query<{ context: unknown }>('select context from service_instances where id = $1', [
         id,
       ]);

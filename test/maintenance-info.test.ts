@@ -256,7 +256,7 @@ describe('maintenance_info', () => {
       const counts = await stateCounts(live());
       const body = { service_id: SERVICE_ID, plan_id: SMALL_PLAN_ID, maintenance_info: { version: '1.0.0' } };
       await osb(live()).patch(instancePath(id) + ASYNC, body).expect(200, {});
-      await osb(live()).patch(instancePath(id), body).expect(200, {});
+      await osb(live()).patch(instancePath(id), body).expect(422); // spec: updates are asynchronous only
       assert.deepEqual(await stateCounts(live()), counts);
       await deprovisionInstance(live(), id);
     });
@@ -358,11 +358,11 @@ describe('maintenance_info', () => {
       assert.deepEqual(await extensionsOf(outdated), ['citext']);
     });
 
-    it('the same upgrade again: 200 {} (nothing to do), with or without accepts_incomplete', async () => {
+    it('the same upgrade again: 200 {} (nothing to do); without accepts_incomplete 422 AsyncRequired', async () => {
       const counts = await stateCounts(live());
       const body = { service_id: SERVICE_ID, plan_id: SMALL_PLAN_ID, maintenance_info: { version: '1.1.0' } };
       await osb(live()).patch(instancePath(outdated) + ASYNC, body).expect(200, {});
-      await osb(live()).patch(instancePath(outdated), body).expect(200, {});
+      await osb(live()).patch(instancePath(outdated), body).expect(422);
       assert.deepEqual(await stateCounts(live()), counts);
       assert.equal((await fetchInstance(live(), outdated)).maintenance_info?.version, '1.1.0');
     });

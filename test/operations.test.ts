@@ -141,7 +141,8 @@ describe('bookkeeping', () => {
     const operation = operationOf(res);
     // …as if it had died between BullMQ and Postgres: the job is done, the operation is not.
     await depot.depot.pool.query(`update operations set state = 'succeeded' where id = $1`, [operation]);
-    await depot.depot.queue.waitUntilFinished(operation, 10_000);
+    const queue = depot.depot.queue;
+    assert.ok(await queue.waitUntilEnded(operation, 10_000, async () => (await queue.jobState(operation)) === 'completed'));
     await depot.depot.pool.query(`update operations set state = 'in progress', updated_at = now() - interval '5 minutes' where id = $1`, [
       operation,
     ]);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { ConfigError, loadConfig, withDatabase } from '../broker/config.js';
@@ -23,6 +24,7 @@ import {
   dropDatabase,
   forgetQueue,
   startDepot,
+  startRedisServer,
   waitForOperation,
   type TestDepot,
 } from './helpers.js';
@@ -117,7 +119,7 @@ describe('start-up', () => {
     });
     await assert.rejects(createDepot(unreachableRedisService, { role: 'all', logger }), (error: Error) => {
       assert.ok(error instanceof StartupError);
-      assert.match(error.message, /^Cannot reach Redis at 127\.0\.0\.1:1 \(REDIS_SERVICE_URL\), which the redis offering uses/);
+      assert.match(error.message, /^Cannot use Redis at 127\.0\.0\.1:1 \(REDIS_SERVICE_URL\), which the redis offering uses/);
       return true;
     });
     await dropDatabase('depot_test_startup');
@@ -260,5 +262,83 @@ describe('observability', () => {
     assert.match(metrics.text, /depot_operations_finished_total\{type="bind",state="succeeded"\} 1/);
 
     await deprovisionInstance(depot, id);
+  });
+});
+
+describe('first contact: only services whose server Depot can use', () => {
+  const REDIS_SERVICE = 'b6c72be6-78a3-482f-8ac4-ebb6d284d371';
+  let stock: { url: string; stop(): void };
+  const database = 'depot_test_first_contact';
+  const prefix = `depot-test-first-contact-${randomUUID().slice(0, 8)}`;
+  // A newcomer's machine: one stock Redis (anyone may log in as `default`) for the queue and,
+  // by default, for the redis offering.
+  const env = () => ({
+    DATABASE_URL: withDatabase(ADMIN_URL, database),
+    REDIS_URL: stock.url,
+    POSTGRES_SERVICE_URL: ADMIN_URL,
+    QUEUE_PREFIX: prefix,
+    BROKER_USERNAME: 'admin',
+    BROKER_PASSWORD: 'secret',
+  });
+  before(async () => {
+    stock = await startRedisServer(false);
+    await dropDatabase(database);
+  });
+  after(async () => {
+    await dropDatabase(database);
+    stock.stop();
+  });
+
+  it('leaves redis out of the catalog on a stock Redis, and one line names it and says how to offer it', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        lines.push(chunk.toString());
+        callback();
+      },
+    });
+    const depot = await createDepot(loadConfig(env()), { role: 'api', logger: createLogger('info', 'depot', sink) });
+    try {
+      const res = await request(depot.server).get('/v2/catalog').auth('admin', 'secret').set('X-Broker-API-Version', API_VERSION);
+      assert.equal(res.status, 200);
+      assert.deepEqual(
+        (res.body as { services: Array<{ name: string }> }).services.map((s) => s.name),
+        ['postgresql'],
+      );
+      const notices = lines.filter((line) => line.includes('Not offering'));
+      assert.equal(notices.length, 1);
+      const { msg, level } = JSON.parse(notices[0]!) as { msg: string; level: number };
+      assert.equal(level, 40); // warn
+      assert.match(msg, /^Not offering redis\. Cannot use Redis at 127\.0\.0\.1:\d+ \(REDIS_SERVICE_URL\)/);
+      assert.match(msg, /lets anyone log in as "default"/);
+      assert.match(msg, /To offer it, set the variable/);
+    } finally {
+      await depot.queue.obliterate();
+      await depot.close();
+    }
+  });
+
+  it('a REDIS_SERVICE_URL set to that same stock Redis stops Depot at start, naming it', async () => {
+    const config = loadConfig({ ...env(), REDIS_SERVICE_URL: stock.url });
+    await assert.rejects(createDepot(config, { role: 'api', logger: createLogger('silent') }), (error: Error) => {
+      assert.ok(error instanceof StartupError);
+      assert.match(error.message, /^Cannot use Redis at 127\.0\.0\.1:\d+ \(REDIS_SERVICE_URL\), which the redis offering uses/);
+      assert.match(error.message, /lets anyone log in as "default"/);
+      return true;
+    });
+  });
+
+  it('a defaulted server that instances already live on stops Depot instead of hiding them', async () => {
+    const depot = await createDepot(loadConfig(env()), { role: 'api', logger: createLogger('silent') });
+    await depot.pool.query(
+      `insert into service_instances (id, service_id, plan_id, state) values ('cache', $1, $2, 'provisioned')`,
+      [REDIS_SERVICE, '3832238e-6b24-4211-8d02-20fa9249591a'],
+    );
+    await depot.close();
+    await assert.rejects(createDepot(loadConfig(env()), { role: 'api', logger: createLogger('silent') }), (error: Error) => {
+      assert.ok(error instanceof StartupError);
+      assert.match(error.message, /^Cannot use Redis at .* \(REDIS_SERVICE_URL\), which the redis offering uses/);
+      return true;
+    });
   });
 });

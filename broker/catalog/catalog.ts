@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import type { CatalogResponse, JsonObject, ServiceOffering, ServicePlan } from '../../osb/index.js';
+import {
+  API_MINORS,
+  trimToVersion,
+  type ApiMinor,
+  type CatalogResponse,
+  type JsonObject,
+  type ServiceOffering,
+  type ServicePlan,
+} from '../../osb/index.js';
 import type { Offering } from '../offerings/offering.js';
 import { catalogFileSchema } from './catalog-schema.js';
 import { compilePlanSchema, compileSchema, describeErrors, type ValidateFunction } from './json-schema.js';
@@ -33,22 +41,49 @@ export class CatalogError extends Error {
   override name = 'CatalogError';
 }
 
-/** The loaded catalog: the served body, precomputed, and lookups by id. */
+/** The GET /v2/catalog answer for one API version: serialised once, with its own ETag. */
+export interface CatalogView {
+  body: Buffer;
+  etag: string;
+}
+
+/** The loaded catalog: the served bodies, precomputed per API version, and lookups by id. */
 export class Catalog {
-  /** GET /v2/catalog body, serialised once. */
-  readonly body: Buffer;
-  readonly etag: string;
+  private readonly views = new Map<ApiMinor, CatalogView>();
   private readonly services = new Map<string, ServiceOffering>();
   private readonly plans = new Map<string, CatalogPlan>();
 
   constructor(
     readonly response: CatalogResponse,
-    plans: CatalogPlan[],
+    private readonly entries: CatalogPlan[],
   ) {
-    this.body = Buffer.from(JSON.stringify(response));
-    this.etag = `"${createHash('sha256').update(this.body).digest('base64url').slice(0, 27)}"`;
+    // spec: a request of version 2.N gets only the fields 2.N defines.
+    for (const minor of API_MINORS) {
+      const body = Buffer.from(JSON.stringify(trimToVersion(response, 'catalog', minor)));
+      this.views.set(minor, { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` });
+    }
     for (const service of response.services) this.services.set(service.id, service);
-    for (const entry of plans) this.plans.set(entry.plan.id, entry);
+    for (const entry of entries) this.plans.set(entry.plan.id, entry);
+  }
+
+  /** The catalog as version 2.`minor` defines it. */
+  view(minor: ApiMinor): CatalogView {
+    return this.views.get(minor)!;
+  }
+
+  /** The same catalog without the services of these offerings (those whose server is unusable). */
+  without(offerings: readonly Offering[]): Catalog {
+    const left = (service: ServiceOffering) =>
+      !this.entries.some((entry) => entry.service === service && offerings.includes(entry.offering));
+    return new Catalog(
+      { services: this.response.services.filter(left) },
+      this.entries.filter((entry) => left(entry.service)),
+    );
+  }
+
+  /** The names of the services whose plans the offering implements. */
+  servicesOf(offering: Offering): string[] {
+    return [...new Set(this.entries.filter((e) => e.offering === offering).map((e) => e.service.name))];
   }
 
   service(serviceId: string): ServiceOffering | undefined {

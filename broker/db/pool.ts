@@ -3,8 +3,32 @@ import { withDatabase } from '../config.js';
 
 export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
 
+/** How long a request waits for a connection before it is told that the database is unavailable. */
+const CONNECT_TIMEOUT_MS = 5000;
+
 export function createPool(connectionString: string, max = 10): pg.Pool {
-  return new pg.Pool({ connectionString, max, application_name: 'depot' });
+  return new pg.Pool({
+    connectionString,
+    max,
+    application_name: 'depot',
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+  });
+}
+
+// Socket errors, and SQLSTATE classes 08 (connection exception), 57P01–57P03 (shut down, or
+// not accepting connections yet) and 53300 (too many connections): all pass when the server is back.
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
+const UNAVAILABLE_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+
+/** Whether a pg error means the server cannot be reached now (as opposed to a failed statement). */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code))) return true;
+  if (error instanceof AggregateError) return error.errors.some(isDatabaseUnavailable); // several addresses tried
+  return UNAVAILABLE_MESSAGES.test(error.message);
 }
 
 /** Runs `work` in a transaction on one client of the pool. */

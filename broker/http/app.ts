@@ -1,4 +1,5 @@
 import express, { type Express, type Response } from 'express';
+import { trimToVersion, type VersionedBody } from '../../osb/index.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
@@ -16,6 +17,8 @@ export interface AppOptions {
   password: string;
   logger: Logger;
   metrics: BrokerMetrics;
+  /** Retry-After of a 503 while the state database cannot be reached. */
+  retryAfterSeconds: number;
   /** Resolves when Postgres and Redis answer; rejects naming what does not. */
   ready: () => Promise<void>;
 }
@@ -43,27 +46,28 @@ export function createApp(options: AppOptions): Express {
   v2.use(express.json({ limit: BODY_LIMIT_BYTES, strict: false, type: () => true }));
 
   v2.get('/catalog', (req, res) => {
-    // G13: catalog caching with ETag.
-    res.setHeader('ETag', catalog.etag);
-    if (req.get('if-none-match') === catalog.etag) {
+    // spec (2.16), "Catalog Management": ETag and If-None-Match; one ETag per API version.
+    const view = catalog.view(req.apiMinor);
+    res.setHeader('ETag', view.etag);
+    if (req.get('if-none-match') === view.etag) {
       res.status(304).end();
       return;
     }
-    res.type('application/json').send(catalog.body);
+    res.type('application/json').send(view.body);
   });
 
   v2.put(INSTANCE, async (req, res) => {
     const options = requestOptions(req);
-    send(res, await broker.provision(pathId(req, 'instance_id'), body(req, validateProvisionBody), options));
+    send(res, await broker.provision(pathId(req, 'instance_id'), body(req, validateProvisionBody), options), 'provisionResponse');
   });
   v2.get(INSTANCE, async (req, res) => {
     const id = pathId(req, 'instance_id');
     checkHints(req);
-    res.json(await broker.getInstance(id));
+    res.json(trimToVersion(await broker.getInstance(id), 'fetchInstance', req.apiMinor));
   });
   v2.patch(INSTANCE, async (req, res) => {
     const options = requestOptions(req);
-    send(res, await broker.update(pathId(req, 'instance_id'), body(req, validateUpdateBody), options));
+    send(res, await broker.update(pathId(req, 'instance_id'), body(req, validateUpdateBody), options), 'updateResponse');
   });
   v2.delete(INSTANCE, async (req, res) => {
     const id = pathId(req, 'instance_id');
@@ -77,13 +81,13 @@ export function createApp(options: AppOptions): Express {
   v2.put(BINDING, async (req, res) => {
     const options = requestOptions(req);
     const instanceId = pathId(req, 'instance_id');
-    send(res, await broker.bind(instanceId, pathId(req, 'binding_id'), body(req, validateBindBody), options));
+    send(res, await broker.bind(instanceId, pathId(req, 'binding_id'), body(req, validateBindBody), options), 'bindResponse');
   });
   v2.get(BINDING, async (req, res) => {
     const instanceId = pathId(req, 'instance_id');
     const bindingId = pathId(req, 'binding_id');
     checkHints(req);
-    res.json(await broker.getBinding(instanceId, bindingId));
+    res.json(trimToVersion(await broker.getBinding(instanceId, bindingId), 'bindResponse', req.apiMinor));
   });
   v2.delete(BINDING, async (req, res) => {
     const instanceId = pathId(req, 'instance_id');
@@ -97,7 +101,7 @@ export function createApp(options: AppOptions): Express {
   });
 
   app.use('/v2', v2);
-  app.use(notFound(), errorHandler(options.logger));
+  app.use(notFound(), errorHandler(options.logger, options.retryAfterSeconds));
   return app;
 }
 
@@ -129,13 +133,14 @@ export function createOperatorApp(options: Pick<AppOptions, 'logger' | 'metrics'
   return app;
 }
 
-function send(res: Response, reply: Reply<number, unknown>): void {
+/** The reply, with only the fields the request's API version defines. */
+function send(res: Response, reply: Reply<number, unknown>, kind?: VersionedBody): void {
   const operation = (reply.body as { operation?: unknown }).operation;
   if (typeof operation === 'string') res.locals.operationId = operation; // logged with the request
-  res.status(reply.status).json(reply.body);
+  res.status(reply.status).json(kind ? trimToVersion(reply.body, kind, res.req.apiMinor) : reply.body);
 }
 
 function sendLastOperation(res: Response, reply: LastOperationReply): void {
   if (reply.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(reply.retryAfterSeconds));
-  res.json(reply.body);
+  res.json(trimToVersion(reply.body, 'lastOperation', res.req.apiMinor));
 }

@@ -1,7 +1,22 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { API_VERSION_HEADER, LATEST_API_VERSION, REQUEST_IDENTITY_HEADER, isSupportedApiVersion } from '../../osb/index.js';
-import { BrokerError, PayloadTooLargeError, PreconditionFailedError, UnauthorizedError } from '../errors.js';
+import {
+  API_VERSION_HEADER,
+  LATEST_API_VERSION,
+  MIN_API_MINOR,
+  REQUEST_IDENTITY_HEADER,
+  formatApiVersion,
+  parseApiVersion,
+  type ApiMinor,
+} from '../../osb/index.js';
+import { isDatabaseUnavailable } from '../db/pool.js';
+import {
+  BrokerError,
+  PayloadTooLargeError,
+  PreconditionFailedError,
+  ServiceUnavailableError,
+  UnauthorizedError,
+} from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 
@@ -9,6 +24,8 @@ declare module 'express-serve-static-core' {
   interface Request {
     /** X-Broker-API-Request-Identity, or a UUID when the platform sent none. */
     requestIdentity: string;
+    /** The minor version of X-Broker-API-Version (checked by apiVersion() before any route). */
+    apiMinor: ApiMinor;
   }
 }
 
@@ -66,13 +83,16 @@ export function basicAuth(username: string, password: string): RequestHandler {
 
 /** spec: X-Broker-API-Version MAJOR.MINOR; 412 for a missing or unsupported one. */
 export function apiVersion(): RequestHandler {
+  const supported = `${formatApiVersion(MIN_API_MINOR)} to ${LATEST_API_VERSION}`;
   return (req, _res, next) => {
     const version = req.get(API_VERSION_HEADER);
-    if (!isSupportedApiVersion(version)) {
+    const minor = parseApiVersion(version);
+    if (minor === undefined) {
       const got = version === undefined ? 'none was sent' : `got ${JSON.stringify(version.slice(0, 32))}`;
-      next(new PreconditionFailedError(`${API_VERSION_HEADER} must be 2.13 to ${LATEST_API_VERSION} (${got}).`));
+      next(new PreconditionFailedError(`${API_VERSION_HEADER} must be ${supported} (${got}).`));
       return;
     }
+    req.apiMinor = minor;
     next();
   };
 }
@@ -81,12 +101,18 @@ export function notFound(): RequestHandler {
   return (req, _res, next) => next(new BrokerError(404, `No such endpoint: ${req.method} ${req.path.slice(0, 200)}.`));
 }
 
-/** Maps a thrown error to its JSON response. A client mistake is never a 5xx. */
-export function errorHandler(logger: Logger): ErrorRequestHandler {
+/**
+ * Maps a thrown error to its JSON response. A client mistake is never a 5xx; a state database
+ * that cannot be reached is a 503 with Retry-After (spec: the platform may retry), never a 500.
+ */
+export function errorHandler(logger: Logger, retryAfterSeconds = 2): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     let broker: BrokerError;
     if (error instanceof BrokerError) {
       broker = error;
+    } else if (isDatabaseUnavailable(error)) {
+      logger.warn({ requestId: req.requestIdentity, reason: (error as Error).message }, 'state database unavailable');
+      broker = new ServiceUnavailableError("Depot's state database cannot be reached; try again later.", retryAfterSeconds);
     } else {
       const status = (error as { status?: number; statusCode?: number }).status ?? (error as { statusCode?: number }).statusCode;
       const type = (error as { type?: string }).type;
@@ -100,6 +126,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     }
     if (broker.status >= 500) logger.error({ requestId: req.requestIdentity, status: broker.status }, broker.description);
     if (res.headersSent) return;
+    if (broker instanceof ServiceUnavailableError) res.setHeader('Retry-After', String(broker.retryAfterSeconds));
     res.status(broker.status).json(broker.toResponse());
   };
 }

@@ -18,6 +18,8 @@ export interface OperationQueueOptions {
 }
 
 const defaults = { attempts: 5, backoffMs: 1000 };
+/** How often a waiter reads the operation again when no job outcome wakes it. */
+const RECHECK_MS = 500;
 
 /**
  * The BullMQ queue every operation runs through. The job id is the operation id, so adding
@@ -26,6 +28,8 @@ const defaults = { attempts: 5, backoffMs: 1000 };
 export class OperationQueue {
   private readonly queue: Queue<OperationJobData, void, OperationType>;
   private events: QueueEvents | undefined;
+  /** Callbacks waiting for an outcome of the job with this id (synchronous binds and unbinds). */
+  private readonly waiters = new Map<string, Set<() => void>>();
   private readonly options: Required<OperationQueueOptions>;
   private readonly jobOptions: JobsOptions;
 
@@ -64,16 +68,51 @@ export class OperationQueue {
   }
 
   /**
-   * Waits until the operation's job has finished (completed or failed for good), or until the
-   * timeout, for synchronous bind and unbind. The job keeps running after a timeout.
+   * Waits until `ended()` says the operation is over (the caller reads its row: Postgres is the
+   * truth), asking again at each outcome of its job and at least every RECHECK_MS. A job that is
+   * missing says nothing: another replica may not have added it yet, or it finished and was
+   * removed. Resolves false after `timeoutMs`; the job goes on.
    */
-  async waitUntilFinished(operationId: string, timeoutMs: number): Promise<void> {
-    this.events ??= new QueueEvents(OPERATIONS_QUEUE, { connection: this.options.connection, prefix: this.options.prefix });
-    await this.events.waitUntilReady();
-    const job = await this.queue.getJob(operationId);
-    if (!job) return; // already removed: it finished
-    // Rejects when the job failed, or after the timeout: either way the caller reads Postgres.
-    await job.waitUntilFinished(this.events, timeoutMs).catch(() => undefined);
+  async waitUntilEnded(operationId: string, timeoutMs: number, ended: () => Promise<boolean>): Promise<boolean> {
+    this.listen();
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let wake!: () => void;
+      const outcome = new Promise<void>((resolve) => (wake = resolve));
+      const waiting = this.waiters.get(operationId) ?? new Set();
+      this.waiters.set(operationId, waiting.add(wake)); // before the check, so no outcome slips between
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        if (await ended()) return true;
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) return false;
+        await Promise.race([outcome, new Promise((resolve) => (timer = setTimeout(resolve, Math.min(remaining, RECHECK_MS))))]);
+      } finally {
+        clearTimeout(timer);
+        waiting.delete(wake);
+        if (waiting.size === 0) this.waiters.delete(operationId);
+      }
+    }
+  }
+
+  /**
+   * Listens to the queue's job outcomes (once per process) and wakes their waiters. Not awaited:
+   * while Redis is away the waiters go on reading Postgres every RECHECK_MS.
+   */
+  private listen(): void {
+    if (this.events) return;
+    this.events = new QueueEvents(OPERATIONS_QUEUE, { connection: this.options.connection, prefix: this.options.prefix });
+    const wake = ({ jobId }: { jobId: string }) => {
+      for (const waiter of this.waiters.get(jobId) ?? []) waiter();
+    };
+    this.events.on('completed', wake);
+    this.events.on('failed', wake);
+    this.events.on('error', () => undefined); // reconnects by itself; the waiters do not depend on it
+  }
+
+  /** The BullMQ state of the operation's job (`completed`, `failed`, `active`, …); undefined without one. */
+  async jobState(operationId: string): Promise<string | undefined> {
+    return (await this.queue.getJob(operationId))?.getState();
   }
 
   /** A round trip to Redis (readiness). */

@@ -23,6 +23,12 @@ export interface Offering {
   readonly enforcesCredentialExpiry: boolean;
   /** Which server the offering uses, for messages: `Redis at 10.0.0.5:6379 (REDIS_SERVICE_URL)`. */
   readonly server: string;
+  /**
+   * Whether the operator named the server (its `…_SERVICE_URL` is set). A named server that
+   * `ping` finds unusable stops Depot at start; a default one only leaves the offering's
+   * services out of the catalog.
+   */
+  readonly serverConfigured: boolean;
 
   /** Creates the instance's resources. */
   provision(request: InstanceRequest, context: OperationContext): Promise<ProvisionResult>;
@@ -39,7 +45,7 @@ export interface Offering {
   /** Revokes one binding's credentials and ends the sessions that use them. */
   unbind(request: BindingRequest, context: OperationContext): Promise<void>;
 
-  /** Whether the backing server answers (checked at start). */
+  /** Whether the backing server answers and can keep tenants apart (checked at start). */
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -15,12 +15,14 @@ export function createOfferings(config: BrokerConfig, logger: Logger, faults?: F
   return [
     new PostgresqlOffering({
       serviceUrl: config.postgresServiceUrl,
+      serverConfigured: config.postgresServiceConfigured,
       publicHost: config.postgresServicePublicHost,
       publicPort: config.postgresServicePublicPort,
       logger,
     }),
     new RedisOffering({
       serviceUrl: config.redisServiceUrl,
+      serverConfigured: config.redisServiceConfigured,
       publicHost: config.redisServicePublicHost,
       publicPort: config.redisServicePublicPort,
       logger,

@@ -18,6 +18,8 @@ import { scramSha256Verifier } from './scram.js';
 export interface PostgresqlOfferingOptions {
   /** Admin connection to the server that holds the instances (needs CREATEDB and CREATEROLE). */
   serviceUrl: string;
+  /** Whether serviceUrl was configured (POSTGRES_SERVICE_URL set) rather than defaulted. */
+  serverConfigured?: boolean;
   /** Host and port written into credentials; default: those of serviceUrl. */
   publicHost?: string;
   publicPort?: number;
@@ -122,6 +124,7 @@ export class PostgresqlOffering implements Offering {
   /** Binding roles get VALID UNTIL: PostgreSQL refuses their password after expires_at. */
   readonly enforcesCredentialExpiry = true;
   readonly server: string;
+  readonly serverConfigured: boolean;
   private readonly admin: pg.Pool;
   private readonly endpoint: PublicEndpoint;
 
@@ -130,6 +133,7 @@ export class PostgresqlOffering implements Offering {
     this.admin.on('error', (error) => options.logger.warn({ err: error }, 'postgresql offering: idle connection error'));
     this.endpoint = publicEndpoint(options.serviceUrl, 5432, options.publicHost, options.publicPort);
     this.server = `PostgreSQL at ${serverAddress(options.serviceUrl, 5432)} (POSTGRES_SERVICE_URL)`;
+    this.serverConfigured = options.serverConfigured ?? true;
   }
 
   provision(request: InstanceRequest): Promise<ProvisionResult> {

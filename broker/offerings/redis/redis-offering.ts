@@ -18,6 +18,8 @@ import {
 export interface RedisOfferingOptions {
   /** Admin connection to the server that holds the instances (needs ACL SETUSER, SCAN, UNLINK). */
   serviceUrl: string;
+  /** Whether serviceUrl was configured (REDIS_SERVICE_URL set) rather than defaulted. */
+  serverConfigured?: boolean;
   /** Host and port written into credentials; default: those of serviceUrl. */
   publicHost?: string;
   publicPort?: number;
@@ -96,6 +98,7 @@ export class RedisOffering implements Offering {
   /** Redis ACL users cannot expire; plans of this offering have no credential lifetime. */
   readonly enforcesCredentialExpiry = false;
   readonly server: string;
+  readonly serverConfigured: boolean;
   private readonly admin: Redis;
   private readonly endpoint: PublicEndpoint;
   private readonly scheme: string;
@@ -115,6 +118,7 @@ export class RedisOffering implements Offering {
     this.endpoint = publicEndpoint(options.serviceUrl, 6379, options.publicHost, options.publicPort);
     this.scheme = new URL(options.serviceUrl).protocol === 'rediss:' ? 'rediss' : 'redis';
     this.server = `Redis at ${serverAddress(options.serviceUrl, 6379)} (REDIS_SERVICE_URL)`;
+    this.serverConfigured = options.serverConfigured ?? true;
   }
 
   /** Nothing to create: the key prefix is the instance. Checks the server can isolate tenants. */
@@ -166,6 +170,7 @@ export class RedisOffering implements Offering {
 
   async ping(): Promise<void> {
     await this.admin.ping();
+    await this.requireIsolation();
   }
 
   async close(): Promise<void> {

@@ -40,6 +40,7 @@ export class TestOffering implements Offering {
   /** Its credentials are made up and reach nothing: a lifetime is vacuously honoured. */
   readonly enforcesCredentialExpiry = true;
   readonly server = 'no server (the test offering creates nothing)';
+  readonly serverConfigured = false;
 
   constructor(private readonly counter: FaultCounter) {}
 
