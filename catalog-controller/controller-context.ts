@@ -21,6 +21,7 @@ import { KubeApiError, type KubeClient } from './kube/kube-client.js';
 import { Resources, objectKey, type Resource } from './kube/resources.js';
 import type { ControllerMetrics } from './metrics.js';
 import { OsbClient } from './osb-client/osb-client.js';
+import { agreedApiMinor } from './osb-version.js';
 
 export interface Informers {
   clusterServiceBrokers: Informer<ServiceBroker>;
@@ -221,10 +222,15 @@ export class ControllerContext {
   }
 
   /**
-   * The OSB client of a broker, with credentials from its auth Secret. Cached per broker spec;
-   * `fresh` re-reads the Secret (catalog fetches do, so a rotated password is picked up).
+   * The OSB client of a broker, speaking the version agreed with it (agreedApiMinor), with
+   * credentials from its auth Secret. Cached per broker spec; `fresh` re-reads the Secret
+   * (catalog fetches do, so a rotated password is picked up).
    */
   async osbClient(broker: ServiceBroker, fresh = false): Promise<OsbClient> {
+    return (await this.brokerConnection(broker, fresh)).atVersion(agreedApiMinor(broker));
+  }
+
+  private async brokerConnection(broker: ServiceBroker, fresh: boolean): Promise<OsbClient> {
     const key = `${broker.kind}/${objectKey(broker.metadata)}`;
     const cached = this.osbClients.get(key);
     const spec = JSON.stringify(broker.spec);

@@ -15,6 +15,9 @@ export const FINALIZER = 'kubernetes-incubator/service-catalog';
 /** Depot: set to "true" on a ServiceInstance or ServiceBinding being deleted to give up on the broker call. */
 export const ABANDON_ANNOTATION = 'depot/abandon';
 
+/** Depot: on a (Cluster)ServiceBroker, the OSB API version to speak to it ("2.13" … "2.17"), instead of negotiating one. */
+export const OSB_API_VERSION_ANNOTATION = 'depot/osb-api-version';
+
 /** Labels the original kept for lookups, value sha224-hex of the field (pkg/util/sha_generator.go). */
 export const LABEL = {
   externalId: `${GROUP}/spec.externalID`,
@@ -81,7 +84,8 @@ export interface ServiceBrokerSpec {
   url: string;
   insecureSkipTLSVerify?: boolean;
   caBundle?: string;
-  relistBehavior?: 'Duration' | 'Manual';
+  /** "" is svcat's zero value: Duration, as the original's webhook defaulted it. */
+  relistBehavior?: '' | 'Duration' | 'Manual';
   relistDuration?: string;
   relistRequests?: number;
   catalogRestrictions?: { serviceClass?: string[]; servicePlan?: string[] };
@@ -99,6 +103,8 @@ export interface ServiceBrokerStatus {
   operationStartTime?: string;
   lastCatalogRetrievalTime?: string;
   lastConditionState?: string;
+  /** Depot: the OSB API version agreed with the broker at the last catalog fetch, e.g. "2.14". */
+  osbApiVersion?: string;
 }
 
 export interface ServiceBroker extends KubeObject {

@@ -1,11 +1,18 @@
 import http from 'node:http';
 import https from 'node:https';
+import { randomUUID } from 'node:crypto';
 import {
   API_VERSION_HEADER,
-  LATEST_API_VERSION,
+  MAX_API_MINOR,
   ORIGINATING_IDENTITY_HEADER,
+  REQUEST_IDENTITY_HEADER,
+  formatApiVersion,
   formatOriginatingIdentity,
+  supports,
+  trimToVersion,
+  type ApiMinor,
   type BindRequest,
+  type FEATURE_SINCE,
   type OriginatingIdentity,
   type ProvisionRequest,
   type UpdateRequest,
@@ -26,28 +33,54 @@ export interface OsbClientOptions {
   timeoutMs: number;
   /** Called once per request, for metrics. */
   observe?: (method: string, status: string) => void;
+  /** The OSB API version spoken, 2.<minor> (default: the newest). */
+  minor?: ApiMinor;
 }
+
+export type OsbFeature = keyof typeof FEATURE_SINCE;
 
 export interface CallOptions {
   identity?: OriginatingIdentity;
 }
 
-/** An OSB v2.17 client: one method per endpoint the platform side calls. */
+/**
+ * An OSB client speaking one version, 2.13 … 2.17: one method per endpoint the platform side
+ * calls. Bodies carry only the fields that version defines, and endpoints, parameters and
+ * headers it lacks are never sent (spec.md: a broker MAY reject fields it does not know).
+ */
 export class OsbClient {
   private readonly base: URL;
   private readonly agent: http.Agent;
+  readonly minor: ApiMinor;
 
-  constructor(private readonly options: OsbClientOptions) {
-    this.base = new URL(options.url.endsWith('/') ? options.url : `${options.url}/`);
+  /** `connection`: the base URL and agent of another client of the same broker (see atVersion). */
+  constructor(
+    private readonly options: OsbClientOptions,
+    connection?: { base: URL; agent: http.Agent },
+  ) {
+    this.minor = options.minor ?? MAX_API_MINOR;
+    this.base = connection?.base ?? new URL(options.url.endsWith('/') ? options.url : `${options.url}/`);
     this.agent =
-      this.base.protocol === 'https:'
+      connection?.agent ??
+      (this.base.protocol === 'https:'
         ? new https.Agent({
             keepAlive: true,
             maxSockets: 32,
             ...(options.caBundle ? { ca: Buffer.from(options.caBundle, 'base64').toString('utf8') } : {}),
             rejectUnauthorized: !options.insecureSkipTLSVerify,
           })
-        : new http.Agent({ keepAlive: true, maxSockets: 32 });
+        : new http.Agent({ keepAlive: true, maxSockets: 32 }));
+  }
+
+  /** The same broker and connections, speaking 2.<minor>. */
+  atVersion(minor: ApiMinor): OsbClient {
+    if (minor === this.minor) return this;
+    return new OsbClient({ ...this.options, minor }, { base: this.base, agent: this.agent });
+  }
+
+  /** Whether this client's version has an endpoint, parameter or header (FEATURE_SINCE). */
+  supports(feature: OsbFeature): boolean {
+    return supports(this.minor, feature);
   }
 
   /** GET /v2/catalog */
@@ -57,12 +90,14 @@ export class OsbClient {
 
   /** PUT /v2/service_instances/:instance_id?accepts_incomplete=true */
   provision(instanceId: string, body: ProvisionRequest, options: CallOptions = {}): Promise<OsbOutcome> {
-    return this.call('PUT', `v2/service_instances/${enc(instanceId)}?accepts_incomplete=true`, body, options);
+    const trimmed = trimToVersion(body, 'provisionRequest', this.minor);
+    return this.call('PUT', `v2/service_instances/${enc(instanceId)}?accepts_incomplete=true`, trimmed, options);
   }
 
   /** PATCH /v2/service_instances/:instance_id?accepts_incomplete=true */
   update(instanceId: string, body: UpdateRequest, options: CallOptions = {}): Promise<OsbOutcome> {
-    return this.call('PATCH', `v2/service_instances/${enc(instanceId)}?accepts_incomplete=true`, body, options);
+    const trimmed = trimToVersion(body, 'updateRequest', this.minor);
+    return this.call('PATCH', `v2/service_instances/${enc(instanceId)}?accepts_incomplete=true`, trimmed, options);
   }
 
   /** DELETE /v2/service_instances/:instance_id?service_id&plan_id&accepts_incomplete=true */
@@ -75,25 +110,30 @@ export class OsbClient {
     return this.call('GET', `v2/service_instances/${enc(instanceId)}/last_operation?${pollQuery(query)}`, undefined, options);
   }
 
-  /** PUT /v2/service_instances/:instance_id/service_bindings/:binding_id */
+  /**
+   * PUT /v2/service_instances/:instance_id/service_bindings/:binding_id. `acceptsIncomplete`
+   * only from 2.14 (asynchronous bindings): an older broker binds synchronously.
+   */
   bind(instanceId: string, bindingId: string, body: BindRequest, acceptsIncomplete: boolean, options: CallOptions = {}): Promise<OsbOutcome> {
-    const query = acceptsIncomplete ? '?accepts_incomplete=true' : '';
-    return this.call('PUT', `${bindingPath(instanceId, bindingId)}${query}`, body, options);
+    const query = acceptsIncomplete && this.supports('asyncBindings') ? '?accepts_incomplete=true' : '';
+    return this.call('PUT', `${bindingPath(instanceId, bindingId)}${query}`, trimToVersion(body, 'bindRequest', this.minor), options);
   }
 
-  /** DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id */
+  /** DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id (`acceptsIncomplete` as for bind). */
   unbind(instanceId: string, bindingId: string, query: PlanQuery, acceptsIncomplete: boolean, options: CallOptions = {}): Promise<OsbOutcome> {
-    const incomplete = acceptsIncomplete ? '&accepts_incomplete=true' : '';
+    const incomplete = acceptsIncomplete && this.supports('asyncBindings') ? '&accepts_incomplete=true' : '';
     return this.call('DELETE', `${bindingPath(instanceId, bindingId)}?${planQuery(query)}${incomplete}`, undefined, options);
   }
 
-  /** GET /v2/service_instances/:instance_id/service_bindings/:binding_id/last_operation */
+  /** GET /v2/service_instances/:instance_id/service_bindings/:binding_id/last_operation (2.14). */
   bindingLastOperation(instanceId: string, bindingId: string, query: PollQuery, options: CallOptions = {}): Promise<OsbOutcome> {
+    if (!this.supports('asyncBindings')) return this.unsupported('the binding last_operation endpoint', 'asyncBindings');
     return this.call('GET', `${bindingPath(instanceId, bindingId)}/last_operation?${pollQuery(query)}`, undefined, options);
   }
 
-  /** GET /v2/service_instances/:instance_id/service_bindings/:binding_id */
+  /** GET /v2/service_instances/:instance_id/service_bindings/:binding_id (2.14). */
   fetchBinding(instanceId: string, bindingId: string): Promise<OsbOutcome> {
+    if (!this.supports('fetchBinding')) return this.unsupported('GET binding', 'fetchBinding');
     return this.call('GET', bindingPath(instanceId, bindingId));
   }
 
@@ -101,11 +141,18 @@ export class OsbClient {
     this.agent.destroy();
   }
 
+  /** An endpoint this version lacks is never called: the callers check supports() first. */
+  private unsupported(what: string, feature: OsbFeature): Promise<OsbOutcome> {
+    return Promise.resolve({ kind: 'transport', message: `${what} is not in OSB API ${formatApiVersion(this.minor)} (${feature})` });
+  }
+
   private call(method: string, path: string, body?: unknown, options: CallOptions = {}): Promise<OsbOutcome> {
     const url = new URL(path, this.base);
-    const headers: Record<string, string | number> = { [API_VERSION_HEADER]: LATEST_API_VERSION, accept: 'application/json' };
+    const headers: Record<string, string | number> = { [API_VERSION_HEADER]: formatApiVersion(this.minor), accept: 'application/json' };
     if (this.options.authorization) headers.authorization = this.options.authorization;
     if (options.identity) headers[ORIGINATING_IDENTITY_HEADER] = formatOriginatingIdentity(options.identity);
+    // spec.md, "Request Identity" (2.15): if the platform supports it, on every request.
+    if (this.supports('requestIdentity')) headers[REQUEST_IDENTITY_HEADER] = randomUUID();
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     if (payload) {
       headers['content-type'] = 'application/json';
@@ -188,4 +235,31 @@ export function describeOutcome(outcome: OsbOutcome): string {
   if (typeof body.error === 'string') parts.push(`ErrorMessage: ${body.error}`);
   if (typeof body.description === 'string') parts.push(`Description: ${body.description}`);
   return parts.join('; ');
+}
+
+/** A catalog fetch: the answer at the last version tried, and every version tried, in order. */
+export interface CatalogFetch {
+  outcome: OsbOutcome;
+  minor: ApiMinor;
+  tried: ApiMinor[];
+}
+
+/**
+ * GET /v2/catalog at each of `minors` in turn (newest first) until the broker answers anything
+ * but 412 Precondition Failed, its answer to a version it does not support (spec.md, "API
+ * Version Header").
+ */
+export async function fetchCatalog(client: OsbClient, minors: readonly ApiMinor[]): Promise<CatalogFetch> {
+  let last: CatalogFetch | undefined;
+  for (const minor of minors) {
+    const outcome = await client.atVersion(minor).catalog();
+    last = { outcome, minor, tried: [...(last?.tried ?? []), minor] };
+    if (!isVersionRefused(outcome)) break;
+  }
+  if (!last) throw new Error('fetchCatalog needs at least one version to offer');
+  return last;
+}
+
+export function isVersionRefused(outcome: OsbOutcome): boolean {
+  return outcome.kind === 'response' && outcome.status === 412;
 }

@@ -19,7 +19,7 @@ import { findCondition, isFailed, isReady, removeCondition, setCondition } from 
 import { MANAGED_BY, MANAGED_BY_LABEL, type ControllerContext } from '../controller-context.js';
 import { KubeApiError } from '../kube/kube-client.js';
 import { Resources, objectKey } from '../kube/resources.js';
-import { describeOutcome, type OsbOutcome } from '../osb-client/osb-client.js';
+import { describeOutcome, type OsbClient, type OsbOutcome } from '../osb-client/osb-client.js';
 import { SecretTransformError, secretData, transformCredentials } from '../secret-data.js';
 import type { ReconcileResult } from '../work-queue.js';
 import {
@@ -143,7 +143,7 @@ export class BindingReconciler {
     const client = await brokerClient(this.ctx, target.broker);
     if (client instanceof Blocked) return this.block(binding, client);
     const body = await this.bindRequest(binding, target, parameters);
-    const acceptsIncomplete = target.cls.spec.bindingRetrievable === true;
+    const acceptsIncomplete = asyncBindings(target, client);
     const outcome = await client.bind(instanceIdOf(target.instance), bindingId(binding), body, acceptsIncomplete, this.identity(binding));
     return this.afterBind(binding, target, outcome);
   }
@@ -239,14 +239,16 @@ export class BindingReconciler {
     if (target instanceof Blocked) return this.block(binding, target);
     const client = await brokerClient(this.ctx, target.broker);
     if (client instanceof Blocked) return this.block(binding, client);
+    // GET binding came with 2.14; an older broker is asked again with an identical bind.
+    const retrievable = target.cls.spec.bindingRetrievable === true && client.supports('fetchBinding');
     let rebind: BindRequest | undefined;
-    if (!target.cls.spec.bindingRetrievable) {
+    if (!retrievable) {
       const resolved = await objectParameters(this.ctx, binding);
       if (resolved instanceof Blocked) return this.block(binding, resolved);
       rebind = await this.bindRequest(binding, target, resolved.parameters);
     }
     // GET the binding when the broker keeps them; otherwise an identical PUT returns the same credentials (spec: 200).
-    const outcome = target.cls.spec.bindingRetrievable
+    const outcome = retrievable
       ? await client.fetchBinding(instanceIdOf(target.instance), bindingId(binding))
       : await client.bind(instanceIdOf(target.instance), bindingId(binding), rebind!, false, this.identity(binding));
     const body = outcome.kind === 'response' && outcome.status >= 200 && outcome.status < 300 ? asObject(outcome.body) : undefined;
@@ -373,7 +375,7 @@ export class BindingReconciler {
     if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) return this.unbindGaveUp(binding, orphanMitigation, RETRY_TIMEOUT_MESSAGE);
     const client = await brokerClient(this.ctx, target.broker);
     if (client instanceof Blocked) return this.block(binding, client);
-    const acceptsIncomplete = target.cls.spec.bindingRetrievable === true;
+    const acceptsIncomplete = asyncBindings(target, client);
     const outcome = await client.unbind(instanceIdOf(target.instance), bindingId(binding), { service_id: target.serviceId, plan_id: target.planId }, acceptsIncomplete, this.identity(binding));
     if (outcome.kind === 'response' && (outcome.status === 200 || outcome.status === 410)) return this.unbound(binding);
     const body = outcome.kind === 'response' ? asObject(outcome.body) : undefined;
@@ -546,6 +548,14 @@ export class BindingReconciler {
     return this.ctx.writeStatus<ServiceBinding, ServiceBindingStatus>(R, binding, mutate);
   }
 
+}
+
+/**
+ * Asynchronous bind and unbind: for services with bindings_retrievable (the result is fetched
+ * with GET binding), and only from OSB 2.14; an older broker binds synchronously.
+ */
+function asyncBindings(target: Target, client: OsbClient): boolean {
+  return target.cls.spec.bindingRetrievable === true && client.supports('asyncBindings') && client.supports('fetchBinding');
 }
 
 export function secretNameOf(binding: ServiceBinding): string {

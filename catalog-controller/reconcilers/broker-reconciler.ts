@@ -1,10 +1,11 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { CatalogResponse, ServiceOffering, ServicePlan as OsbPlan } from '../../osb/index.js';
+import { formatApiVersion, type ApiMinor, type CatalogResponse, type ServiceOffering, type ServicePlan as OsbPlan } from '../../osb/index.js';
 import {
   API_VERSION,
   ConditionType,
   FINALIZER,
   LABEL,
+  OSB_API_VERSION_ANNOTATION,
   Reason,
   type ServiceBroker,
   type ServiceBrokerStatus,
@@ -19,7 +20,8 @@ import { BrokerAuthError, type ControllerContext } from '../controller-context.j
 import { KubeApiError } from '../kube/kube-client.js';
 import { objectKey, type Resource } from '../kube/resources.js';
 import { escapedName, labelValue } from '../names.js';
-import { describeOutcome } from '../osb-client/osb-client.js';
+import { describeOutcome, fetchCatalog, isVersionRefused, type CatalogFetch } from '../osb-client/osb-client.js';
+import { pinnedApiMinor, versionsToOffer } from '../osb-version.js';
 import type { ReconcileResult } from '../work-queue.js';
 import { RETRY_TIMEOUT_MESSAGE, pastRetryDuration, removeFinalizer } from './common.js';
 
@@ -58,6 +60,7 @@ export class BrokerReconciler {
     const due =
       status.reconciledGeneration !== current.metadata.generation ||
       !isReady(status.conditions) ||
+      versionStale(status, pinnedApiMinor(current)) ||
       (interval !== undefined && Date.now() >= Date.parse(status.lastCatalogRetrievalTime ?? '') + interval);
     // A terminal Failed (retry timeout) waits for a spec change.
     const stopped = isFailed(status.conditions) && status.reconciledGeneration === current.metadata.generation;
@@ -81,16 +84,26 @@ export class BrokerReconciler {
     return Math.max(parsed && parsed > 0 ? parsed : this.ctx.config.brokerRelistIntervalMs, this.ctx.config.minRelistIntervalMs);
   }
 
+  /**
+   * Fetches the catalog, negotiating the OSB version: 2.17 first, one minor version lower on
+   * each 412, down to 2.13 (or only the pinned one). Every relist negotiates again from 2.17, so
+   * an upgraded broker is noticed; the agreed version goes into the status write the relist
+   * makes anyway, so negotiating costs no writes, only a 412 per version the broker lacks.
+   */
   private async relist(broker: ServiceBroker, scope: CatalogScope, interval: number | undefined): Promise<ReconcileResult | void> {
+    const pinned = pinnedApiMinor(broker);
+    if (typeof pinned === 'object') return this.invalidPin(broker, pinned.invalid);
     let catalog: CatalogResponse;
+    let minor: ApiMinor;
     try {
       const client = await this.ctx.osbClient(broker, true);
-      const outcome = await client.catalog();
+      const fetched = await fetchCatalog(client, versionsToOffer(pinned));
+      const { outcome } = fetched;
       if (outcome.kind !== 'response' || outcome.status !== 200 || !isCatalog(outcome.body)) {
-        const detail = outcome.kind === 'response' && outcome.status === 200 ? 'the body is not a catalog' : describeOutcome(outcome);
-        return this.fetchFailed(broker, `Error fetching catalog. Error getting broker catalog: ${detail}`);
+        return this.fetchFailed(broker, `Error fetching catalog. Error getting broker catalog: ${catalogFailure(fetched, pinned !== undefined)}`);
       }
       catalog = outcome.body;
+      minor = fetched.minor;
     } catch (error) {
       if (error instanceof BrokerAuthError) {
         this.ctx.events.record(broker, 'Warning', Reason.ErrorGettingAuthCredentials, error.message);
@@ -107,9 +120,10 @@ export class BrokerReconciler {
         s.conditions = setCondition(s.conditions, ConditionType.Ready, 'True', Reason.FetchedCatalog, 'Successfully fetched catalog entries from broker.', this.ctx.now());
         s.reconciledGeneration = broker.metadata.generation;
         s.lastCatalogRetrievalTime = this.ctx.now();
+        s.osbApiVersion = formatApiVersion(minor);
         delete s.operationStartTime;
       });
-      this.ctx.logger.info({ broker: objectKey(broker.metadata), ...counts }, 'catalog synced');
+      this.ctx.logger.info({ broker: objectKey(broker.metadata), osbApiVersion: formatApiVersion(minor), ...counts }, 'catalog synced');
     } catch (error) {
       if (error instanceof CatalogSyncError || error instanceof RestrictionError) {
         await this.writeStatus(broker, (s) => {
@@ -120,6 +134,13 @@ export class BrokerReconciler {
       throw error;
     }
     return interval === undefined ? undefined : { requeueAfterMs: interval };
+  }
+
+  /** An annotation that names no version: reported, not retried (editing it brings the broker back). */
+  private async invalidPin(broker: ServiceBroker, message: string): Promise<void> {
+    await this.writeStatus(broker, (s) => {
+      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.InvalidSpec, message, this.ctx.now());
+    });
   }
 
   private async fetchFailed(broker: ServiceBroker, message: string): Promise<ReconcileResult> {
@@ -336,6 +357,26 @@ export class BrokerReconciler {
     if (!name) return undefined;
     return objectKey({ name, ...(entry.metadata.namespace ? { namespace: entry.metadata.namespace } : {}) });
   }
+}
+
+/**
+ * A relist is due for the version alone when none was recorded yet (a broker from before
+ * negotiation), when the pin names another one, or when the pin is invalid (to report it).
+ */
+function versionStale(status: ServiceBrokerStatus, pinned: ApiMinor | { invalid: string } | undefined): boolean {
+  if (pinned === undefined) return status.osbApiVersion === undefined;
+  return typeof pinned === 'object' || formatApiVersion(pinned) !== status.osbApiVersion;
+}
+
+/** Why a catalog fetch failed; a 412 names the versions offered. */
+function catalogFailure({ outcome, tried }: CatalogFetch, pinned: boolean): string {
+  if (outcome.kind === 'response' && outcome.status === 200) return 'the body is not a catalog';
+  if (!isVersionRefused(outcome)) return describeOutcome(outcome);
+  const versions = tried.map(formatApiVersion).join(', ');
+  const refused = pinned
+    ? `the broker does not accept OSB API version ${versions} (annotation ${OSB_API_VERSION_ANNOTATION})`
+    : `the broker accepts none of the OSB API versions ${versions}`;
+  return `${refused}: ${describeOutcome(outcome)}`;
 }
 
 function existingPlanName(plans: ServicePlan[], plan: OsbPlan, className: string): string | undefined {
