@@ -535,6 +535,18 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.ok(Date.parse(later.status?.lastCatalogRetrievalTime ?? '') > Date.parse(b.status?.lastCatalogRetrievalTime ?? ''), 'lastCatalogRetrievalTime moved');
   });
 
+  it('relistBehavior "" (what svcat sends) is accepted as written and means Duration: relists on the timer', async () => {
+    const proxy = await startProxy();
+    const created = await createClusterBroker('zero', { url: proxy.url, relistBehavior: '', relistRequests: 0, relistDuration: '1s' });
+    assert.equal(created.spec.relistBehavior, '');
+    await waitReady('zero');
+    const fetched = catalogGets(proxy).length;
+    await waitFor(async () => catalogGets(proxy).length >= fetched + 2, 10_000, 'relists on the timer');
+    const later = await getBroker('zero');
+    assert.equal(later.metadata.generation, 1, 'no spec change: the timer relisted');
+    assert.equal(later.spec.relistBehavior, '');
+  });
+
   // Manual too: the flagged entries' deletion must not wait for a relist that never comes.
   for (const relistBehavior of ['Duration', 'Manual'] as const) {
     it(`entries removed from the catalog (relistBehavior ${relistBehavior}): flagged removedFromBrokerCatalog, deleted when unused, kept while an instance uses them, restored when back`, async () => {
