@@ -12,6 +12,7 @@ import {
   ADMIN_URL,
   SERVICE_ID,
   SMALL_PLAN_ID,
+  STANDARD_PLAN_ID,
   adminQuery,
   bindBody,
   bindingPath,
@@ -163,6 +164,33 @@ describe('service bindings', () => {
         const res = await osb(depot).put(bindingPath(instanceA, bindingId), bindBody(change)).expect(409);
         assert.match((res.body as ErrorBody).description, /already exists/);
       }
+      assert.deepEqual(await stateCounts(depot), counts);
+      assert.deepEqual(await bindingRow(depot, bindingId), row);
+    });
+
+    it('409 for an existing binding id with other attributes, whatever else is wrong with the request', async () => {
+      const bindingId = randomUUID();
+      const bound = await osb(depot).put(bindingPath(instanceA, bindingId), bindBody()).expect(201);
+      const counts = await stateCounts(depot);
+      const row = await bindingRow(depot, bindingId);
+      // Each of these would be a 400 (or 422) for a new binding id; for this one the conflict comes first (spec: 409).
+      for (const change of [
+        { plan_id: STANDARD_PLAN_ID }, // another plan than the instance's
+        { plan_id: 'no-such-plan' },
+        { service_id: 'no-such-service' },
+        { parameters: { superuser: true } }, // refused by the plan's schema
+        { bind_resource: undefined, parameters: { superuser: true } },
+        { predecessor_binding_id: randomUUID() }, // a rotation of a binding that does not exist
+      ]) {
+        const res = await osb(depot).put(bindingPath(instanceA, bindingId), bindBody(change));
+        assert.equal(res.status, 409, `${JSON.stringify(change)}: ${JSON.stringify(res.body)}`);
+        assert.match((res.body as ErrorBody).description, /already exists with different attributes/);
+      }
+      // the same attributes are still the same binding
+      await osb(depot).put(bindingPath(instanceA, bindingId), bindBody()).expect(200, bound.body);
+      // and for a new binding id the other faults are what they are
+      await osb(depot).put(bindingPath(instanceA, randomUUID()), bindBody({ plan_id: STANDARD_PLAN_ID })).expect(400);
+      await osb(depot).put(bindingPath(instanceA, randomUUID()), bindBody({ parameters: { superuser: true } })).expect(400);
       assert.deepEqual(await stateCounts(depot), counts);
       assert.deepEqual(await bindingRow(depot, bindingId), row);
     });

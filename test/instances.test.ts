@@ -75,6 +75,25 @@ describe('service instances', () => {
       await deprovisionInstance(depot, id);
     });
 
+    it('409 for an existing id with other attributes, whatever else is wrong with the request', async () => {
+      const id = await provisionInstance(depot);
+      const before = await stateCounts(depot);
+      // Each of these is a 400 or 422 for a new id; for this one the conflict comes first (spec: 409).
+      for (const change of [
+        { plan_id: 'no-such-plan' },
+        { service_id: 'no-such-service' },
+        { parameters: { extensions: ['no-such-extension'] } }, // refused by the plan's schema
+      ]) {
+        for (const query of [ASYNC, '']) {
+          const res = await osb(depot).put(instancePath(id) + query, provisionBody(change));
+          assert.equal(res.status, 409, `${JSON.stringify(change)}${query}: ${JSON.stringify(res.body)}`);
+        }
+      }
+      await osb(depot).put(instancePath(randomUUID()) + ASYNC, provisionBody({ plan_id: 'no-such-plan' })).expect(400);
+      assert.deepEqual(await stateCounts(depot), before);
+      await deprovisionInstance(depot, id);
+    });
+
     it('422 AsyncRequired without accepts_incomplete=true, and nothing is created', async () => {
       const id = randomUUID();
       const before = await stateCounts(depot);
