@@ -93,6 +93,7 @@ export class DepotBroker implements ServiceBroker {
     details: ProvisionRequest,
     options: RequestOptions,
   ): Promise<Reply<200 | 202, ProvisionResponse | AsyncOperationResponse>> {
+    const conflict = instanceConflict(instanceId);
     const plan = await this.conflictsFirst(
       () => {
         const plan = this.requirePlan(details.service_id, details.plan_id);
@@ -101,7 +102,7 @@ export class DepotBroker implements ServiceBroker {
         return plan;
       },
       () => this.existingInstanceDiffers(instanceId, details),
-      `Service instance ${instanceId} already exists with different attributes.`,
+      conflict,
     );
     const wanted = {
       ...instanceAttributes(instanceId, details),
@@ -112,10 +113,10 @@ export class DepotBroker implements ServiceBroker {
       // spec: 200 for an identical PUT of a provisioned instance is the synchronous answer;
       // anything else would need a job: 422 AsyncRequired.
       const existing = await getInstance(this.options.pool, instanceId);
-      if (existing?.state === 'provisioned' && sameInstance(existing, wanted)) return { status: 200, body: provisionedBody(existing) };
-      if (existing && isLive(existing.state) && !sameInstance(existing, wanted)) {
-        throw new ConflictError(`Service instance ${instanceId} already exists with different attributes.`);
+      if (existing?.state === 'provisioned' && sameInstance(existing, wanted)) {
+        return { status: 200, body: provisionedBody(existing) };
       }
+      if (existing && isLive(existing.state) && !sameInstance(existing, wanted)) throw new ConflictError(conflict);
       throw new AsyncRequiredError();
     }
     // The common case, a new instance, takes one statement; anything else locks the row.
@@ -138,7 +139,11 @@ export class DepotBroker implements ServiceBroker {
    * round trip); when one of them fails, the existing resource is looked up, and a difference
    * is answered with 409 instead of the check's own 4xx.
    */
-  private async conflictsFirst<T>(checks: () => T | Promise<T>, differs: () => Promise<boolean>, conflict: string): Promise<T> {
+  private async conflictsFirst<T>(
+    checks: () => T | Promise<T>,
+    differs: () => Promise<boolean>,
+    conflict: string,
+  ): Promise<T> {
     try {
       return await checks();
     } catch (error) {
@@ -149,12 +154,17 @@ export class DepotBroker implements ServiceBroker {
 
   private async existingInstanceDiffers(instanceId: string, details: ProvisionRequest): Promise<boolean> {
     const existing = await getInstance(this.options.pool, instanceId);
-    return existing !== undefined && isLive(existing.state) && !sameInstance(existing, instanceAttributes(instanceId, details));
+    if (!existing || !isLive(existing.state)) return false;
+    return !sameInstance(existing, instanceAttributes(instanceId, details));
   }
 
   private async existingBindingDiffers(instanceId: string, bindingId: string, details: BindRequest): Promise<boolean> {
     const existing = await getBinding(this.options.pool, bindingId);
-    return existing !== undefined && isLive(existing.state) && !sameBinding(existing, bindingAttributes(instanceId, bindingId, details));
+    if (!existing || !isLive(existing.state)) return false;
+    // A re-sent rotation may leave out what the new binding took over from its predecessor.
+    const resentRotation = details.predecessor_binding_id !== undefined && details.predecessor_binding_id === existing.predecessor_binding_id;
+    const given = resentRotation ? inheritFrom(existing, details) : details;
+    return !sameBinding(existing, bindingAttributes(instanceId, bindingId, given));
   }
 
   /** PUT for an id that exists: the idempotency table, under the instance row's lock. */
@@ -173,7 +183,7 @@ export class DepotBroker implements ServiceBroker {
       }
       // spec: 409 when the instance exists, or is being provisioned, with different attributes.
       if (!sameInstance(instance, wanted)) {
-        throw new ConflictError(`Service instance ${instanceId} already exists with different attributes.`);
+        throw new ConflictError(instanceConflict(instanceId));
       }
       if (instance.state === 'provisioning') return { running: await this.runningOperation(client, instanceId, null) };
       return { done: instance };
@@ -323,7 +333,8 @@ export class DepotBroker implements ServiceBroker {
     );
     details = await this.conflictsFirst(
       async () => {
-        const resolved = details.predecessor_binding_id === undefined ? details : await this.rotationOf(instanceId, bindingId, details, plan);
+        const rotation = details.predecessor_binding_id !== undefined;
+        const resolved = rotation ? await this.rotationOf(instanceId, bindingId, details, plan) : details;
         validateParameters(plan.validate.bind, resolved.parameters, 'service_binding.create');
         const appGuid = resolved.bind_resource?.app_guid ?? resolved.app_guid;
         if (plan.requiresApp && !appGuid) throw new RequiresAppError();
@@ -401,10 +412,7 @@ export class DepotBroker implements ServiceBroker {
     // may be gone by now: the answer is still 200, or 202 while it is being created).
     const existing = await getBinding(this.options.pool, bindingId);
     const resent =
-      existing?.instance_id === instanceId &&
-      existing.predecessor_binding_id === predecessorId &&
-      existing.state !== 'deleted' &&
-      existing.state !== 'create_failed';
+      existing?.instance_id === instanceId && existing.predecessor_binding_id === predecessorId && isLive(existing.state);
     let predecessor: BindingRow;
     if (resent) {
       predecessor = existing;
@@ -424,12 +432,7 @@ export class DepotBroker implements ServiceBroker {
         `A rotation renews credentials only: ${changed.join(', ')} must be left out or be those of binding ${predecessorId}.`,
       );
     }
-    return {
-      ...details,
-      parameters: predecessor.parameters,
-      ...(predecessor.bind_resource ? { bind_resource: predecessor.bind_resource } : {}),
-      ...(predecessor.app_guid ? { app_guid: predecessor.app_guid } : {}),
-    };
+    return inheritFrom(predecessor, details);
   }
 
   async getBinding(instanceId: string, bindingId: string): Promise<FetchBindingResponse> {
@@ -582,6 +585,25 @@ function requireService(instance: InstanceRow, serviceId: string): void {
   if (instance.service_id !== serviceId) {
     throw new BadRequestError(`service_id does not match the service of instance ${instance.id}.`);
   }
+}
+
+function instanceConflict(instanceId: string): string {
+  return `Service instance ${instanceId} already exists with different attributes.`;
+}
+
+/**
+ * A rotation's request, with what it leaves out taken over from `from` (the predecessor, or the
+ * binding a re-sent rotation made): parameters, bind_resource and app_guid.
+ */
+function inheritFrom(from: BindingRow, details: BindRequest): BindRequest {
+  const bindResource = details.bind_resource ?? from.bind_resource;
+  const appGuid = details.app_guid ?? from.app_guid;
+  return {
+    ...details,
+    parameters: details.parameters ?? from.parameters,
+    ...(bindResource ? { bind_resource: bindResource } : {}),
+    ...(appGuid ? { app_guid: appGuid } : {}),
+  };
 }
 
 /** A resource that exists for the idempotency rules: not deleted, and not a failed create. */

@@ -121,7 +121,7 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   // The api role serves the OSB API; a worker serves /healthz, /readyz and /metrics only.
   const app =
     options.role === 'worker'
-      ? createOperatorApp({ logger, metrics, ready })
+      ? createOperatorApp({ logger, metrics, ready, retryAfterSeconds: config.retryAfterSeconds })
       : createApp({
           broker: api,
           catalog,
@@ -216,7 +216,7 @@ async function unusableOfferings(
       if (offering.serverConfigured || used) {
         throw new StartupError(`${problem}. Start or fix it, or point that variable at a server that is.`);
       }
-      const services = catalog.servicesOf(offering).join(', ');
+      const services = catalog.serviceNamesOf(offering).join(', ');
       logger.warn(
         { offering: offering.name, services },
         `Not offering ${services}. ${problem}. To offer it, set the variable named there to a server it can use ` +

@@ -1,14 +1,13 @@
-import { API_MINORS, MAX_API_MINOR, MIN_API_MINOR, formatApiVersion, parseApiVersion, type ApiMinor } from '../osb/index.js';
+import { API_MINORS, MAX_API_MINOR, SUPPORTED_API_VERSIONS, parseApiVersion, type ApiMinor } from '../osb/index.js';
 import { OSB_API_VERSION_ANNOTATION, type ServiceBroker } from './api/v1beta1.js';
 
 /** The annotation's version, `{ invalid }` for a value that is not a version the controller speaks, or undefined. */
 export function pinnedApiMinor(broker: ServiceBroker): ApiMinor | { invalid: string } | undefined {
   const value = broker.metadata.annotations?.[OSB_API_VERSION_ANNOTATION];
   if (value === undefined) return undefined;
-  const range = `${formatApiVersion(MIN_API_MINOR)} to ${formatApiVersion(MAX_API_MINOR)}`;
   return (
     parseApiVersion(value) ?? {
-      invalid: `The annotation ${OSB_API_VERSION_ANNOTATION}: "${value}" is not an OSB API version this controller speaks (${range})`,
+      invalid: `The annotation ${OSB_API_VERSION_ANNOTATION}: "${value}" is not an OSB API version this controller speaks (${SUPPORTED_API_VERSIONS})`,
     }
   );
 }

@@ -24,6 +24,9 @@ export function formatApiVersion(minor: ApiMinor): string {
   return `2.${minor}`;
 }
 
+/** "2.13 to 2.17", for messages. */
+export const SUPPORTED_API_VERSIONS = `${formatApiVersion(MIN_API_MINOR)} to ${formatApiVersion(MAX_API_MINOR)}`;
+
 /**
  * The fields of a body whose presence depends on the version. `since` is the minor version
  * that added the field; `fields` describes the members of an object (or of each object of an
@@ -34,10 +37,11 @@ export interface FieldRule {
   fields?: Readonly<Record<string, FieldRule>>;
 }
 
-const since = (minor: ApiMinor, fields?: Record<string, FieldRule>): FieldRule => (fields ? { since: minor, fields } : { since: minor });
+const since = (minor: ApiMinor, fields?: Record<string, FieldRule>): FieldRule =>
+  fields ? { since: minor, fields } : { since: minor };
 
-/** maintenance_info (2.15); its `description` (2.16). */
-const maintenanceInfo = since(15, { description: since(16) });
+/** maintenance_info, description included (2.15). */
+const maintenanceInfo = since(15);
 
 /** profile.md: each context property is mandatory only from the version that introduced it. */
 const context: FieldRule = {
@@ -60,7 +64,7 @@ export const VERSIONED_FIELDS = {
         fields: {
           instances_retrievable: since(14),
           bindings_retrievable: since(14),
-          allow_context_updates: since(16),
+          allow_context_updates: since(15),
           plans: {
             fields: {
               plan_updateable: since(15),
@@ -99,8 +103,6 @@ export const FEATURE_SINCE = {
   asyncBindings: 14,
   /** X-Broker-API-Request-Identity */
   requestIdentity: 15,
-  /** service_id and plan_id as hints on GET instance and GET binding. */
-  fetchHints: 16,
 } as const satisfies Record<string, ApiMinor>;
 
 export function supports(minor: ApiMinor, feature: keyof typeof FEATURE_SINCE): boolean {

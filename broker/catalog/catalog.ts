@@ -82,7 +82,7 @@ export class Catalog {
   }
 
   /** The names of the services whose plans the offering implements. */
-  servicesOf(offering: Offering): string[] {
+  serviceNamesOf(offering: Offering): string[] {
     return [...new Set(this.entries.filter((e) => e.offering === offering).map((e) => e.service.name))];
   }
 

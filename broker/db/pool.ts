@@ -3,8 +3,14 @@ import { withDatabase } from '../config.js';
 
 export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
 
-/** How long a request waits for a connection before it is told that the database is unavailable. */
-const CONNECT_TIMEOUT_MS = 5000;
+/**
+ * How long a request waits for a connection (a new one, or one of the pool's when all are busy)
+ * and for a statement's answer before it is told to come back later (503 with Retry-After).
+ */
+const CONNECT_TIMEOUT_MS = 10_000;
+const QUERY_TIMEOUT_MS = 60_000;
+/** TCP keepalive probes start after this much silence, so a half-open connection is noticed. */
+const KEEPALIVE_DELAY_MS = 10_000;
 
 export function createPool(connectionString: string, max = 10): pg.Pool {
   return new pg.Pool({
@@ -12,21 +18,27 @@ export function createPool(connectionString: string, max = 10): pg.Pool {
     max,
     application_name: 'depot',
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    query_timeout: QUERY_TIMEOUT_MS,
     keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
   });
 }
 
-// Socket errors, and SQLSTATE classes 08 (connection exception), 57P01–57P03 (shut down, or
-// not accepting connections yet) and 53300 (too many connections): all pass when the server is back.
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
-const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
-const UNAVAILABLE_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+// Socket errors; SQLSTATE 08000/08001/08003/08004/08006 (the connection failed, not a protocol
+// violation, which is a bug), 57P01–57P03 (shutting down, or not accepting connections yet) and
+// 53300 (too many connections); the pool's own timeouts. All pass once the server answers again.
+const UNAVAILABLE_CODES = new Set([
+  ...['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'],
+  ...['08000', '08001', '08003', '08004', '08006', '57P01', '57P02', '57P03', '53300'],
+]);
+const UNAVAILABLE_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout)/;
 
 /** Whether a pg error means the server cannot be reached now (as opposed to a failed statement). */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code))) return true;
+  if (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) return true;
   if (error instanceof AggregateError) return error.errors.some(isDatabaseUnavailable); // several addresses tried
   return UNAVAILABLE_MESSAGES.test(error.message);
 }

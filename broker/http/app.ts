@@ -42,7 +42,7 @@ export function createApp(options: AppOptions): Express {
   // spec: authentication and the version header are checked before anything else.
   const v2 = express.Router();
   v2.use(basicAuth(options.username, options.password), apiVersion());
-  // G7: parse the body as JSON whatever its Content-Type (a missing one is common from curl).
+  // Parse the body as JSON whatever its Content-Type: curl sends none, or a form type, by default.
   v2.use(express.json({ limit: BODY_LIMIT_BYTES, strict: false, type: () => true }));
 
   v2.get('/catalog', (req, res) => {
@@ -126,10 +126,11 @@ export function operatorRoutes(metrics: BrokerMetrics, ready: () => Promise<void
 }
 
 /** A worker's HTTP server: only the operator endpoints. */
-export function createOperatorApp(options: Pick<AppOptions, 'logger' | 'metrics' | 'ready'>): Express {
+export function createOperatorApp(options: Pick<AppOptions, 'logger' | 'metrics' | 'ready' | 'retryAfterSeconds'>): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.use(requestIdentity(), operatorRoutes(options.metrics, options.ready), notFound(), errorHandler(options.logger));
+  const handler = errorHandler(options.logger, options.retryAfterSeconds);
+  app.use(requestIdentity(), operatorRoutes(options.metrics, options.ready), notFound(), handler);
   return app;
 }
 

@@ -2,10 +2,8 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import {
   API_VERSION_HEADER,
-  LATEST_API_VERSION,
-  MIN_API_MINOR,
   REQUEST_IDENTITY_HEADER,
-  formatApiVersion,
+  SUPPORTED_API_VERSIONS,
   parseApiVersion,
   type ApiMinor,
 } from '../../osb/index.js';
@@ -83,13 +81,12 @@ export function basicAuth(username: string, password: string): RequestHandler {
 
 /** spec: X-Broker-API-Version MAJOR.MINOR; 412 for a missing or unsupported one. */
 export function apiVersion(): RequestHandler {
-  const supported = `${formatApiVersion(MIN_API_MINOR)} to ${LATEST_API_VERSION}`;
   return (req, _res, next) => {
     const version = req.get(API_VERSION_HEADER);
     const minor = parseApiVersion(version);
     if (minor === undefined) {
       const got = version === undefined ? 'none was sent' : `got ${JSON.stringify(version.slice(0, 32))}`;
-      next(new PreconditionFailedError(`${API_VERSION_HEADER} must be ${supported} (${got}).`));
+      next(new PreconditionFailedError(`${API_VERSION_HEADER} must be ${SUPPORTED_API_VERSIONS} (${got}).`));
       return;
     }
     req.apiMinor = minor;
@@ -105,14 +102,17 @@ export function notFound(): RequestHandler {
  * Maps a thrown error to its JSON response. A client mistake is never a 5xx; a state database
  * that cannot be reached is a 503 with Retry-After (spec: the platform may retry), never a 500.
  */
-export function errorHandler(logger: Logger, retryAfterSeconds = 2): ErrorRequestHandler {
+export function errorHandler(logger: Logger, retryAfterSeconds: number): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     let broker: BrokerError;
     if (error instanceof BrokerError) {
       broker = error;
     } else if (isDatabaseUnavailable(error)) {
       logger.warn({ requestId: req.requestIdentity, reason: (error as Error).message }, 'state database unavailable');
-      broker = new ServiceUnavailableError("Depot's state database cannot be reached; try again later.", retryAfterSeconds);
+      broker = new ServiceUnavailableError(
+        "Depot's state database cannot be reached or did not answer in time; try again later.",
+        retryAfterSeconds,
+      );
     } else {
       const status = (error as { status?: number; statusCode?: number }).status ?? (error as { statusCode?: number }).statusCode;
       const type = (error as { type?: string }).type;
@@ -124,7 +124,10 @@ export function errorHandler(logger: Logger, retryAfterSeconds = 2): ErrorReques
         broker = new BrokerError(500, 'Internal error; the broker log has details under this request id.');
       }
     }
-    if (broker.status >= 500) logger.error({ requestId: req.requestIdentity, status: broker.status }, broker.description);
+    // A 503 was logged above as the warning it is; other 5xx are errors.
+    if (broker.status >= 500 && !(broker instanceof ServiceUnavailableError)) {
+      logger.error({ requestId: req.requestIdentity, status: broker.status }, broker.description);
+    }
     if (res.headersSent) return;
     if (broker instanceof ServiceUnavailableError) res.setHeader('Retry-After', String(broker.retryAfterSeconds));
     res.status(broker.status).json(broker.toResponse());
