@@ -13,7 +13,9 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY tsconfig.json ./
 COPY osb ./osb
+COPY runtime ./runtime
 COPY broker ./broker
+COPY testing ./testing
 COPY migrations ./migrations
 COPY catalog-controller ./catalog-controller
 

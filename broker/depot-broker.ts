@@ -52,8 +52,8 @@ import {
 } from './errors.js';
 import type { OperationQueue } from './jobs/operation-queue.js';
 import { sameJson } from './json.js';
-import { withTimeout } from './timeout.js';
-import type { Logger } from './logger.js';
+import { withTimeout } from '../runtime/timeout.js';
+import type { Logger } from '../runtime/logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import type {
   DeleteDetails,

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { CatalogError, loadCatalogFile, type Catalog } from './catalog/catalog.js';
 import { serverAddress, type BrokerConfig } from './config.js';
-import { getInstance, plansInUse } from './db/instances.js';
+import { plansInUse } from './db/instances.js';
 import { migrate } from './db/migrate.js';
 import { createPool, databaseName, ensureDatabase } from './db/pool.js';
 import { DepotBroker } from './depot-broker.js';
@@ -12,16 +12,13 @@ import { OperationQueue } from './jobs/operation-queue.js';
 import { OperationWorker } from './jobs/operation-worker.js';
 import { errorReason } from './jobs/outcome.js';
 import { Sweeper } from './jobs/sweeper.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../runtime/logger.js';
 import { BrokerMetrics } from './metrics.js';
 import type { Offering } from './offerings/offering.js';
 import { createOfferings } from './offerings/registry.js';
-import { FaultCounter } from './offerings/test/fault-counter.js';
-import { FaultInjectingBroker } from './offerings/test/fault-injecting-broker.js';
-import { TEST_CATALOG_FILE } from './offerings/test/test-offering.js';
 import { redisOptions } from './redis.js';
 import type { ServiceBroker } from './service-broker.js';
-import { withTimeout } from './timeout.js';
+import { withTimeout } from '../runtime/timeout.js';
 
 /** Which parts run in this process: `npm start` runs both, start:api and start:worker one each. */
 export type Role = 'all' | 'api' | 'worker';
@@ -45,6 +42,16 @@ export interface Depot {
   close(): Promise<void>;
 }
 
+/**
+ * What TEST_OFFERING=enabled adds (testing/, loaded only then): an offering, the catalog file of
+ * its services, and a decorator of the broker that answers its plans' http faults.
+ */
+export interface TestExtension {
+  offering: Offering;
+  catalogFile: string;
+  wrap(broker: ServiceBroker, parts: { catalog: Catalog; pool: pg.Pool }): ServiceBroker;
+}
+
 export interface StartOptions {
   role: Role;
   logger: Logger;
@@ -61,16 +68,15 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   if (applied.length) logger.info({ migrations: applied, database: databaseName(config.databaseUrl) }, 'applied migrations');
 
   await reachRedis(config.redisUrl);
-  // TEST_OFFERING=enabled: the failure-injecting test offering and its services join the
-  // catalog; its attempt counts are kept in this process.
-  const faults = config.testOffering ? new FaultCounter() : undefined;
-  const available = createOfferings(config, logger, faults);
+  // TEST_OFFERING=enabled: the failure-injecting test offering and its services join the catalog.
+  const testing = config.testOffering ? (await import('../testing/index.js')).createTestExtension() : undefined;
+  const available = [...createOfferings(config, logger), ...(testing ? [testing.offering] : [])];
   const connection = redisOptions(config.redisUrl);
   let catalog: Catalog;
   let offerings: Offering[] = available;
   let queue: OperationQueue | undefined;
   try {
-    catalog = await loadCatalogFile(config.catalogFile, available, faults ? [TEST_CATALOG_FILE] : []);
+    catalog = await loadCatalogFile(config.catalogFile, available, testing ? [testing.catalogFile] : []);
     // Only the offerings the catalog uses stay, and their servers must be usable now.
     offerings = available.filter((o) => catalog.usesOffering(o));
     const inUse = await plansInUse(pool);
@@ -108,9 +114,7 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
     syncOperationTimeoutMs: config.syncOperationTimeoutMs,
   });
   // The test plans' http faults are answered before the real broker sees the request.
-  const api: ServiceBroker = faults
-    ? new FaultInjectingBroker({ inner: broker, catalog, counter: faults, findInstance: (id) => getInstance(pool, id) })
-    : broker;
+  const api: ServiceBroker = testing ? testing.wrap(broker, { catalog, pool }) : broker;
 
   const ready = async () => {
     await pool.query('select 1').catch((error: Error) => Promise.reject(new Error(`PostgreSQL: ${error.message}`)));

@@ -1,6 +1,7 @@
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError } from '../runtime/config.js';
+import { loadConfig } from './config.js';
 import { createDepot, StartupError, type Role } from './depot.js';
-import { createLogger } from './logger.js';
+import { createLogger } from '../runtime/logger.js';
 
 /**
  * `npm start` (api and workers in one process), `npm run start:api`, `npm run start:worker`.

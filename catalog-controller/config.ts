@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { ConfigError, integer, logLevel, switchedOn, type Env } from '../broker/config.js';
+import { ConfigError, integer, logLevel, switchedOn, type Env } from '../runtime/config.js';
 
-/** The controller's configuration, read once at start (README, "Kubernetes"). */
+/** The controller's configuration, read once at start (docs/configuration.md). */
 export interface ControllerConfig {
   /** /healthz, /readyz and /metrics. */
   port: number;

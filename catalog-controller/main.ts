@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import express from 'express';
-import { ConfigError } from '../broker/config.js';
-import { createLogger } from '../broker/logger.js';
+import { ConfigError } from '../runtime/config.js';
+import { createLogger } from '../runtime/logger.js';
 import { loadControllerConfig } from './config.js';
 import { CatalogController } from './controller.js';
 import { KubeClient } from './kube/kube-client.js';

@@ -5,7 +5,7 @@ import type { CatalogResponse } from '../osb/index.js';
 import { buildCatalog, loadCatalogFile } from '../broker/catalog/catalog.js';
 import { PostgresqlOffering } from '../broker/offerings/postgresql/postgresql-offering.js';
 import { RedisOffering } from '../broker/offerings/redis/redis-offering.js';
-import { createLogger } from '../broker/logger.js';
+import { createLogger } from '../runtime/logger.js';
 import { ADMIN_URL, API_VERSION, REDIS_URL, PASSWORD, USERNAME, osb, startDepot, type TestDepot } from './helpers.js';
 
 describe('GET /v2/catalog', () => {

@@ -19,7 +19,7 @@ import { loadConfig, withDatabase } from '../broker/config.js';
 import { createDepot, type Depot, type Role } from '../broker/depot.js';
 import { databaseName } from '../broker/db/pool.js';
 import { OperationQueue } from '../broker/jobs/operation-queue.js';
-import { createLogger } from '../broker/logger.js';
+import { createLogger } from '../runtime/logger.js';
 import { redisOptions } from '../broker/redis.js';
 import type { JsonObject } from '../osb/index.js';
 

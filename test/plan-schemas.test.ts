@@ -24,7 +24,7 @@ import pg from 'pg';
 import { parse as parseYaml } from 'yaml';
 import { buildCatalog, DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog.js';
 import { withDatabase } from '../broker/config.js';
-import { createLogger } from '../broker/logger.js';
+import { createLogger } from '../runtime/logger.js';
 import { PostgresqlOffering, postgresNames } from '../broker/offerings/postgresql/postgresql-offering.js';
 import { RedisOffering, redisNames, type RedisCredentials } from '../broker/offerings/redis/redis-offering.js';
 import {

@@ -9,7 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { createLogger } from '../broker/logger.js';
+import { createLogger } from '../runtime/logger.js';
 import { OperationEndedError, PermanentOfferingError } from '../broker/offerings/offering.js';
 import { RedisOffering, redisNames, redisUsername, type RedisCredentials } from '../broker/offerings/redis/redis-offering.js';
 import {

@@ -4,11 +4,12 @@ import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
-import { ConfigError, loadConfig, withDatabase } from '../broker/config.js';
+import { loadConfig, withDatabase } from '../broker/config.js';
+import { ConfigError } from '../runtime/config.js';
 import { createDepot, StartupError } from '../broker/depot.js';
 import { readMigrations } from '../broker/db/migrate.js';
 import { databaseName } from '../broker/db/pool.js';
-import { createLogger } from '../broker/logger.js';
+import { createLogger } from '../runtime/logger.js';
 import {
   operationOf,
   ADMIN_URL,

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { buildCatalog } from '../broker/catalog/catalog.js';
-import { ConfigError, loadConfig } from '../broker/config.js';
-import { FaultCounter } from '../broker/offerings/test/fault-counter.js';
-import { TestOffering } from '../broker/offerings/test/test-offering.js';
+import { loadConfig } from '../broker/config.js';
+import { ConfigError } from '../runtime/config.js';
+import { FaultCounter } from '../testing/fault-counter.js';
+import { TestOffering } from '../testing/test-offering.js';
 import {
   ASYNC,
   bindingPath,

@@ -1,7 +1,7 @@
 import express, { type Express, type Response } from 'express';
 import { trimToVersion, type VersionedBody } from '../../osb/index.js';
 import type { Catalog } from '../catalog/catalog.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../../runtime/logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 import type { LastOperationReply, Reply, ServiceBroker } from '../service-broker.js';
 import { apiVersion, basicAuth, errorHandler, notFound, observe, requestIdentity } from './middleware.js';

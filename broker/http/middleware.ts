@@ -15,7 +15,7 @@ import {
   ServiceUnavailableError,
   UnauthorizedError,
 } from '../errors.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../../runtime/logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 
 declare module 'express-serve-static-core' {

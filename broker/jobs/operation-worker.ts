@@ -4,7 +4,7 @@ import type { Catalog, CatalogPlan } from '../catalog/catalog.js';
 import { getBinding } from '../db/bindings.js';
 import { getInstance, type InstanceRow } from '../db/instances.js';
 import { describeOperation, getOperation, type OperationRow, type OperationType } from '../db/operations.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../../runtime/logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 import { OperationEndedError, PermanentOfferingError, type InstanceRequest, type OperationContext } from '../offerings/offering.js';
 import { errorReason, failure, recordOutcome, requestedState, type Outcome } from './outcome.js';

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { purgeDeletedBindings } from '../db/bindings.js';
 import { purgeDeletedInstances } from '../db/instances.js';
 import { idleOperations, overdueOperations } from '../db/operations.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../../runtime/logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 import type { OperationQueue } from './operation-queue.js';
 import { recordOutcome } from './outcome.js';

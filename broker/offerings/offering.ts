@@ -5,8 +5,7 @@ import type { BindingEndpoint, BindingMetadata, JsonObject, MaintenanceInfo } fr
  * resources. The broker owns HTTP, state and queues; an offering only sees the operation it
  * is asked to carry out. Every method must be idempotent: a job that died half-way is run
  * again from the start. Adding an offering touches no HTTP or queue code: write a class that
- * implements this interface and list it in `offerings/registry.ts` (README, "Writing an
- * offering").
+ * implements this interface and list it in `offerings/registry.ts` (docs/writing-an-offering.md).
  */
 export interface Offering {
   /** The name the catalog's `x-depot.offering` refers to. */

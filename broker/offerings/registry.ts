@@ -1,17 +1,15 @@
 import type { BrokerConfig } from '../config.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../../runtime/logger.js';
 import type { Offering } from './offering.js';
 import { PostgresqlOffering } from './postgresql/postgresql-offering.js';
 import { RedisOffering } from './redis/redis-offering.js';
-import type { FaultCounter } from './test/fault-counter.js';
-import { TestOffering } from './test/test-offering.js';
 
 /**
  * The offerings this Depot can serve; the catalog's `x-depot.offering` picks among them by
- * name. A new offering is one more entry here (README, "Writing an offering"): nothing in the
+ * name. A new offering is one more entry here (docs/writing-an-offering.md): nothing in the
  * HTTP or queue code knows which offerings exist.
  */
-export function createOfferings(config: BrokerConfig, logger: Logger, faults?: FaultCounter): Offering[] {
+export function createOfferings(config: BrokerConfig, logger: Logger): Offering[] {
   return [
     new PostgresqlOffering({
       serviceUrl: config.postgresServiceUrl,
@@ -27,7 +25,5 @@ export function createOfferings(config: BrokerConfig, logger: Logger, faults?: F
       publicPort: config.redisServicePublicPort,
       logger,
     }),
-    // TEST_OFFERING=enabled: the failure-injecting test offering (never in production).
-    ...(faults ? [new TestOffering(faults)] : []),
   ];
 }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { withTimeout } from '../../broker/timeout.js';
+import { withTimeout } from '../../runtime/timeout.js';
 import type { Lease } from '../api/v1beta1.js';
 import { KubeApiError, type KubeClient } from './kube-client.js';
 import { Resources } from './resources.js';

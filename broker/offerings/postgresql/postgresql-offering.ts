@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { JsonObject } from '../../../osb/index.js';
 import { serverAddress } from '../../config.js';
-import type { Logger } from '../../logger.js';
+import type { Logger } from '../../../runtime/logger.js';
 import { idDigest, publicEndpoint, type PublicEndpoint } from '../endpoint.js';
 import {
   PermanentOfferingError,

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { JsonObject } from '../../../osb/index.js';
 import { serverAddress } from '../../config.js';
-import type { Logger } from '../../logger.js';
+import type { Logger } from '../../../runtime/logger.js';
 import { idDigest, publicEndpoint, type PublicEndpoint } from '../endpoint.js';
 import { redisOptions } from '../../redis.js';
 import {

@@ -1,4 +1,4 @@
-import type { JsonObject } from '../../../osb/index.js';
+import type { JsonObject } from '../osb/index.js';
 
 /** The operations a test plan can make fail; `last_operation` is the polling endpoint. */
 export type FaultKind = 'provision' | 'update' | 'deprovision' | 'bind' | 'unbind' | 'last_operation';

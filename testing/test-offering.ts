@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type { JsonObject } from '../../../osb/index.js';
+import type { JsonObject } from '../osb/index.js';
 import {
   PermanentOfferingError,
   type BindResult,
@@ -9,7 +9,7 @@ import {
   type Offering,
   type ProvisionResult,
   type UpdateInstanceRequest,
-} from '../offering.js';
+} from '../broker/offerings/offering.js';
 import type { FaultCounter } from './fault-counter.js';
 import { planFault, testPlanSettings, testPlanSettingsSchema, type FaultKind } from './faults.js';
 

@@ -7,10 +7,10 @@ import type {
   ProvisionRequest,
   ProvisionResponse,
   UpdateRequest,
-} from '../../../osb/index.js';
-import type { Catalog } from '../../catalog/catalog.js';
-import type { InstanceRow } from '../../db/instances.js';
-import { BrokerError } from '../../errors.js';
+} from '../osb/index.js';
+import type { Catalog } from '../broker/catalog/catalog.js';
+import type { InstanceRow } from '../broker/db/instances.js';
+import { BrokerError } from '../broker/errors.js';
 import type {
   DeleteDetails,
   LastOperationReply,
@@ -18,7 +18,7 @@ import type {
   Reply,
   RequestOptions,
   ServiceBroker,
-} from '../../service-broker.js';
+} from '../broker/service-broker.js';
 import type { FaultCounter } from './fault-counter.js';
 import { planFault, type FaultKind } from './faults.js';
 import { TEST_OFFERING_NAME } from './test-offering.js';
