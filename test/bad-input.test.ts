@@ -217,7 +217,7 @@ describe('bad input', () => {
   }
 
   // spec: 400 Bad Request for a malformed request. The JSON parser runs on every /v2 route
-  // whatever the Content-Type (G7), so a broken body is a 400 everywhere.
+  // whatever the Content-Type (curl sends none, or a form type), so a broken body is a 400 everywhere.
   describe('malformed JSON bodies', () => {
     table(
       EVERY_ROUTE.flatMap(([route, method, path]): BadRequest[] => [

@@ -1,6 +1,6 @@
 /**
  * Service bindings: every row of the spec's Bind, Fetch binding, Unbind and binding
- * last_operation tables (conformance notes §1.3) and the binding rows of §1.4 (idempotency),
+ * last_operation response tables of the OSB spec and its idempotency rules for bindings,
  * against a real Depot that creates real login roles.
  */
 import assert from 'node:assert/strict';
@@ -142,7 +142,7 @@ describe('service bindings', () => {
       const passwordHash = () => adminQuery<{ rolpassword: string }>('select rolpassword from pg_authid where rolname = $1', [login]);
       const hashBefore = await passwordHash();
       const counts = await stateCounts(depot);
-      // spec §1.4: "PUT binding identical, complete → 200 with the same body"
+      // spec, Binding: an identical PUT of a binding that exists → 200 with the same body
       const again = await osb(depot).put(bindingPath(instanceA, bindingId), bindBody()).expect(200);
       assert.deepEqual(again.body, first.body);
       const asyncAgain = await osb(depot).put(bindingPath(instanceA, bindingId) + ASYNC, bindBody()).expect(200);
@@ -293,7 +293,7 @@ describe('service bindings', () => {
           { type: 'unbind', state: 'succeeded' },
         ],
       );
-      // spec: 410 MUST if the binding does not exist (§1.4: also when already deleted)
+      // spec, Unbinding: 410 Gone MUST if the binding does not exist, also when it was deleted
       const again = await osb(depot).delete(path + unbindQuery()).expect(410);
       assert.ok((again.body as ErrorBody).description);
       await osb(depot).delete(path + asyncUnbindQuery()).expect(410);
@@ -501,7 +501,7 @@ describe('service bindings while operations are in progress', () => {
     const res = await osb(api).put(bindingPath(instanceId, creating) + ASYNC, body()).expect(202);
     bindOperation = operationOf(res);
     assert.deepEqual(res.body, { operation: bindOperation });
-    // spec §1.4: "PUT binding identical, in progress → 202 same operation (MUST)"
+    // spec, Binding: an identical PUT while the bind is in progress → 202 with the same operation
     const again = await osb(api).put(bindingPath(instanceId, creating) + ASYNC, body()).expect(202);
     assert.deepEqual(again.body, { operation: bindOperation });
     assert.equal((await bindingRow(api, creating))?.state, 'binding');

@@ -8,6 +8,7 @@ import {
   SERVICE_ID,
   STANDARD_PLAN_ID,
   adminQuery,
+  passwordMatchesRole,
   bindBody,
   bindingPath,
   deleteQuery,
@@ -240,7 +241,7 @@ describe('several broker replicas', () => {
     await deprovisionInstance(first, id);
   });
 
-  it('binds racing on two replicas for one binding id create one role', async () => {
+  it('binds racing on two replicas for one binding id make one binding, one bind, and credentials that work', async () => {
     const id = await provisionInstance(first);
     const bindingId = randomUUID();
     const responses = await Promise.all(
@@ -255,8 +256,20 @@ describe('several broker replicas', () => {
     }
     assert.equal(operations.size, 1);
     await waitForOperation(first, bindingPath(id, bindingId));
-    const roles = await adminQuery('select 1 from pg_roles where rolname = $1', [postgresNames(id, bindingId).login]);
-    assert.equal(roles.length, 1);
+    // One bind ran: one binding row, one operation. A second run would have set a new password
+    // after the first was recorded, and the credentials handed out would no longer log in.
+    const { rows: counts } = await first.depot.pool.query<{ bindings: number; operations: number }>(
+      `select (select count(*)::int from service_bindings where id = $1) as bindings,
+              (select count(*)::int from operations where binding_id = $1) as operations`,
+      [bindingId],
+    );
+    assert.deepEqual(counts[0], { bindings: 1, operations: 1 });
+    for (const replica of [first, second]) {
+      const fetched = await osb(replica).get(bindingPath(id, bindingId)).expect(200);
+      const { credentials } = fetched.body as { credentials: { username: string; password: string } };
+      assert.equal(credentials.username, postgresNames(id, bindingId).login);
+      assert.ok(await passwordMatchesRole(credentials.username, credentials.password), 'the bound password is the role’s');
+    }
     await osb(first).delete(`${bindingPath(id, bindingId)}?${deleteQuery()}`).expect(200);
     await deprovisionInstance(first, id);
   });
