@@ -41,7 +41,9 @@ const DEFAULT_TIMINGS = {
 
 function writes(metrics: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const match of metrics.matchAll(/^depot_controller_apiserver_writes_total\{resource="([^"]+)",verb="([^"]+)"\} (\d+)/gm)) {
+  for (const match of metrics.matchAll(
+    /^depot_controller_apiserver_writes_total\{resource="([^"]+)",verb="([^"]+)"\} (\d+)/gm,
+  )) {
     out[`${match[1]} ${match[2]}`] = Number(match[3]);
   }
   return out;
@@ -58,7 +60,9 @@ function diff(after: Record<string, number>, before: Record<string, number>): Re
 }
 
 const api = await startKubeApi();
-const depot = await startDepot('bench_controller', { env: { LOG_LEVEL: 'warn', WORKER_CONCURRENCY: '16', RETRY_AFTER_SECONDS: '1', TEST_OFFERING: 'enabled' } });
+const depot = await startDepot('bench_controller', {
+  env: { LOG_LEVEL: 'warn', WORKER_CONCURRENCY: '16', RETRY_AFTER_SECONDS: '1', TEST_OFFERING: 'enabled' },
+});
 const controller = await startController(api, DEFAULT_TIMINGS);
 try {
   await ensureNamespace(api, 'bench');
@@ -76,23 +80,31 @@ try {
     const started = performance.now();
     await Promise.all(
       Array.from({ length: n }, async (_, i) => {
-        await create(api, R.ServiceInstance, instance(`db-${i}`, ns, { clusterServiceClassExternalName: service, clusterServicePlanExternalName: plan }));
+        await create(
+          api,
+          R.ServiceInstance,
+          instance(`db-${i}`, ns, { clusterServiceClassExternalName: service, clusterServicePlanExternalName: plan }),
+        );
         await create(api, R.ServiceBinding, binding(`db-${i}-binding`, ns, { instanceRef: { name: `db-${i}` } }));
       }),
     );
     const applied = performance.now();
     const readyAt: number[] = [];
-    await waitFor(async () => {
-      const [instances, bindings] = await Promise.all([
-        api.client.list<ServiceInstance>(R.ServiceInstance, { namespace: ns }),
-        api.client.list<ServiceBinding>(R.ServiceBinding, { namespace: ns }),
-      ]);
-      const ready = (o: { status?: { conditions?: Array<{ type: string; status: string }> } }) =>
-        o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-      const done = bindings.items.filter(ready).length;
-      while (readyAt.length < done) readyAt.push(performance.now() - started);
-      return instances.items.every(ready) && done === n;
-    }, 600_000, `${n} pairs Ready`);
+    await waitFor(
+      async () => {
+        const [instances, bindings] = await Promise.all([
+          api.client.list<ServiceInstance>(R.ServiceInstance, { namespace: ns }),
+          api.client.list<ServiceBinding>(R.ServiceBinding, { namespace: ns }),
+        ]);
+        const ready = (o: { status?: { conditions?: Array<{ type: string; status: string }> } }) =>
+          o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+        const done = bindings.items.filter(ready).length;
+        while (readyAt.length < done) readyAt.push(performance.now() - started);
+        return instances.items.every(ready) && done === n;
+      },
+      600_000,
+      `${n} pairs Ready`,
+    );
     const allReady = performance.now() - started;
     await new Promise((resolve) => setTimeout(resolve, 1000)); // late writes (events) land
     const perRun = diff(writes(await controller.metrics()), before);
@@ -117,8 +129,14 @@ try {
     const deleteStarted = performance.now();
     await Promise.all(Array.from({ length: n }, (_, i) => api.client.delete(R.ServiceBinding, `db-${i}-binding`, ns)));
     await Promise.all(Array.from({ length: n }, (_, i) => api.client.delete(R.ServiceInstance, `db-${i}`, ns)));
-    await waitFor(async () => (await api.client.list(R.ServiceInstance, { namespace: ns })).items.length === 0, 600_000, 'instances gone');
-    console.log(JSON.stringify({ pairs: n, deleteAllSeconds: +((performance.now() - deleteStarted) / 1000).toFixed(3) }));
+    await waitFor(
+      async () => (await api.client.list(R.ServiceInstance, { namespace: ns })).items.length === 0,
+      600_000,
+      'instances gone',
+    );
+    console.log(
+      JSON.stringify({ pairs: n, deleteAllSeconds: +((performance.now() - deleteStarted) / 1000).toFixed(3) }),
+    );
   }
 } finally {
   await controller.stop();

@@ -45,7 +45,11 @@ const headers = {
   'X-Broker-API-Version': API_VERSION,
   'Content-Type': 'application/json',
 };
-async function call(method: string, path: string, body?: object): Promise<{ status: number; body: Record<string, unknown> }> {
+async function call(
+  method: string,
+  path: string,
+  body?: object,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(base + path, { method, headers, ...(body ? { body: JSON.stringify(body) } : {}) });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
@@ -76,9 +80,12 @@ const queueAdmin = new Redis(REDIS_URL);
 const clients: Redis[] = [];
 
 try {
-  for (let ready = false; !ready; ) {
+  for (let ready = false; !ready;) {
     if (depot.exitCode !== null) throw new Error(`Depot exited with ${depot.exitCode}`);
-    ready = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
+    ready = await fetch(`${base}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (!ready) await sleep(100);
   }
   const body = { service_id: REDIS_SERVICE_ID, plan_id: REDIS_PLAN_ID, organization_guid: 'org', space_guid: 'space' };
@@ -100,7 +107,8 @@ try {
   const filled = performance.now();
   for (let i = 0; i < keys; i += 10_000) {
     const pipeline = admin.pipeline();
-    for (let j = i; j < Math.min(keys, i + 10_000); j++) pipeline.set(`${bigCredentials.key_prefix}${j}`, 'v'.repeat(100));
+    for (let j = i; j < Math.min(keys, i + 10_000); j++)
+      pipeline.set(`${bigCredentials.key_prefix}${j}`, 'v'.repeat(100));
     await pipeline.exec();
   }
   const fillSeconds = (performance.now() - filled) / 1000;
@@ -122,7 +130,10 @@ try {
   let deprovisionSeconds = 0;
   const during = await measure(probes, async () => {
     const started = performance.now();
-    const res = await call('DELETE', `/v2/service_instances/${big}?accepts_incomplete=true&service_id=${REDIS_SERVICE_ID}&plan_id=${REDIS_PLAN_ID}`);
+    const res = await call(
+      'DELETE',
+      `/v2/service_instances/${big}?accepts_incomplete=true&service_id=${REDIS_SERVICE_ID}&plan_id=${REDIS_PLAN_ID}`,
+    );
     if (res.status !== 202) throw new Error(`deprovision answered ${res.status}`);
     for (;;) {
       const last = await call('GET', `/v2/service_instances/${big}/last_operation`);
@@ -156,7 +167,11 @@ try {
   );
 
   neighbourClient.disconnect(); // its user goes with the neighbour
-  await call('DELETE', `/v2/service_instances/${neighbour}?accepts_incomplete=true&service_id=${REDIS_SERVICE_ID}&plan_id=${REDIS_PLAN_ID}`);
+  await call(
+    'DELETE',
+    `/v2/service_instances/${neighbour}?accepts_incomplete=true` +
+      `&service_id=${REDIS_SERVICE_ID}&plan_id=${REDIS_PLAN_ID}`,
+  );
   await untilDone(neighbour);
 } finally {
   for (const client of clients) client.disconnect();
@@ -202,7 +217,16 @@ async function measure(probes: Record<string, () => Promise<void>>, during: () =
     Object.entries(samples).map(([name, times]) => {
       const sorted = [...times].sort((a, b) => a - b);
       const at = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0);
-      return [name, { requests: times.length, perSecond: Math.round(times.length / seconds), p50: at(0.5), p99: at(0.99), max: at(1) }];
+      return [
+        name,
+        {
+          requests: times.length,
+          perSecond: Math.round(times.length / seconds),
+          p50: at(0.5),
+          p99: at(0.99),
+          max: at(1),
+        },
+      ];
     }),
   );
 }

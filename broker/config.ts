@@ -50,7 +50,10 @@ export function withDatabase(connectionUrl: string, database: string): string {
 
 /** Loads and checks the configuration; throws ConfigError naming the variable at fault. */
 export function loadConfig(env: Env = process.env): BrokerConfig {
-  const databaseUrl = url(env, 'DATABASE_URL', 'postgresql://postgres:postgres@127.0.0.1:5432/depot', ['postgres:', 'postgresql:']);
+  const databaseUrl = url(env, 'DATABASE_URL', 'postgresql://postgres:postgres@127.0.0.1:5432/depot', [
+    'postgres:',
+    'postgresql:',
+  ]);
   const redisUrl = url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']);
   const postgresServiceUrl = url(env, 'POSTGRES_SERVICE_URL', withDatabase(databaseUrl, 'postgres'), [
     'postgres:',

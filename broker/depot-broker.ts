@@ -15,7 +15,14 @@ import type {
 } from '../osb/index.js';
 import type { Catalog, CatalogPlan } from './catalog/catalog.js';
 import { describeErrors, type ValidateFunction } from './catalog/json-schema.js';
-import { getBinding, insertBinding, lockBinding, rebindBinding, setBindingState, type BindingRow } from './db/bindings.js';
+import {
+  getBinding,
+  insertBinding,
+  lockBinding,
+  rebindBinding,
+  setBindingState,
+  type BindingRow,
+} from './db/bindings.js';
 import {
   fetchInstance,
   getInstance,
@@ -162,7 +169,9 @@ export class DepotBroker implements ServiceBroker {
     const existing = await getBinding(this.options.pool, bindingId);
     if (!existing || !isLive(existing.state)) return false;
     // A re-sent rotation may leave out what the new binding took over from its predecessor.
-    const resentRotation = details.predecessor_binding_id !== undefined && details.predecessor_binding_id === existing.predecessor_binding_id;
+    const resentRotation =
+      details.predecessor_binding_id !== undefined &&
+      details.predecessor_binding_id === existing.predecessor_binding_id;
     const given = resentRotation ? inheritFrom(existing, details) : details;
     return !sameBinding(existing, bindingAttributes(instanceId, bindingId, given));
   }
@@ -176,7 +185,9 @@ export class DepotBroker implements ServiceBroker {
       if (instance.state === 'create_failed' || instance.state === 'deleted') {
         // A new PUT after a failed create or a delete starts over (the job is idempotent).
         await reprovisionInstance(client, wanted);
-        return { started: await insertOperation(client, this.newOperation(instanceId, null, 'provision', {}, options)) };
+        return {
+          started: await insertOperation(client, this.newOperation(instanceId, null, 'provision', {}, options)),
+        };
       }
       if (instance.state === 'deprovisioning') {
         throw new ConcurrencyError(`Service instance ${instanceId} is being deprovisioned.`);
@@ -193,7 +204,12 @@ export class DepotBroker implements ServiceBroker {
   async getInstance(instanceId: string): Promise<FetchInstanceResponse> {
     const instance = await fetchInstance(this.options.pool, instanceId);
     // spec: 404 if the instance does not exist or provisioning is still in progress.
-    if (!instance || instance.state === 'provisioning' || instance.state === 'create_failed' || instance.state === 'deleted') {
+    if (
+      !instance ||
+      instance.state === 'provisioning' ||
+      instance.state === 'create_failed' ||
+      instance.state === 'deleted'
+    ) {
       throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
     }
     // spec: 422 ConcurrencyError while the instance is being updated.
@@ -220,7 +236,8 @@ export class DepotBroker implements ServiceBroker {
 
     const decision = await transaction(this.options.pool, async (client): Promise<Decision<'unchanged'>> => {
       const instance = await lockInstance(client, instanceId);
-      if (!instance || instance.state === 'deleted') throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
+      if (!instance || instance.state === 'deleted')
+        throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
       requireService(instance, details.service_id);
       const current = this.requirePlan(instance.service_id, instance.plan_id);
       const target = this.requirePlan(details.service_id, details.plan_id ?? instance.plan_id);
@@ -235,7 +252,8 @@ export class DepotBroker implements ServiceBroker {
       // spec: an update whose maintenance_info.version is the plan's (and not the instance's)
       // is an upgrade; a plan change also moves the instance to the new plan's maintenance_info.
       const requestedVersion = details.maintenance_info?.version;
-      const upgrade = planChanges || (requestedVersion !== undefined && requestedVersion !== instance.maintenance_info?.version);
+      const upgrade =
+        planChanges || (requestedVersion !== undefined && requestedVersion !== instance.maintenance_info?.version);
       const wanted = {
         plan_id: target.plan.id,
         // spec: parameters absent → MUST NOT change them; present → they change those keys.
@@ -255,7 +273,9 @@ export class DepotBroker implements ServiceBroker {
         throw new ConcurrencyError(`Service instance ${instanceId} is being updated.`);
       }
       if (instance.state === 'create_failed') {
-        throw new UnprocessableEntityError(`Service instance ${instanceId} failed to provision; delete it and create it again.`);
+        throw new UnprocessableEntityError(
+          `Service instance ${instanceId} failed to provision; delete it and create it again.`,
+        );
       }
       if (instance.state !== 'provisioned' || running.length > 0) {
         throw new ConcurrencyError(`Service instance ${instanceId} has another operation in progress.`);
@@ -277,12 +297,17 @@ export class DepotBroker implements ServiceBroker {
     return { status: 202, body: { operation: op.id } };
   }
 
-  async deprovision(instanceId: string, details: DeleteDetails, options: RequestOptions): Promise<Reply<202, AsyncOperationResponse>> {
+  async deprovision(
+    instanceId: string,
+    details: DeleteDetails,
+    options: RequestOptions,
+  ): Promise<Reply<202, AsyncOperationResponse>> {
     this.requirePlan(details.service_id, details.plan_id);
     const decision = await transaction(this.options.pool, async (client): Promise<Accepted> => {
       const instance = await lockInstance(client, instanceId);
       // spec: 410 Gone if the instance does not exist.
-      if (!instance || instance.state === 'deleted') throw new GoneError(`Service instance ${instanceId} does not exist.`);
+      if (!instance || instance.state === 'deleted')
+        throw new GoneError(`Service instance ${instanceId} does not exist.`);
       requireService(instance, details.service_id);
       if (!options.acceptsIncomplete) throw new AsyncRequiredError();
       const running = await activeOperations(client, instanceId);
@@ -325,7 +350,8 @@ export class DepotBroker implements ServiceBroker {
     const plan = await this.conflictsFirst(
       () => {
         const plan = this.requirePlan(details.service_id, details.plan_id);
-        if (!plan.bindable) throw new BadRequestError(`Plan ${plan.plan.name} of service ${plan.service.name} is not bindable.`);
+        if (!plan.bindable)
+          throw new BadRequestError(`Plan ${plan.plan.name} of service ${plan.service.name} is not bindable.`);
         return plan;
       },
       () => this.existingBindingDiffers(instanceId, bindingId, original),
@@ -347,7 +373,8 @@ export class DepotBroker implements ServiceBroker {
     const wanted = bindingAttributes(instanceId, bindingId, details);
     const decision = await transaction(this.options.pool, async (client): Promise<Decision<BindingRow>> => {
       const instance = await lockInstance(client, instanceId);
-      if (!instance || instance.state === 'deleted') throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
+      if (!instance || instance.state === 'deleted')
+        throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
       const binding = await lockBinding(client, bindingId);
       // Binding ids are globally unique (spec): one in use under another instance, whatever its
       // state, is a conflict; taking it over would orphan that instance's resources.
@@ -369,13 +396,21 @@ export class DepotBroker implements ServiceBroker {
         throw new BadRequestError(`Service instance ${instanceId} failed to provision and cannot be bound.`);
       }
       if (instance.state !== 'provisioned') {
-        throw new ConcurrencyError(`Service instance ${instanceId} is being ${instance.state === 'provisioning' ? 'provisioned' : 'deprovisioned'}.`);
+        throw new ConcurrencyError(
+          `Service instance ${instanceId} is being ` +
+            `${instance.state === 'provisioning' ? 'provisioned' : 'deprovisioned'}.`,
+        );
       }
       const instanceOp = (await activeOperations(client, instanceId)).find((op) => op.binding_id === null);
-      if (instanceOp) throw new ConcurrencyError(`Service instance ${instanceId} has a ${instanceOp.type} operation in progress.`);
+      if (instanceOp)
+        throw new ConcurrencyError(`Service instance ${instanceId} has a ${instanceOp.type} operation in progress.`);
       if (wanted.predecessor_binding_id !== null) {
         // The predecessor, checked again under lock: an unbind may have committed meanwhile.
-        requireRotatablePredecessor(await lockBinding(client, wanted.predecessor_binding_id), instanceId, wanted.predecessor_binding_id);
+        requireRotatablePredecessor(
+          await lockBinding(client, wanted.predecessor_binding_id),
+          instanceId,
+          wanted.predecessor_binding_id,
+        );
       }
       if (binding) {
         await rebindBinding(client, wanted); // a deleted or failed binding of this instance, bound again
@@ -401,18 +436,26 @@ export class DepotBroker implements ServiceBroker {
    * instance, and the plan `binding_rotatable`. The new binding is the predecessor's twin: same
    * parameters and bind_resource, credentials of its own; both work until each is unbound.
    */
-  private async rotationOf(instanceId: string, bindingId: string, details: BindRequest, plan: CatalogPlan): Promise<BindRequest> {
+  private async rotationOf(
+    instanceId: string,
+    bindingId: string,
+    details: BindRequest,
+    plan: CatalogPlan,
+  ): Promise<BindRequest> {
     const predecessorId = details.predecessor_binding_id!;
     // spec: a platform MUST NOT rotate bindings of plans without binding_rotatable.
     if (!plan.plan.binding_rotatable) {
       throw new BadRequestError(`Plan ${plan.plan.name} does not support binding rotation (predecessor_binding_id).`);
     }
-    if (predecessorId === bindingId) throw new BadRequestError('predecessor_binding_id must name another binding than the new one.');
+    if (predecessorId === bindingId)
+      throw new BadRequestError('predecessor_binding_id must name another binding than the new one.');
     // A re-sent rotation whose binding exists is compared with that binding (its predecessor
     // may be gone by now: the answer is still 200, or 202 while it is being created).
     const existing = await getBinding(this.options.pool, bindingId);
     const resent =
-      existing?.instance_id === instanceId && existing.predecessor_binding_id === predecessorId && isLive(existing.state);
+      existing?.instance_id === instanceId &&
+      existing.predecessor_binding_id === predecessorId &&
+      isLive(existing.state);
     let predecessor: BindingRow;
     if (resent) {
       predecessor = existing;
@@ -426,10 +469,13 @@ export class DepotBroker implements ServiceBroker {
       ['bind_resource', details.bind_resource, predecessor.bind_resource],
       ['app_guid', details.app_guid, predecessor.app_guid],
     ];
-    const changed = kept.filter(([, given, old]) => given !== undefined && !sameJson(given, old)).map(([field]) => field);
+    const changed = kept
+      .filter(([, given, old]) => given !== undefined && !sameJson(given, old))
+      .map(([field]) => field);
     if (changed.length > 0) {
       throw new BadRequestError(
-        `A rotation renews credentials only: ${changed.join(', ')} must be left out or be those of binding ${predecessorId}.`,
+        `A rotation renews credentials only: ${changed.join(', ')} ` +
+          `must be left out or be those of binding ${predecessorId}.`,
       );
     }
     return inheritFrom(predecessor, details);
@@ -438,7 +484,11 @@ export class DepotBroker implements ServiceBroker {
   async getBinding(instanceId: string, bindingId: string): Promise<FetchBindingResponse> {
     const binding = await getBinding(this.options.pool, bindingId);
     // spec: 404 if the binding does not exist or its creation is still in progress.
-    if (!binding || binding.instance_id !== instanceId || (binding.state !== 'bound' && binding.state !== 'unbinding')) {
+    if (
+      !binding ||
+      binding.instance_id !== instanceId ||
+      (binding.state !== 'bound' && binding.state !== 'unbinding')
+    ) {
       throw new NotFoundError(`Service binding ${bindingId} does not exist.`);
     }
     return { ...(binding.response ?? {}), parameters: binding.parameters };
@@ -464,7 +514,8 @@ export class DepotBroker implements ServiceBroker {
       if (mine?.type === 'unbind') return { running: mine };
       if (mine) throw new ConcurrencyError(`Service binding ${bindingId} is being created.`);
       const instanceOp = running.find((op) => op.binding_id === null);
-      if (instanceOp) throw new ConcurrencyError(`Service instance ${instanceId} has a ${instanceOp.type} operation in progress.`);
+      if (instanceOp)
+        throw new ConcurrencyError(`Service instance ${instanceId} has a ${instanceOp.type} operation in progress.`);
       await setBindingState(client, bindingId, 'unbinding');
       return {
         started: await insertOperation(
@@ -514,7 +565,11 @@ export class DepotBroker implements ServiceBroker {
     };
   }
 
-  private async runningOperation(client: pg.PoolClient, instanceId: string, bindingId: string | null): Promise<OperationRow> {
+  private async runningOperation(
+    client: pg.PoolClient,
+    instanceId: string,
+    bindingId: string | null,
+  ): Promise<OperationRow> {
     const op = (await activeOperations(client, instanceId)).find((o) => o.binding_id === bindingId);
     if (!op) throw new ConcurrencyError('The operation in progress just ended; try again.');
     return op;
@@ -571,12 +626,15 @@ function requireRotatablePredecessor(
 ): asserts predecessor is BindingRow {
   if (!predecessor || predecessor.instance_id !== instanceId || predecessor.state !== 'bound') {
     throw new BadRequestError(
-      `predecessor_binding_id ${JSON.stringify(predecessorId)} is not a binding of service instance ${instanceId} that is bound.`,
+      `predecessor_binding_id ${JSON.stringify(predecessorId)} ` +
+        `is not a binding of service instance ${instanceId} that is bound.`,
     );
   }
   const expiresAt = predecessor.response?.metadata?.expires_at;
   if (expiresAt !== undefined && Date.parse(expiresAt) <= Date.now()) {
-    throw new BadRequestError(`Service binding ${predecessorId} expired at ${expiresAt}; create a new binding instead of rotating it.`);
+    throw new BadRequestError(
+      `Service binding ${predecessorId} expired at ${expiresAt}; create a new binding instead of rotating it.`,
+    );
   }
 }
 
@@ -671,11 +729,16 @@ function provisionedBody(instance: InstanceRow): ProvisionResponse {
 }
 
 /** Plan schema check: 400 naming every failing field, nothing created. */
-function validateParameters(validate: ValidateFunction | undefined, parameters: JsonObject | undefined, schemaName: string): void {
+function validateParameters(
+  validate: ValidateFunction | undefined,
+  parameters: JsonObject | undefined,
+  schemaName: string,
+): void {
   if (!validate || parameters === undefined) return;
   if (!validate(parameters)) {
     throw new BadRequestError(
-      `parameters do not match the plan's ${schemaName} schema: ${describeErrors(validate.errors, 'parameters').join('; ')}.`,
+      `parameters do not match the plan's ${schemaName} schema: ` +
+        `${describeErrors(validate.errors, 'parameters').join('; ')}.`,
     );
   }
 }
@@ -687,13 +750,17 @@ function checkMaintenanceInfo(plan: CatalogPlan, requested: MaintenanceInfo | un
   if (requested?.version !== undefined && requested.version !== planVersion) {
     throw new MaintenanceInfoConflictError(
       planVersion
-        ? `maintenance_info.version ${requested.version} is not the version of plan ${plan.plan.name} (${planVersion}); update the service instance first.`
+        ? `maintenance_info.version ${requested.version} is not the version of plan ${plan.plan.name} ` +
+            `(${planVersion}); update the service instance first.`
         : `Plan ${plan.plan.name} has no maintenance_info; send none.`,
     );
   }
 }
 
-function sameUpdate(op: OperationRow, wanted: { plan_id: string; parameters: JsonObject; maintenance_info: MaintenanceInfo | null }): boolean {
+function sameUpdate(
+  op: OperationRow,
+  wanted: { plan_id: string; parameters: JsonObject; maintenance_info: MaintenanceInfo | null },
+): boolean {
   return (
     op.request.plan_id === wanted.plan_id &&
     sameJson(op.request.parameters, wanted.parameters) &&

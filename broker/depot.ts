@@ -65,7 +65,8 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   const pool = createPool(config.databaseUrl, 20);
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection error'));
   const applied = await migrate(pool);
-  if (applied.length) logger.info({ migrations: applied, database: databaseName(config.databaseUrl) }, 'applied migrations');
+  if (applied.length)
+    logger.info({ migrations: applied, database: databaseName(config.databaseUrl) }, 'applied migrations');
 
   await reachRedis(config.redisUrl);
   // TEST_OFFERING=enabled: the failure-injecting test offering and its services join the catalog.
@@ -233,7 +234,12 @@ async function unusableOfferings(
 }
 
 async function reachRedis(url: string): Promise<void> {
-  const client = new Redis({ ...redisOptions(url), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const client = new Redis({
+    ...redisOptions(url),
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   let cause: Error | undefined;
   client.on('error', (error: Error) => {
     cause ??= error; // the first error says why (ECONNREFUSED, ENOTFOUND, WRONGPASS, …)
@@ -247,7 +253,8 @@ async function reachRedis(url: string): Promise<void> {
   } catch (error) {
     throw new StartupError(
       `Cannot reach Redis at ${serverAddress(url, 6379)} (REDIS_URL): ${reason(cause ?? error)}. ` +
-        'Start it (for example `docker compose up -d redis`, or `redis-server --daemonize yes`) or point REDIS_URL at a running server.',
+        'Start it (for example `docker compose up -d redis`, or `redis-server --daemonize yes`) ' +
+        'or point REDIS_URL at a running server.',
     );
   } finally {
     client.disconnect();

@@ -99,7 +99,11 @@ export class ConcurrencyError extends BrokerError {
 /** 422 RequiresApp: the plan needs bind_resource.app_guid. */
 export class RequiresAppError extends BrokerError {
   constructor() {
-    super(422, 'This service plan supports only bindings to an application (bind_resource.app_guid).', ErrorCode.RequiresApp);
+    super(
+      422,
+      'This service plan supports only bindings to an application (bind_resource.app_guid).',
+      ErrorCode.RequiresApp,
+    );
   }
 }
 

@@ -43,7 +43,9 @@ async function main(): Promise<void> {
       server.listen(config.port, () => resolve());
     });
   } catch (error) {
-    process.stderr.write(`depot: cannot listen on PORT ${config.port}: ${(error as Error).message}; set PORT for this process.\n`);
+    process.stderr.write(
+      `depot: cannot listen on PORT ${config.port}: ${(error as Error).message}; set PORT for this process.\n`,
+    );
     process.exit(1);
   }
   if (role !== 'worker') {

@@ -79,7 +79,11 @@ export const VERSIONED_FIELDS = {
   },
   provisionRequest: { fields: { context, maintenance_info: maintenanceInfo } },
   updateRequest: {
-    fields: { context, maintenance_info: maintenanceInfo, previous_values: { fields: { maintenance_info: maintenanceInfo } } },
+    fields: {
+      context,
+      maintenance_info: maintenanceInfo,
+      previous_values: { fields: { maintenance_info: maintenanceInfo } },
+    },
   },
   bindRequest: { fields: { context, predecessor_binding_id: since(17) } },
   /** 2.14 allowed dashboard_url in an update's answer; 2.16 added instance metadata. */

@@ -139,14 +139,26 @@ describe('answers per OSB API version', () => {
       organization_guid: 'org-guid',
       space_guid: 'space-guid',
     };
-    const created = await osb(depot).put(instancePath(instanceId) + ASYNC, provisionBody).expect(202);
+    const created = await osb(depot)
+      .put(instancePath(instanceId) + ASYNC, provisionBody)
+      .expect(202);
     assert.equal((await waitForOperation(depot, instancePath(instanceId), operationOf(created))).state, 'succeeded');
     const update = { service_id: TEST_SERVICE_ID, parameters: { size: 2 } };
-    const res = await osb(depot).patch(instancePath(instanceId) + ASYNC, update).expect(202);
+    const res = await osb(depot)
+      .patch(instancePath(instanceId) + ASYNC, update)
+      .expect(202);
     assert.equal((await waitForOperation(depot, instancePath(instanceId), operationOf(res))).state, 'failed');
     const query = `/last_operation?operation=${encodeURIComponent(operationOf(res))}`;
-    const at15 = (await osbAt(depot, '2.15').get(instancePath(instanceId) + query).expect(200)).body as Record<string, unknown>;
-    const at16 = (await osbAt(depot, '2.16').get(instancePath(instanceId) + query).expect(200)).body as Record<string, unknown>;
+    const at15 = (
+      await osbAt(depot, '2.15')
+        .get(instancePath(instanceId) + query)
+        .expect(200)
+    ).body as Record<string, unknown>;
+    const at16 = (
+      await osbAt(depot, '2.16')
+        .get(instancePath(instanceId) + query)
+        .expect(200)
+    ).body as Record<string, unknown>;
     assert.equal(at15.state, 'failed');
     assert.equal('instance_usable' in at15 || 'update_repeatable' in at15, false, JSON.stringify(at15));
     assert.equal(at16.instance_usable, true);

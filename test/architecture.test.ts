@@ -68,7 +68,7 @@ describe('one-way rooms', () => {
     assert.deepEqual(violations(all), []);
   });
 
-  it('the check catches a forbidden import (the controller reaching into the broker, or the broker into testing/)', () => {
+  it('the check catches a forbidden import (the controller reaching into broker/, or the broker into testing/)', () => {
     assert.deepEqual(
       violations({
         'catalog-controller/kube/x.ts': "import { withTimeout } from '../../broker/timeout.js';",

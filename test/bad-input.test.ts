@@ -103,25 +103,48 @@ const newBnd = bindingPath(INSTANCE_ID, NEW_BINDING_ID);
 
 /** PUT of the never-created instance (asynchronous, so a valid one would be accepted). */
 const putInstance = (name: string, json: unknown, extra: Extra = {}): BadRequest => ({
-  name: `PUT instance: ${name}`, method: 'put', path: `${newInst}${ASYNC}`, json, ...extra,
+  name: `PUT instance: ${name}`,
+  method: 'put',
+  path: `${newInst}${ASYNC}`,
+  json,
+  ...extra,
 });
 /** PATCH of the existing instance. */
 const patchInstance = (name: string, json: unknown, extra: Extra = {}): BadRequest => ({
-  name: `PATCH instance: ${name}`, method: 'patch', path: `${inst}${ASYNC}`, json, ...extra,
+  name: `PATCH instance: ${name}`,
+  method: 'patch',
+  path: `${inst}${ASYNC}`,
+  json,
+  ...extra,
 });
 /** PUT of a new binding of the existing instance. */
 const putBinding = (name: string, json: unknown, extra: Extra = {}): BadRequest => ({
-  name: `PUT binding: ${name}`, method: 'put', path: newBnd, json, ...extra,
+  name: `PUT binding: ${name}`,
+  method: 'put',
+  path: newBnd,
+  json,
+  ...extra,
 });
 /** DELETE of the existing instance with this query. */
 const deleteInstance = (name: string, query: string, extra: Extra = {}): BadRequest => ({
-  name: `DELETE instance: ${name}`, method: 'delete', path: `${inst}?${query}`, ...extra,
+  name: `DELETE instance: ${name}`,
+  method: 'delete',
+  path: `${inst}?${query}`,
+  ...extra,
 });
 /** DELETE of the existing binding with this query. */
 const deleteBinding = (name: string, query: string, extra: Extra = {}): BadRequest => ({
-  name: `DELETE binding: ${name}`, method: 'delete', path: `${bnd}?${query}`, ...extra,
+  name: `DELETE binding: ${name}`,
+  method: 'delete',
+  path: `${bnd}?${query}`,
+  ...extra,
 });
-const get = (name: string, path: string, extra: Extra = {}): BadRequest => ({ name: `GET ${name}`, method: 'get', path, ...extra });
+const get = (name: string, path: string, extra: Extra = {}): BadRequest => ({
+  name: `GET ${name}`,
+  method: 'get',
+  path,
+  ...extra,
+});
 
 /** Every route, aimed at the existing resources (or the new ones, for PUT). */
 const EVERY_ROUTE: Array<[string, Method, string]> = [
@@ -175,7 +198,8 @@ describe('bad input', () => {
   /** Counts of the state rows, and a digest of their contents (any changed column shows). */
   async function snapshot() {
     const counts = await stateCounts(depot);
-    const digest = (table: string) => `(select coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from ${table} t)`;
+    const digest = (table: string) =>
+      `(select coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from ${table} t)`;
     const { rows } = await depot.depot.pool.query<{ instances: string; bindings: string; operations: string }>(
       `select ${digest('service_instances')} as instances, ${digest('service_bindings')} as bindings,
               ${digest('operations')} as operations`,
@@ -184,7 +208,8 @@ describe('bad input', () => {
   }
 
   function send(c: BadRequest) {
-    let req = request(depot.baseUrl)[c.method](c.path).auth(USERNAME, PASSWORD).set('X-Broker-API-Version', API_VERSION);
+    const agent = request(depot.baseUrl);
+    let req = agent[c.method](c.path).auth(USERNAME, PASSWORD).set('X-Broker-API-Version', API_VERSION);
     for (const [name, value] of Object.entries(c.headers ?? {})) req = req.set(name, value);
     if (c.json !== undefined) return req.set('Content-Type', 'application/json').send(JSON.stringify(c.json));
     if (c.raw !== undefined) return req.set('Content-Type', c.contentType ?? 'application/json').send(c.raw);
@@ -222,8 +247,21 @@ describe('bad input', () => {
     table(
       EVERY_ROUTE.flatMap(([route, method, path]): BadRequest[] => [
         { name: `${route}: truncated JSON`, method, path, raw: '{"service_id":', names: /JSON/ },
-        { name: `${route}: truncated JSON as text/plain`, method, path, raw: '{"service_id":', contentType: 'text/plain', names: /JSON/ },
-        { name: `${route}: a raw NUL byte in a JSON string`, method, path, raw: '{"service_id":"a\u0000b"}', names: /JSON/ },
+        {
+          name: `${route}: truncated JSON as text/plain`,
+          method,
+          path,
+          raw: '{"service_id":',
+          contentType: 'text/plain',
+          names: /JSON/,
+        },
+        {
+          name: `${route}: a raw NUL byte in a JSON string`,
+          method,
+          path,
+          raw: '{"service_id":"a\u0000b"}',
+          names: /JSON/,
+        },
         { name: `${route}: single-quoted JSON`, method, path, raw: `{'service_id':'x'}`, names: /JSON/ },
       ]),
     );
@@ -241,7 +279,8 @@ describe('bad input', () => {
     ];
     const cases: BadRequest[] = [];
     for (const [route, method, path] of EVERY_ROUTE.filter(([, m]) => m === 'put' || m === 'patch')) {
-      for (const [what, raw] of notObjects) cases.push({ name: `${route}: body is ${what}`, method, path, raw, names: /JSON object/ });
+      for (const [what, raw] of notObjects)
+        cases.push({ name: `${route}: body is ${what}`, method, path, raw, names: /JSON object/ });
       cases.push({ name: `${route}: empty body`, method, path, raw: '' });
     }
     table(cases);
@@ -253,11 +292,17 @@ describe('bad input', () => {
       putInstance('service_id as a number', provisionBody({ service_id: 42 }), { names: /service_id/ }),
       putInstance('plan_id as null', provisionBody({ plan_id: null }), { names: /plan_id/ }),
       putInstance('parameters as an array', provisionBody({ parameters: ['extensions'] }), { names: /parameters/ }),
-      putInstance('parameters as a string', provisionBody({ parameters: '{"extensions":[]}' }), { names: /parameters/ }),
+      putInstance('parameters as a string', provisionBody({ parameters: '{"extensions":[]}' }), {
+        names: /parameters/,
+      }),
       putInstance('context as a string', provisionBody({ context: 'cloudfoundry' }), { names: /context/ }),
-      putInstance('organization_guid as an object', provisionBody({ organization_guid: { id: 'o' } }), { names: /organization_guid/ }),
+      putInstance('organization_guid as an object', provisionBody({ organization_guid: { id: 'o' } }), {
+        names: /organization_guid/,
+      }),
       putInstance('space_guid as a boolean', provisionBody({ space_guid: true }), { names: /space_guid/ }),
-      putInstance('maintenance_info as a string', provisionBody({ maintenance_info: '1.0.0' }), { names: /maintenance_info/ }),
+      putInstance('maintenance_info as a string', provisionBody({ maintenance_info: '1.0.0' }), {
+        names: /maintenance_info/,
+      }),
       putInstance('maintenance_info.version as a number', provisionBody({ maintenance_info: { version: 1 } }), {
         names: /maintenance_info\.version/,
       }),
@@ -269,14 +314,24 @@ describe('bad input', () => {
       patchInstance('parameters as an array', { service_id: SERVICE_ID, parameters: [] }, { names: /parameters/ }),
       patchInstance('parameters as a string', { service_id: SERVICE_ID, parameters: 'x' }, { names: /parameters/ }),
       patchInstance('context as a string', { service_id: SERVICE_ID, context: 'x' }, { names: /context/ }),
-      patchInstance('maintenance_info as a string', { service_id: SERVICE_ID, maintenance_info: '1.0.0' }, { names: /maintenance_info/ }),
-      patchInstance('previous_values as a string', { service_id: SERVICE_ID, previous_values: 'x' }, { names: /previous_values/ }),
+      patchInstance(
+        'maintenance_info as a string',
+        { service_id: SERVICE_ID, maintenance_info: '1.0.0' },
+        { names: /maintenance_info/ },
+      ),
+      patchInstance(
+        'previous_values as a string',
+        { service_id: SERVICE_ID, previous_values: 'x' },
+        { names: /previous_values/ },
+      ),
       putBinding('service_id as a number', bindBody({ service_id: 1 }), { names: /service_id/ }),
       putBinding('parameters as an array', bindBody({ parameters: [] }), { names: /parameters/ }),
       putBinding('parameters as a string', bindBody({ parameters: 'x' }), { names: /parameters/ }),
       putBinding('context as a string', bindBody({ context: 'x' }), { names: /context/ }),
       putBinding('bind_resource as a string', bindBody({ bind_resource: 'app' }), { names: /bind_resource/ }),
-      putBinding('bind_resource.app_guid as a number', bindBody({ bind_resource: { app_guid: 5 } }), { names: /app_guid/ }),
+      putBinding('bind_resource.app_guid as a number', bindBody({ bind_resource: { app_guid: 5 } }), {
+        names: /app_guid/,
+      }),
       putBinding('app_guid as an object', bindBody({ app_guid: {} }), { names: /app_guid/ }),
     ]);
   });
@@ -302,7 +357,8 @@ describe('bad input', () => {
 
   // spec: 400 when service_id or plan_id is not in the catalog.
   describe('ids that are not in the catalog', () => {
-    const query = (serviceId: string, planId: string) => `accepts_incomplete=true&service_id=${serviceId}&plan_id=${planId}`;
+    const query = (serviceId: string, planId: string) =>
+      `accepts_incomplete=true&service_id=${serviceId}&plan_id=${planId}`;
     table([
       putInstance('unknown service_id', provisionBody({ service_id: UNKNOWN_ID }), { names: /service_id/ }),
       putInstance('unknown plan_id', provisionBody({ plan_id: UNKNOWN_ID }), { names: /plan_id/ }),
@@ -328,28 +384,68 @@ describe('bad input', () => {
     const ownDatabases = async (targetId: string) => {
       const { rows } = await depot.depot.pool.query<{ id: string }>('select id from service_instances');
       const names = [...rows.map((r) => r.id), targetId].map((id) => postgresNames(id).database);
-      const found = await adminQuery<{ datname: string }>('select datname from pg_database where datname = any($1) order by 1', [names]);
+      const found = await adminQuery<{ datname: string }>(
+        'select datname from pg_database where datname = any($1) order by 1',
+        [names],
+      );
       return found.map((r) => r.datname);
     };
     const protoBody = JSON.stringify(provisionBody({ parameters: 'P' })).replace('"P"', '{"__proto__":{"admin":true}}');
 
     const cases: Array<[BadRequest, string]> = [
-      [putInstance('extension not in the allow-list', provisionBody({ parameters: { extensions: ['not-an-extension'] } }), {
-        names: /parameters\.extensions/,
-      }), NEW_INSTANCE_ID],
-      [putInstance('unknown parameter', provisionBody({ parameters: { unknown_key: 1 } }), { names: /unknown_key/ }), NEW_INSTANCE_ID],
-      [putInstance('SQL in an extension name', provisionBody({ parameters: { extensions: [`pgcrypto"; drop role postgres; --`] } }), {
-        names: /parameters\.extensions/,
-      }), NEW_INSTANCE_ID],
-      [putInstance('extensions as a string', provisionBody({ parameters: { extensions: 'pgcrypto' } }), {
-        names: /parameters\.extensions/,
-      }), NEW_INSTANCE_ID],
+      [
+        putInstance(
+          'extension not in the allow-list',
+          provisionBody({ parameters: { extensions: ['not-an-extension'] } }),
+          {
+            names: /parameters\.extensions/,
+          },
+        ),
+        NEW_INSTANCE_ID,
+      ],
+      [
+        putInstance('unknown parameter', provisionBody({ parameters: { unknown_key: 1 } }), { names: /unknown_key/ }),
+        NEW_INSTANCE_ID,
+      ],
+      [
+        putInstance(
+          'SQL in an extension name',
+          provisionBody({ parameters: { extensions: [`pgcrypto"; drop role postgres; --`] } }),
+          {
+            names: /parameters\.extensions/,
+          },
+        ),
+        NEW_INSTANCE_ID,
+      ],
+      [
+        putInstance('extensions as a string', provisionBody({ parameters: { extensions: 'pgcrypto' } }), {
+          names: /parameters\.extensions/,
+        }),
+        NEW_INSTANCE_ID,
+      ],
       [putInstance('a __proto__ parameter', undefined, { raw: protoBody, names: /__proto__/ }), NEW_INSTANCE_ID],
-      [patchInstance('extension not in the allow-list', { service_id: SERVICE_ID, parameters: { extensions: ['not-an-extension'] } }, {
-        names: /parameters\.extensions/,
-      }), INSTANCE_ID],
-      [patchInstance('unknown parameter', { service_id: SERVICE_ID, parameters: { unknown_key: 1 } }, { names: /unknown_key/ }), INSTANCE_ID],
-      [putBinding('unknown parameter', bindBody({ parameters: { unknown_key: 1 } }), { names: /unknown_key/ }), INSTANCE_ID],
+      [
+        patchInstance(
+          'extension not in the allow-list',
+          { service_id: SERVICE_ID, parameters: { extensions: ['not-an-extension'] } },
+          {
+            names: /parameters\.extensions/,
+          },
+        ),
+        INSTANCE_ID,
+      ],
+      [
+        patchInstance(
+          'unknown parameter',
+          { service_id: SERVICE_ID, parameters: { unknown_key: 1 } },
+          { names: /unknown_key/ },
+        ),
+        INSTANCE_ID,
+      ],
+      [
+        putBinding('unknown parameter', bindBody({ parameters: { unknown_key: 1 } }), { names: /unknown_key/ }),
+        INSTANCE_ID,
+      ],
     ];
     for (const [c, instanceId] of cases) {
       it(c.name, async () => {
@@ -397,7 +493,12 @@ describe('bad input', () => {
       ['GET binding', 'get', `${inst}/service_bindings/%E0%A4%A`],
     ];
     for (const [route, method, path] of malformed) {
-      cases.push({ name: `${route} with a malformed percent sequence`, method, path, json: method === 'put' ? provisionBody() : undefined });
+      cases.push({
+        name: `${route} with a malformed percent sequence`,
+        method,
+        path,
+        json: method === 'put' ? provisionBody() : undefined,
+      });
     }
     table(cases);
 
@@ -407,14 +508,42 @@ describe('bad input', () => {
     table([
       get('instance with an odd 255-char id: 404', odd, { status: 404 }),
       get('instance last_operation with an odd 255-char id: 404', `${odd}/last_operation`, { status: 404 }),
-      { name: 'DELETE instance with an odd 255-char id: 410', method: 'delete', path: `${odd}${ASYNC}&${deleteQuery()}`, status: 410 },
-      { name: 'PATCH instance with an odd 255-char id: 404', method: 'patch', path: `${odd}${ASYNC}`, json: { service_id: SERVICE_ID }, status: 404 },
+      {
+        name: 'DELETE instance with an odd 255-char id: 410',
+        method: 'delete',
+        path: `${odd}${ASYNC}&${deleteQuery()}`,
+        status: 410,
+      },
+      {
+        name: 'PATCH instance with an odd 255-char id: 404',
+        method: 'patch',
+        path: `${odd}${ASYNC}`,
+        json: { service_id: SERVICE_ID },
+        status: 404,
+      },
       // spec: provisioning is asynchronous only (422 AsyncRequired), whatever the id.
-      { name: 'PUT instance with an odd 255-char id, synchronously: 422', method: 'put', path: odd, json: provisionBody(), status: 422 },
-      { name: 'PUT binding of an odd 255-char instance id: 404', method: 'put', path: bindingPath(ODD_ID, BINDING_ID), json: bindBody(), status: 404 },
+      {
+        name: 'PUT instance with an odd 255-char id, synchronously: 422',
+        method: 'put',
+        path: odd,
+        json: provisionBody(),
+        status: 422,
+      },
+      {
+        name: 'PUT binding of an odd 255-char instance id: 404',
+        method: 'put',
+        path: bindingPath(ODD_ID, BINDING_ID),
+        json: bindBody(),
+        status: 404,
+      },
       get('binding with an odd 255-char id: 404', oddBinding, { status: 404 }),
       get('binding last_operation with an odd 255-char id: 404', `${oddBinding}/last_operation`, { status: 404 }),
-      { name: 'DELETE binding with an odd 255-char id: 410', method: 'delete', path: `${oddBinding}?${deleteQuery()}`, status: 410 },
+      {
+        name: 'DELETE binding with an odd 255-char id: 410',
+        method: 'delete',
+        path: `${oddBinding}?${deleteQuery()}`,
+        status: 410,
+      },
     ]);
   });
 
@@ -424,8 +553,12 @@ describe('bad input', () => {
     table([
       putInstance('NUL in organization_guid', provisionBody({ organization_guid: 'org\u0000' }), { names }),
       putInstance('NUL as service_id', provisionBody({ service_id: '\u0000' }), { names }),
-      putInstance('NUL in a context key', provisionBody({ context: { platform: 'cloudfoundry', 'a\u0000b': 1 } }), { names }),
-      putInstance('NUL deep in a context array', provisionBody({ context: { labels: [{ x: ['ok', 'n\u0000'] }] } }), { names }),
+      putInstance('NUL in a context key', provisionBody({ context: { platform: 'cloudfoundry', 'a\u0000b': 1 } }), {
+        names,
+      }),
+      putInstance('NUL deep in a context array', provisionBody({ context: { labels: [{ x: ['ok', 'n\u0000'] }] } }), {
+        names,
+      }),
       patchInstance('NUL in a context value', { service_id: SERVICE_ID, context: { platform: '\u0000' } }, { names }),
       patchInstance('NUL in a parameters key', { service_id: SERVICE_ID, parameters: { '\u0000': 1 } }, { names }),
       putBinding('NUL in bind_resource.app_guid', bindBody({ bind_resource: { app_guid: 'app\u0000' } }), { names }),
@@ -442,7 +575,10 @@ describe('bad input', () => {
       putInstance('2 MB of text/plain', undefined, { raw: big, contentType: 'text/plain', status }),
       patchInstance('a 2 MB context', { service_id: SERVICE_ID, context: { big } }, { status }),
       putBinding('2 MB of parameters', bindBody({ parameters: { big } }), { status }),
-      deleteInstance('a 2 MB body', `accepts_incomplete=true&${deleteQuery()}`, { raw: JSON.stringify({ big }), status }),
+      deleteInstance('a 2 MB body', `accepts_incomplete=true&${deleteQuery()}`, {
+        raw: JSON.stringify({ big }),
+        status,
+      }),
     ]);
   });
 
@@ -457,7 +593,13 @@ describe('bad input', () => {
       `{"service_id":"${SERVICE_ID}","plan_id":"${SMALL_PLAN_ID}","${field}":${deeplyNested(depth)}}`;
     table([
       // 100 000 levels: deeper than the U+0000 check can recurse
-      { name: 'PUT instance, sync, context 100 000 deep', method: 'put', path: newInst, raw: provision(100_000), status: [400, 422] },
+      {
+        name: 'PUT instance, sync, context 100 000 deep',
+        method: 'put',
+        path: newInst,
+        raw: provision(100_000),
+        status: [400, 422],
+      },
       putInstance('context 100 000 deep', undefined, { raw: provision(100_000) }),
       patchInstance('context 100 000 deep', undefined, { raw: update(100_000) }),
       putBinding('parameters 100 000 deep', undefined, { raw: bind('parameters', 100_000) }),
@@ -474,35 +616,85 @@ describe('bad input', () => {
     const twice = 'accepts_incomplete=true&accepts_incomplete=true';
     const longOperation = 'o'.repeat(10_001);
     table([
-      { ...putInstance('accepts_incomplete=yes', provisionBody()), path: `${newInst}?accepts_incomplete=yes`, names: /accepts_incomplete/ },
-      { ...putInstance('accepts_incomplete=TRUE', provisionBody()), path: `${newInst}?accepts_incomplete=TRUE`, names: /accepts_incomplete/ },
-      { ...putInstance('empty accepts_incomplete', provisionBody()), path: `${newInst}?accepts_incomplete=`, names: /accepts_incomplete/ },
-      { ...putInstance('accepts_incomplete twice', provisionBody()), path: `${newInst}?${twice}`, names: /accepts_incomplete/ },
-      { ...patchInstance('accepts_incomplete=1', { service_id: SERVICE_ID }), path: `${inst}?accepts_incomplete=1`, names: /accepts_incomplete/ },
-      { ...putBinding('accepts_incomplete twice', bindBody()), path: `${newBnd}?${twice}`, names: /accepts_incomplete/ },
-      deleteInstance('accepts_incomplete=yes', `accepts_incomplete=yes&${deleteQuery()}`, { names: /accepts_incomplete/ }),
+      {
+        ...putInstance('accepts_incomplete=yes', provisionBody()),
+        path: `${newInst}?accepts_incomplete=yes`,
+        names: /accepts_incomplete/,
+      },
+      {
+        ...putInstance('accepts_incomplete=TRUE', provisionBody()),
+        path: `${newInst}?accepts_incomplete=TRUE`,
+        names: /accepts_incomplete/,
+      },
+      {
+        ...putInstance('empty accepts_incomplete', provisionBody()),
+        path: `${newInst}?accepts_incomplete=`,
+        names: /accepts_incomplete/,
+      },
+      {
+        ...putInstance('accepts_incomplete twice', provisionBody()),
+        path: `${newInst}?${twice}`,
+        names: /accepts_incomplete/,
+      },
+      {
+        ...patchInstance('accepts_incomplete=1', { service_id: SERVICE_ID }),
+        path: `${inst}?accepts_incomplete=1`,
+        names: /accepts_incomplete/,
+      },
+      {
+        ...putBinding('accepts_incomplete twice', bindBody()),
+        path: `${newBnd}?${twice}`,
+        names: /accepts_incomplete/,
+      },
+      deleteInstance('accepts_incomplete=yes', `accepts_incomplete=yes&${deleteQuery()}`, {
+        names: /accepts_incomplete/,
+      }),
       deleteInstance('without service_id', `accepts_incomplete=true&plan_id=${SMALL_PLAN_ID}`, { names: /service_id/ }),
       deleteInstance('without plan_id', `accepts_incomplete=true&service_id=${SERVICE_ID}`, { names: /plan_id/ }),
       deleteInstance('without any query', '', { names: /service_id|plan_id/ }),
-      deleteInstance('empty service_id', `accepts_incomplete=true&service_id=&plan_id=${SMALL_PLAN_ID}`, { names: /service_id/ }),
-      deleteInstance('empty plan_id', `accepts_incomplete=true&service_id=${SERVICE_ID}&plan_id=`, { names: /plan_id/ }),
-      deleteInstance('service_id twice', `accepts_incomplete=true&service_id=${SERVICE_ID}&${deleteQuery()}`, { names: /service_id/ }),
-      deleteInstance('a 10 kB service_id', `accepts_incomplete=true&service_id=${encodeURIComponent(LONG_ID)}&plan_id=${SMALL_PLAN_ID}`, {
+      deleteInstance('empty service_id', `accepts_incomplete=true&service_id=&plan_id=${SMALL_PLAN_ID}`, {
         names: /service_id/,
       }),
-      deleteInstance('%00 in plan_id', `accepts_incomplete=true&service_id=${SERVICE_ID}&plan_id=a%00`, { names: /plan_id/ }),
+      deleteInstance('empty plan_id', `accepts_incomplete=true&service_id=${SERVICE_ID}&plan_id=`, {
+        names: /plan_id/,
+      }),
+      deleteInstance('service_id twice', `accepts_incomplete=true&service_id=${SERVICE_ID}&${deleteQuery()}`, {
+        names: /service_id/,
+      }),
+      deleteInstance(
+        'a 10 kB service_id',
+        `accepts_incomplete=true&service_id=${encodeURIComponent(LONG_ID)}&plan_id=${SMALL_PLAN_ID}`,
+        {
+          names: /service_id/,
+        },
+      ),
+      deleteInstance('%00 in plan_id', `accepts_incomplete=true&service_id=${SERVICE_ID}&plan_id=a%00`, {
+        names: /plan_id/,
+      }),
       deleteBinding('without service_id', `plan_id=${SMALL_PLAN_ID}`, { names: /service_id/ }),
       deleteBinding('without plan_id', `service_id=${SERVICE_ID}`, { names: /plan_id/ }),
       deleteBinding('empty service_id', `service_id=&plan_id=${SMALL_PLAN_ID}`, { names: /service_id/ }),
       deleteBinding('empty plan_id', `service_id=${SERVICE_ID}&plan_id=`, { names: /plan_id/ }),
-      deleteBinding('accepts_incomplete=maybe', `accepts_incomplete=maybe&${deleteQuery()}`, { names: /accepts_incomplete/ }),
-      get('instance last_operation, operation of 10 001 characters', `${inst}/last_operation?operation=${longOperation}`, { names: /operation/ }),
-      get('binding last_operation, operation of 10 001 characters', `${bnd}/last_operation?operation=${longOperation}`, { names: /operation/ }),
+      deleteBinding('accepts_incomplete=maybe', `accepts_incomplete=maybe&${deleteQuery()}`, {
+        names: /accepts_incomplete/,
+      }),
+      get(
+        'instance last_operation, operation of 10 001 characters',
+        `${inst}/last_operation?operation=${longOperation}`,
+        { names: /operation/ },
+      ),
+      get(
+        'binding last_operation, operation of 10 001 characters',
+        `${bnd}/last_operation?operation=${longOperation}`,
+        { names: /operation/ },
+      ),
       get('instance last_operation, empty operation', `${inst}/last_operation?operation=`, { names: /operation/ }),
       get('instance last_operation, empty service_id', `${inst}/last_operation?service_id=`, { names: /service_id/ }),
       get('instance last_operation, empty plan_id', `${inst}/last_operation?plan_id=`, { names: /plan_id/ }),
       get('binding last_operation, empty service_id', `${bnd}/last_operation?service_id=`, { names: /service_id/ }),
-      get('binding last_operation, operation twice', `${bnd}/last_operation?operation=a&operation=b`, { names: /operation/ }),
+      get('binding last_operation, operation twice', `${bnd}/last_operation?operation=a&operation=b`, {
+        names: /operation/,
+      }),
       get('instance, empty service_id', `${inst}?service_id=`, { names: /service_id/ }),
       get('binding, empty plan_id', `${bnd}?plan_id=`, { names: /plan_id/ }),
     ]);
@@ -510,7 +702,10 @@ describe('bad input', () => {
 
   // spec: X-Broker-API-Originating-Identity is "<platform> <base64-encoded JSON object>".
   describe('X-Broker-API-Originating-Identity', () => {
-    const identity = (value: string): Extra => ({ headers: { 'X-Broker-API-Originating-Identity': value }, names: /Originating-Identity/ });
+    const identity = (value: string): Extra => ({
+      headers: { 'X-Broker-API-Originating-Identity': value },
+      names: /Originating-Identity/,
+    });
     const malformed: Array<[string, string]> = [
       ['no space', `cloudfoundry${base64('{"user_id":"u1"}')}`],
       ['only a platform', 'cloudfoundry '],
@@ -522,12 +717,19 @@ describe('bad input', () => {
       // well-formed JSON that jsonb cannot store: must be a 400, not a database error
       ['U+0000 in a value', `cloudfoundry ${base64('{"user_id":"u1","z":"\\u0000"}')}`],
       ['a lone surrogate', `cloudfoundry ${base64('{"user_id":"\\udc00"}')}`],
-      ['nesting 5000 deep', `cloudfoundry ${base64(`{"user_id":"u1","deep":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`)}`],
+      [
+        'nesting 5000 deep',
+        `cloudfoundry ${base64(`{"user_id":"u1","deep":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`)}`,
+      ],
     ];
     table([
       ...malformed.map(([what, value]) => putInstance(`identity with ${what}`, provisionBody(), identity(value))),
       patchInstance('identity not base64', { service_id: SERVICE_ID }, identity('cloudfoundry %%%')),
-      deleteInstance('identity of a JSON array', `accepts_incomplete=true&${deleteQuery()}`, identity(`cloudfoundry ${base64('[]')}`)),
+      deleteInstance(
+        'identity of a JSON array',
+        `accepts_incomplete=true&${deleteQuery()}`,
+        identity(`cloudfoundry ${base64('[]')}`),
+      ),
       putBinding('identity without a space', bindBody(), identity('kubernetes')),
       deleteBinding('identity of non-JSON', deleteQuery(), identity(`cloudfoundry ${base64('{')}`)),
     ]);
@@ -560,7 +762,13 @@ describe('bad input', () => {
       { name: 'PUT /v2/catalog', method: 'put', path: '/v2/catalog', json: {}, status },
       { name: 'DELETE /v2/catalog', method: 'delete', path: '/v2/catalog', status },
       { name: 'PATCH a binding (no such operation)', method: 'patch', path: bnd, json: bindBody(), status },
-      { name: 'PUT an instance without an id', method: 'put', path: `/v2/service_instances/${ASYNC}`, json: provisionBody(), status },
+      {
+        name: 'PUT an instance without an id',
+        method: 'put',
+        path: `/v2/service_instances/${ASYNC}`,
+        json: provisionBody(),
+        status,
+      },
     ]);
 
     it('POST /v2/catalog: 404/405 JSON, not HTML', async () => {
@@ -613,12 +821,15 @@ describe('bad input', () => {
           await client.end();
         }
         await osb(depot).get(bindingPath(instanceId, bindingId)).expect(200);
-        await osb(depot).delete(`${bindingPath(instanceId, bindingId)}?${deleteQuery()}`).expect(200);
+        await osb(depot)
+          .delete(`${bindingPath(instanceId, bindingId)}?${deleteQuery()}`)
+          .expect(200);
         await deprovisionInstance(depot, instanceId);
 
         // Nothing was dropped: Depot's tables, the postgres role and database, the other instance.
         const tables = await depot.depot.pool.query<{ t: string | null }>(
-          `select to_regclass(name)::text as t from unnest(array['service_instances', 'service_bindings', 'operations']) as name`,
+          `select to_regclass(name)::text as t
+           from unnest(array['service_instances', 'service_bindings', 'operations']) as name`,
         );
         assert.deepEqual(
           tables.rows.map((r) => r.t),
@@ -626,7 +837,9 @@ describe('bad input', () => {
         );
         assert.equal((await adminQuery(`select 1 from pg_roles where rolname = 'postgres'`)).length, 1);
         assert.equal((await adminQuery(`select 1 from pg_database where datname = 'postgres'`)).length, 1);
-        const gone = await adminQuery('select 1 from pg_database where datname = $1', [postgresNames(instanceId).database]);
+        const gone = await adminQuery('select 1 from pg_database where datname = $1', [
+          postgresNames(instanceId).database,
+        ]);
         assert.equal(gone.length, 0);
         await osb(depot).get(inst).expect(200);
         await osb(depot).get(bnd).expect(200);

@@ -47,14 +47,25 @@ const servicePort = Number(new URL(ADMIN_URL).port || 5432);
 function assertCredentials(body: unknown, instanceId: string, bindingId: string): Credentials {
   const { credentials } = body as BindingBody;
   assert.ok(credentials, `no credentials in ${JSON.stringify(body)}`);
-  assert.deepEqual(Object.keys(credentials).sort(), ['database', 'host', 'jdbcUrl', 'password', 'port', 'uri', 'username']);
+  assert.deepEqual(Object.keys(credentials).sort(), [
+    'database',
+    'host',
+    'jdbcUrl',
+    'password',
+    'port',
+    'uri',
+    'username',
+  ]);
   const { database, login } = postgresNames(instanceId, bindingId);
   assert.equal(credentials.database, database);
   assert.equal(credentials.username, login);
   assert.equal(credentials.host, serviceHost);
   assert.equal(credentials.port, servicePort);
   assert.ok(credentials.password.length >= 20, 'a password of at least 20 characters');
-  assert.equal(credentials.uri, `postgresql://${login}:${credentials.password}@${serviceHost}:${servicePort}/${database}`);
+  assert.equal(
+    credentials.uri,
+    `postgresql://${login}:${credentials.password}@${serviceHost}:${servicePort}/${database}`,
+  );
   assert.equal(
     credentials.jdbcUrl,
     `jdbc:postgresql://${serviceHost}:${servicePort}/${database}?user=${login}&password=${credentials.password}`,
@@ -135,17 +146,20 @@ describe('service bindings', () => {
       );
     });
 
-    it('200 with the same body for an identical PUT (with or without accepts_incomplete), and nothing runs again', async () => {
+    it('200, same body, for an identical PUT (with or without accepts_incomplete); nothing runs again', async () => {
       const bindingId = randomUUID();
       const first = await osb(depot).put(bindingPath(instanceA, bindingId), bindBody()).expect(201);
       const { login } = postgresNames(instanceA, bindingId);
-      const passwordHash = () => adminQuery<{ rolpassword: string }>('select rolpassword from pg_authid where rolname = $1', [login]);
+      const passwordHash = () =>
+        adminQuery<{ rolpassword: string }>('select rolpassword from pg_authid where rolname = $1', [login]);
       const hashBefore = await passwordHash();
       const counts = await stateCounts(depot);
       // spec, Binding: an identical PUT of a binding that exists → 200 with the same body
       const again = await osb(depot).put(bindingPath(instanceA, bindingId), bindBody()).expect(200);
       assert.deepEqual(again.body, first.body);
-      const asyncAgain = await osb(depot).put(bindingPath(instanceA, bindingId) + ASYNC, bindBody()).expect(200);
+      const asyncAgain = await osb(depot)
+        .put(bindingPath(instanceA, bindingId) + ASYNC, bindBody())
+        .expect(200);
       assert.deepEqual(asyncAgain.body, first.body);
       assert.deepEqual(await stateCounts(depot), counts);
       assert.deepEqual(await passwordHash(), hashBefore, 'the password was not changed');
@@ -189,8 +203,12 @@ describe('service bindings', () => {
       // the same attributes are still the same binding
       await osb(depot).put(bindingPath(instanceA, bindingId), bindBody()).expect(200, bound.body);
       // and for a new binding id the other faults are what they are
-      await osb(depot).put(bindingPath(instanceA, randomUUID()), bindBody({ plan_id: STANDARD_PLAN_ID })).expect(400);
-      await osb(depot).put(bindingPath(instanceA, randomUUID()), bindBody({ parameters: { superuser: true } })).expect(400);
+      await osb(depot)
+        .put(bindingPath(instanceA, randomUUID()), bindBody({ plan_id: STANDARD_PLAN_ID }))
+        .expect(400);
+      await osb(depot)
+        .put(bindingPath(instanceA, randomUUID()), bindBody({ parameters: { superuser: true } }))
+        .expect(400);
       assert.deepEqual(await stateCounts(depot), counts);
       assert.deepEqual(await bindingRow(depot, bindingId), row);
     });
@@ -234,7 +252,9 @@ describe('service bindings', () => {
     it('202 with only an operation; last_operation succeeds; then GET returns credentials and parameters', async () => {
       const bindingId = randomUUID();
       const path = bindingPath(instanceA, bindingId);
-      const res = await osb(depot).put(path + ASYNC, bindBody()).expect(202);
+      const res = await osb(depot)
+        .put(path + ASYNC, bindBody())
+        .expect(202);
       // spec: "credentials MUST NOT be returned" in a 202
       assert.deepEqual(Object.keys(res.body as object), ['operation']);
       const operation = operationOf(res);
@@ -259,7 +279,9 @@ describe('service bindings', () => {
       assert.deepEqual(hinted.body, fetched.body);
 
       // an identical PUT once bound: 200 with the bind response (the fetched body without parameters)
-      const again = await osb(depot).put(path + ASYNC, bindBody()).expect(200);
+      const again = await osb(depot)
+        .put(path + ASYNC, bindBody())
+        .expect(200);
       assert.deepEqual(again.body, { credentials: (fetched.body as BindingBody).credentials });
     });
   });
@@ -280,7 +302,9 @@ describe('service bindings', () => {
       const bindingId = randomUUID();
       const path = bindingPath(instanceA, bindingId);
       await osb(depot).put(path, bindBody()).expect(201);
-      const res = await osb(depot).delete(path + unbindQuery()).expect(200);
+      const res = await osb(depot)
+        .delete(path + unbindQuery())
+        .expect(200);
       assert.deepEqual(res.body, {});
       assert.equal(await loginRole(instanceA, bindingId), undefined);
       const row = await bindingRow(depot, bindingId);
@@ -294,19 +318,31 @@ describe('service bindings', () => {
         ],
       );
       // spec, Unbinding: 410 Gone MUST if the binding does not exist, also when it was deleted
-      const again = await osb(depot).delete(path + unbindQuery()).expect(410);
+      const again = await osb(depot)
+        .delete(path + unbindQuery())
+        .expect(410);
       assert.ok((again.body as ErrorBody).description);
-      await osb(depot).delete(path + asyncUnbindQuery()).expect(410);
+      await osb(depot)
+        .delete(path + asyncUnbindQuery())
+        .expect(410);
     });
 
     it('410 for a binding id never seen, under an unknown instance, or under the wrong instance', async () => {
-      await osb(depot).delete(bindingPath(instanceA, randomUUID()) + unbindQuery()).expect(410);
-      await osb(depot).delete(bindingPath(randomUUID(), randomUUID()) + unbindQuery()).expect(410);
+      await osb(depot)
+        .delete(bindingPath(instanceA, randomUUID()) + unbindQuery())
+        .expect(410);
+      await osb(depot)
+        .delete(bindingPath(randomUUID(), randomUUID()) + unbindQuery())
+        .expect(410);
       const bindingId = randomUUID();
       await osb(depot).put(bindingPath(instanceA, bindingId), bindBody()).expect(201);
       const counts = await stateCounts(depot);
-      await osb(depot).delete(bindingPath(instanceB, bindingId) + unbindQuery()).expect(410);
-      await osb(depot).delete(bindingPath(instanceB, bindingId) + asyncUnbindQuery()).expect(410);
+      await osb(depot)
+        .delete(bindingPath(instanceB, bindingId) + unbindQuery())
+        .expect(410);
+      await osb(depot)
+        .delete(bindingPath(instanceB, bindingId) + asyncUnbindQuery())
+        .expect(410);
       // the binding under instance A is untouched
       assert.deepEqual(await stateCounts(depot), counts);
       assert.equal((await bindingRow(depot, bindingId))?.state, 'bound');
@@ -317,19 +353,27 @@ describe('service bindings', () => {
       const bindingId = randomUUID();
       await osb(depot).put(bindingPath(instanceA, bindingId), bindBody()).expect(201);
       await osb(depot).delete(bindingPath(instanceA, bindingId)).expect(400);
-      await osb(depot).delete(`${bindingPath(instanceA, bindingId)}?service_id=${SERVICE_ID}`).expect(400);
-      await osb(depot).delete(`${bindingPath(instanceA, bindingId)}?plan_id=${SMALL_PLAN_ID}`).expect(400);
+      await osb(depot)
+        .delete(`${bindingPath(instanceA, bindingId)}?service_id=${SERVICE_ID}`)
+        .expect(400);
+      await osb(depot)
+        .delete(`${bindingPath(instanceA, bindingId)}?plan_id=${SMALL_PLAN_ID}`)
+        .expect(400);
       assert.equal((await bindingRow(depot, bindingId))?.state, 'bound');
     });
 
-    it('202 with accepts_incomplete=true, then last_operation succeeds and keeps answering after the unbind', async () => {
+    it('202 with accepts_incomplete=true; last_operation succeeds and still answers after the unbind', async () => {
       const bindingId = randomUUID();
       const path = bindingPath(instanceA, bindingId);
-      const bound = await osb(depot).put(path + ASYNC, bindBody()).expect(202);
+      const bound = await osb(depot)
+        .put(path + ASYNC, bindBody())
+        .expect(202);
       const bindOperation = operationOf(bound);
       assert.equal((await waitForOperation(depot, path, bindOperation)).state, 'succeeded');
 
-      const res = await osb(depot).delete(path + asyncUnbindQuery()).expect(202);
+      const res = await osb(depot)
+        .delete(path + asyncUnbindQuery())
+        .expect(202);
       assert.deepEqual(Object.keys(res.body as object), ['operation']);
       const unbindOperation = operationOf(res);
       assert.notEqual(unbindOperation, bindOperation);
@@ -352,13 +396,21 @@ describe('service bindings', () => {
 
   describe('GET binding last_operation', () => {
     it('404 for a binding id never seen, for an unknown instance, and under the wrong instance', async () => {
-      const res = await osb(depot).get(`${bindingPath(instanceA, randomUUID())}/last_operation`).expect(404);
+      const res = await osb(depot)
+        .get(`${bindingPath(instanceA, randomUUID())}/last_operation`)
+        .expect(404);
       assert.ok((res.body as ErrorBody).description);
-      await osb(depot).get(`${bindingPath(randomUUID(), randomUUID())}/last_operation`).expect(404);
+      await osb(depot)
+        .get(`${bindingPath(randomUUID(), randomUUID())}/last_operation`)
+        .expect(404);
       const bindingId = randomUUID();
       await osb(depot).put(bindingPath(instanceA, bindingId), bindBody()).expect(201);
-      await osb(depot).get(`${bindingPath(instanceA, bindingId)}/last_operation`).expect(200);
-      await osb(depot).get(`${bindingPath(instanceB, bindingId)}/last_operation`).expect(404);
+      await osb(depot)
+        .get(`${bindingPath(instanceA, bindingId)}/last_operation`)
+        .expect(200);
+      await osb(depot)
+        .get(`${bindingPath(instanceB, bindingId)}/last_operation`)
+        .expect(404);
     });
   });
 });
@@ -383,7 +435,12 @@ const testCatalog = {
       'x-depot': { offering: 'postgresql' },
       plans: [
         // no schemas: any binding parameters are accepted
-        { id: OPEN_PLAN_ID, name: 'open', description: 'Binding parameters allowed.', 'x-depot': { connection_limit: 5 } },
+        {
+          id: OPEN_PLAN_ID,
+          name: 'open',
+          description: 'Binding parameters allowed.',
+          'x-depot': { connection_limit: 5 },
+        },
         {
           id: UNBINDABLE_PLAN_ID,
           name: 'unbindable',
@@ -439,12 +496,18 @@ describe('service bindings: plan rules', () => {
 
     const withResource = randomUUID();
     const res = await osb(depot)
-      .put(bindingPath(instanceId, withResource), bindBody({ plan_id: APP_PLAN_ID, bind_resource: { app_guid: 'app-1' } }))
+      .put(
+        bindingPath(instanceId, withResource),
+        bindBody({ plan_id: APP_PLAN_ID, bind_resource: { app_guid: 'app-1' } }),
+      )
       .expect(201);
     assertCredentials(res.body, instanceId, withResource);
     const withDeprecated = randomUUID();
     const deprecated = await osb(depot)
-      .put(bindingPath(instanceId, withDeprecated), bindBody({ plan_id: APP_PLAN_ID, bind_resource: undefined, app_guid: 'app-2' }))
+      .put(
+        bindingPath(instanceId, withDeprecated),
+        bindBody({ plan_id: APP_PLAN_ID, bind_resource: undefined, app_guid: 'app-2' }),
+      )
       .expect(201);
     assertCredentials(deprecated.body, instanceId, withDeprecated);
     assert.equal((await bindingRow(depot, withDeprecated))?.app_guid, 'app-2');
@@ -455,14 +518,22 @@ describe('service bindings: plan rules', () => {
     const instanceId = await provisionInstance(depot, randomUUID(), { plan_id: OPEN_PLAN_ID });
     const bindingId = randomUUID();
     const path = bindingPath(instanceId, bindingId);
-    const first = await osb(depot).put(path, bindBody({ plan_id: OPEN_PLAN_ID, parameters: { purpose: 'reports' } })).expect(201);
+    const first = await osb(depot)
+      .put(path, bindBody({ plan_id: OPEN_PLAN_ID, parameters: { purpose: 'reports' } }))
+      .expect(201);
     const counts = await stateCounts(depot);
     for (const parameters of [{ purpose: 'billing' }, {}, { purpose: 'reports', extra: 1 }]) {
-      await osb(depot).put(path, bindBody({ plan_id: OPEN_PLAN_ID, parameters })).expect(409);
+      await osb(depot)
+        .put(path, bindBody({ plan_id: OPEN_PLAN_ID, parameters }))
+        .expect(409);
     }
-    await osb(depot).put(path, bindBody({ plan_id: OPEN_PLAN_ID })).expect(409); // parameters absent ≠ given
+    await osb(depot)
+      .put(path, bindBody({ plan_id: OPEN_PLAN_ID }))
+      .expect(409); // parameters absent ≠ given
     assert.deepEqual(await stateCounts(depot), counts);
-    const same = await osb(depot).put(path, bindBody({ plan_id: OPEN_PLAN_ID, parameters: { purpose: 'reports' } })).expect(200);
+    const same = await osb(depot)
+      .put(path, bindBody({ plan_id: OPEN_PLAN_ID, parameters: { purpose: 'reports' } }))
+      .expect(200);
     assert.deepEqual(same.body, first.body);
     const fetched = await osb(depot).get(path).expect(200);
     assert.deepEqual((fetched.body as BindingBody).parameters, { purpose: 'reports' });
@@ -481,7 +552,8 @@ describe('service bindings while operations are in progress', () => {
   const deleting = randomUUID(); // bound while a worker ran; async unbind accepted while none runs
   let bindOperation = '';
   let unbindOperation = '';
-  const body = (overrides: Record<string, unknown> = {}) => bindBody({ plan_id: OPEN_PLAN_ID, parameters: { n: 1 }, ...overrides });
+  const body = (overrides: Record<string, unknown> = {}) =>
+    bindBody({ plan_id: OPEN_PLAN_ID, parameters: { n: 1 }, ...overrides });
   const startWorker = (name: string) => startDepot(name, { role: 'worker', shareWith: api, catalog: testCatalog });
 
   before(async () => {
@@ -498,14 +570,20 @@ describe('service bindings while operations are in progress', () => {
   });
 
   it('PUT: 202 for an async bind, and 202 with the SAME operation for an identical PUT', async () => {
-    const res = await osb(api).put(bindingPath(instanceId, creating) + ASYNC, body()).expect(202);
+    const res = await osb(api)
+      .put(bindingPath(instanceId, creating) + ASYNC, body())
+      .expect(202);
     bindOperation = operationOf(res);
     assert.deepEqual(res.body, { operation: bindOperation });
     // spec, Binding: an identical PUT while the bind is in progress → 202 with the same operation
-    const again = await osb(api).put(bindingPath(instanceId, creating) + ASYNC, body()).expect(202);
+    const again = await osb(api)
+      .put(bindingPath(instanceId, creating) + ASYNC, body())
+      .expect(202);
     assert.deepEqual(again.body, { operation: bindOperation });
     assert.equal((await bindingRow(api, creating))?.state, 'binding');
-    assert.deepEqual(await bindingOperations(api, creating), [{ id: bindOperation, type: 'bind', state: 'in progress' }]);
+    assert.deepEqual(await bindingOperations(api, creating), [
+      { id: bindOperation, type: 'bind', state: 'in progress' },
+    ]);
   });
 
   it('GET binding: 404 while the bind is in progress', async () => {
@@ -515,7 +593,9 @@ describe('service bindings while operations are in progress', () => {
 
   it('last_operation: 200 "in progress" with a Retry-After of whole seconds', async () => {
     for (const query of ['', `?operation=${bindOperation}`, `?operation=${randomUUID()}`]) {
-      const res = await osb(api).get(`${bindingPath(instanceId, creating)}/last_operation${query}`).expect(200);
+      const res = await osb(api)
+        .get(`${bindingPath(instanceId, creating)}/last_operation${query}`)
+        .expect(200);
       assert.equal((res.body as LastOperationBody).state, 'in progress', query);
       assert.match(res.headers['retry-after'] ?? '', /^\d+$/);
     }
@@ -523,8 +603,14 @@ describe('service bindings while operations are in progress', () => {
 
   it('PUT: 409 for different parameters or app_guid while the binding is being created', async () => {
     const counts = await stateCounts(api);
-    for (const change of [{ parameters: { n: 2 } }, { parameters: {} }, { bind_resource: { app_guid: 'another-app' } }]) {
-      const res = await osb(api).put(bindingPath(instanceId, creating) + ASYNC, body(change)).expect(409);
+    for (const change of [
+      { parameters: { n: 2 } },
+      { parameters: {} },
+      { bind_resource: { app_guid: 'another-app' } },
+    ]) {
+      const res = await osb(api)
+        .put(bindingPath(instanceId, creating) + ASYNC, body(change))
+        .expect(409);
       assert.ok((res.body as ErrorBody).description);
     }
     assert.deepEqual(await stateCounts(api), counts);
@@ -533,7 +619,9 @@ describe('service bindings while operations are in progress', () => {
   it('DELETE: 422 ConcurrencyError for a binding being created, and nothing changes', async () => {
     const counts = await stateCounts(api);
     for (const query of [unbindQuery(OPEN_PLAN_ID), asyncUnbindQuery(OPEN_PLAN_ID)]) {
-      const res = await osb(api).delete(bindingPath(instanceId, creating) + query).expect(422);
+      const res = await osb(api)
+        .delete(bindingPath(instanceId, creating) + query)
+        .expect(422);
       assert.equal((res.body as ErrorBody).error, 'ConcurrencyError');
     }
     assert.deepEqual(await stateCounts(api), counts);
@@ -541,12 +629,18 @@ describe('service bindings while operations are in progress', () => {
   });
 
   it('DELETE: 202, and 202 with the SAME operation for a re-sent DELETE while the unbind runs', async () => {
-    const res = await osb(api).delete(bindingPath(instanceId, deleting) + asyncUnbindQuery(OPEN_PLAN_ID)).expect(202);
+    const res = await osb(api)
+      .delete(bindingPath(instanceId, deleting) + asyncUnbindQuery(OPEN_PLAN_ID))
+      .expect(202);
     unbindOperation = operationOf(res);
     assert.deepEqual(res.body, { operation: unbindOperation });
-    const again = await osb(api).delete(bindingPath(instanceId, deleting) + asyncUnbindQuery(OPEN_PLAN_ID)).expect(202);
+    const again = await osb(api)
+      .delete(bindingPath(instanceId, deleting) + asyncUnbindQuery(OPEN_PLAN_ID))
+      .expect(202);
     assert.deepEqual(again.body, { operation: unbindOperation });
-    const polled = await osb(api).get(`${bindingPath(instanceId, deleting)}/last_operation?operation=${unbindOperation}`).expect(200);
+    const polled = await osb(api)
+      .get(`${bindingPath(instanceId, deleting)}/last_operation?operation=${unbindOperation}`)
+      .expect(200);
     assert.equal((polled.body as LastOperationBody).state, 'in progress');
     assert.equal((await bindingRow(api, deleting))?.state, 'unbinding');
     // the role is still there until the job runs
@@ -554,15 +648,21 @@ describe('service bindings while operations are in progress', () => {
   });
 
   it('PUT: 422 ConcurrencyError for an instance still being provisioned, and no binding is recorded', async () => {
-    await osb(api).put(instancePath(provisioningId) + ASYNC, provisionBody({ plan_id: OPEN_PLAN_ID })).expect(202);
+    await osb(api)
+      .put(instancePath(provisioningId) + ASYNC, provisionBody({ plan_id: OPEN_PLAN_ID }))
+      .expect(202);
     const counts = await stateCounts(api);
     const bindingId = randomUUID();
     for (const query of ['', ASYNC]) {
-      const res = await osb(api).put(bindingPath(provisioningId, bindingId) + query, body()).expect(422);
+      const res = await osb(api)
+        .put(bindingPath(provisioningId, bindingId) + query, body())
+        .expect(422);
       assert.equal((res.body as ErrorBody).error, 'ConcurrencyError');
     }
     assert.deepEqual(await stateCounts(api), counts);
-    await osb(api).get(`${bindingPath(provisioningId, bindingId)}/last_operation`).expect(404);
+    await osb(api)
+      .get(`${bindingPath(provisioningId, bindingId)}/last_operation`)
+      .expect(404);
   });
 
   it('once a worker runs again, the bind, the unbind and the provision complete', async () => {
@@ -573,7 +673,9 @@ describe('service bindings while operations are in progress', () => {
     assertCredentials(fetched.body, instanceId, creating);
     assert.deepEqual((fetched.body as BindingBody).parameters, { n: 1 });
     // the identical PUT now gets the finished binding
-    const again = await osb(api).put(creatingPath + ASYNC, body()).expect(200);
+    const again = await osb(api)
+      .put(creatingPath + ASYNC, body())
+      .expect(200);
     assert.deepEqual(again.body, { credentials: (fetched.body as BindingBody).credentials });
 
     assert.equal((await waitForOperation(api, bindingPath(instanceId, deleting), unbindOperation)).state, 'succeeded');

@@ -26,10 +26,17 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** The variables read from the environment: properties of `env` or `process.env`, or names passed to a parser with it. */
+/**
+ * The variables read from the environment: properties of `env` or `process.env`, or names
+ * passed to a parser with it.
+ */
 function variablesRead(dirs: string[]): Map<string, string> {
   const found = new Map<string, string>();
-  const patterns = [/\b(?:process\.)?env\.([A-Z][A-Z0-9_]+)/g, /\benv\[['"]([A-Z][A-Z0-9_]+)['"]\]/g, /\(\s*env\s*,\s*'([A-Z][A-Z0-9_]+)'/g];
+  const patterns = [
+    /\b(?:process\.)?env\.([A-Z][A-Z0-9_]+)/g,
+    /\benv\[['"]([A-Z][A-Z0-9_]+)['"]\]/g,
+    /\(\s*env\s*,\s*'([A-Z][A-Z0-9_]+)'/g,
+  ];
   for (const file of dirs.flatMap(sourceFiles)) {
     const text = readFileSync(file, 'utf8');
     for (const pattern of patterns) {
@@ -54,7 +61,9 @@ describe('documentation', () => {
   });
 
   it('every variable the tests and benchmarks read is in a page of docs/', () => {
-    const all = docs().map((name) => read(`docs/${name}`)).join('\n');
+    const all = docs()
+      .map((name) => read(`docs/${name}`))
+      .join('\n');
     const missing = [...variablesRead(TOOLING)].filter(([name]) => !all.includes(`\`${name}\``));
     assert.deepEqual(missing, []);
   });

@@ -46,7 +46,8 @@ export async function startRedisServer(protectedDefault: boolean): Promise<{ url
   const port = await freePort();
   const password = randomBytes(16).toString('hex');
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
-  if (protectedDefault) args.push('--user', 'default', 'off', '--user', 'depot-admin', 'on', `>${password}`, '~*', '&*', '+@all');
+  if (protectedDefault)
+    args.push('--user', 'default', 'off', '--user', 'depot-admin', 'on', `>${password}`, '~*', '&*', '+@all');
   const server = spawn('redis-server', args, { stdio: 'ignore' });
   server.unref(); // it must not keep the test process alive; it is stopped when that exits
   const stop = () => server.kill();
@@ -55,7 +56,10 @@ export async function startRedisServer(protectedDefault: boolean): Promise<{ url
   for (let attempt = 0; ; attempt++) {
     const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     client.on('error', () => undefined);
-    const answered = await client.connect().then(() => client.ping(), () => undefined);
+    const answered = await client.connect().then(
+      () => client.ping(),
+      () => undefined,
+    );
     client.disconnect();
     if (answered === 'PONG') return { url, stop };
     if (attempt > 100) throw new Error(`redis-server on port ${port} did not start`);
@@ -69,7 +73,12 @@ export async function startRedisServer(protectedDefault: boolean): Promise<{ url
  * failures show up on the commands.
  */
 export function bindingRedis(uri: string): Redis {
-  const client = new Redis(uri, { enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+  const client = new Redis(uri, {
+    enableReadyCheck: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    lazyConnect: true,
+  });
   client.on('error', () => undefined);
   return client;
 }
@@ -196,16 +205,25 @@ export async function dropDatabase(database: string): Promise<void> {
 
 /** Removes what instances a test left behind (databases and roles, Redis users and keys). */
 async function cleanUpInstances(depot: Depot): Promise<void> {
-  const { rows } = await depot.pool.query<{ id: string; service_id: string; plan_id: string; plan_settings: JsonObject | null }>(
-    `select id, service_id, plan_id, plan_settings from service_instances where state <> 'deleted'`,
-  );
+  const { rows } = await depot.pool.query<{
+    id: string;
+    service_id: string;
+    plan_id: string;
+    plan_settings: JsonObject | null;
+  }>(`select id, service_id, plan_id, plan_settings from service_instances where state <> 'deleted'`);
   const context = { reportProgress: async () => undefined };
   for (const { id, service_id, plan_id, plan_settings } of rows) {
     const plan = depot.catalog.plan(service_id, plan_id);
     if (!plan || plan.offering.name === 'test') continue; // the test offering creates nothing
     await plan.offering
       .deprovision(
-        { instanceId: id, planName: plan.plan.name, planSettings: plan_settings ?? plan.settings, parameters: {}, context: {} },
+        {
+          instanceId: id,
+          planName: plan.plan.name,
+          planSettings: plan_settings ?? plan.settings,
+          parameters: {},
+          context: {},
+        },
         context,
       )
       .catch(() => undefined);
@@ -319,7 +337,11 @@ export async function provisionInstance(
 }
 
 /** Deprovisions an instance and waits until it is gone. */
-export async function deprovisionInstance(target: TestDepot, instanceId: string, planId = SMALL_PLAN_ID): Promise<void> {
+export async function deprovisionInstance(
+  target: TestDepot,
+  instanceId: string,
+  planId = SMALL_PLAN_ID,
+): Promise<void> {
   const res = await osb(target).delete(`${instancePath(instanceId)}?accepts_incomplete=true&${deleteQuery(planId)}`);
   if (res.status !== 202) throw new Error(`deprovision answered ${res.status}: ${JSON.stringify(res.body)}`);
   const last = await waitForOperation(target, instancePath(instanceId), operationOf(res));
@@ -353,12 +375,21 @@ export async function stateCounts(target: TestDepot): Promise<Record<string, num
  * so a successful login alone would not prove the password right.
  */
 export async function passwordMatchesRole(role: string, password: string): Promise<boolean> {
-  const rows = await adminQuery<{ rolpassword: string | null }>('select rolpassword from pg_authid where rolname = $1', [role]);
+  const rows = await adminQuery<{ rolpassword: string | null }>(
+    'select rolpassword from pg_authid where rolname = $1',
+    [role],
+  );
   const verifier = rows[0]?.rolpassword;
   const match = verifier ? /^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)$/.exec(verifier) : null;
   if (!match) return false;
   const { createHash, createHmac, pbkdf2Sync } = await import('node:crypto');
-  const salted = pbkdf2Sync(password.normalize('NFKC'), Buffer.from(match[2]!, 'base64'), Number(match[1]), 32, 'sha256');
+  const salted = pbkdf2Sync(
+    password.normalize('NFKC'),
+    Buffer.from(match[2]!, 'base64'),
+    Number(match[1]),
+    32,
+    'sha256',
+  );
   const clientKey = createHmac('sha256', salted).update('Client Key').digest();
   return createHash('sha256').update(clientKey).digest('base64') === match[3];
 }

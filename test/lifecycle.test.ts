@@ -41,13 +41,17 @@ async function connect(uri: string): Promise<pg.Client> {
 }
 
 async function connectionLimit(database: string): Promise<number | undefined> {
-  const rows = await adminQuery<{ datconnlimit: number }>('select datconnlimit from pg_database where datname = $1', [database]);
+  const rows = await adminQuery<{ datconnlimit: number }>('select datconnlimit from pg_database where datname = $1', [
+    database,
+  ]);
   return rows[0]?.datconnlimit;
 }
 
 /** Every role whose name starts with the instance's database name (owner and logins). */
 async function instanceRoles(database: string): Promise<Array<{ rolname: string; rolcanlogin: boolean }>> {
-  return adminQuery('select rolname, rolcanlogin from pg_roles where starts_with(rolname, $1) order by rolname', [database]);
+  return adminQuery('select rolname, rolcanlogin from pg_roles where starts_with(rolname, $1) order by rolname', [
+    database,
+  ]);
 }
 
 describe('lifecycle: provision, bind, use, update, unbind, deprovision', () => {
@@ -71,7 +75,9 @@ describe('lifecycle: provision, bind, use, update, unbind, deprovision', () => {
   });
 
   it('provisions a small instance: a database with 10 connections, owned by a NOLOGIN role', async () => {
-    const res = await osb(depot).put(instancePath(instanceId) + ASYNC, provisionBody()).expect(202);
+    const res = await osb(depot)
+      .put(instancePath(instanceId) + ASYNC, provisionBody())
+      .expect(202);
     const { operation } = res.body as { operation: string };
     assert.equal((await waitForOperation(depot, instancePath(instanceId), operation)).state, 'succeeded');
 
@@ -109,10 +115,16 @@ describe('lifecycle: provision, bind, use, update, unbind, deprovision', () => {
     // one NOLOGIN owner and one LOGIN role per binding
     const roles = await instanceRoles(names.database);
     assert.deepEqual(
-      roles.filter((r) => r.rolcanlogin).map((r) => r.rolname).sort(),
+      roles
+        .filter((r) => r.rolcanlogin)
+        .map((r) => r.rolname)
+        .sort(),
       credentials.map((c) => c.username).sort(),
     );
-    assert.deepEqual(roles.filter((r) => !r.rolcanlogin), [{ rolname: names.owner, rolcanlogin: false }]);
+    assert.deepEqual(
+      roles.filter((r) => !r.rolcanlogin),
+      [{ rolname: names.owner, rolcanlogin: false }],
+    );
   });
 
   it("binding 1 creates a table and a row; binding 2 reads it; both act as the instance's owner role", async () => {
@@ -136,7 +148,9 @@ describe('lifecycle: provision, bind, use, update, unbind, deprovision', () => {
       assert.deepEqual(notes.rows, [{ id: 1, body: 'written by binding 1' }]);
       await session2.query("insert into notes values (2, 'written by binding 2')");
       // the table belongs to the instance, not to binding 1
-      const owner = await session2.query<{ tableowner: string }>("select tableowner from pg_tables where tablename = 'notes'");
+      const owner = await session2.query<{ tableowner: string }>(
+        "select tableowner from pg_tables where tablename = 'notes'",
+      );
       assert.deepEqual(owner.rows, [{ tableowner: names.owner }]);
     } finally {
       await session2.end();
@@ -161,7 +175,9 @@ describe('lifecycle: provision, bind, use, update, unbind, deprovision', () => {
     const before = await adminQuery('select 1 from pg_stat_activity where pid = $1', [session1Pid]);
     assert.equal(before.length, 1, 'binding 1 has an open session before the unbind');
 
-    const res = await osb(depot).delete(`${bindingPath(instanceId, binding1)}?${deleteQuery(STANDARD_PLAN_ID)}`).expect(200);
+    const res = await osb(depot)
+      .delete(`${bindingPath(instanceId, binding1)}?${deleteQuery(STANDARD_PLAN_ID)}`)
+      .expect(200);
     assert.deepEqual(res.body, {});
 
     // a new login with binding 1's credentials fails: the role is gone
@@ -207,7 +223,9 @@ describe('lifecycle: provision, bind, use, update, unbind, deprovision', () => {
     await assert.rejects(connect(credentials[1]!.uri));
 
     for (const query of ['', `?operation=${operation}`]) {
-      const last = await osb(depot).get(`${instancePath(instanceId)}/last_operation${query}`).expect(200);
+      const last = await osb(depot)
+        .get(`${instancePath(instanceId)}/last_operation${query}`)
+        .expect(200);
       assert.equal((last.body as LastOperationBody).state, 'succeeded');
     }
     await osb(depot).get(instancePath(instanceId)).expect(404);
@@ -246,7 +264,10 @@ describe('lifecycle: extensions', () => {
       const { rows } = await admin.query<{ extname: string }>(
         "select extname from pg_extension where extname in ('citext', 'pgcrypto') order by extname",
       );
-      assert.deepEqual(rows.map((r) => r.extname), ['citext', 'pgcrypto']);
+      assert.deepEqual(
+        rows.map((r) => r.extname),
+        ['citext', 'pgcrypto'],
+      );
     } finally {
       await admin.end();
     }
@@ -259,7 +280,9 @@ describe('lifecycle: extensions', () => {
       const { rows } = await session.query<{ same: boolean; digest: string }>(
         "select 'Hello'::citext = 'hello'::citext as same, encode(digest('x', 'sha256'), 'hex') as digest",
       );
-      assert.deepEqual(rows, [{ same: true, digest: '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881' }]);
+      assert.deepEqual(rows, [
+        { same: true, digest: '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881' },
+      ]);
     } finally {
       await session.end();
     }

@@ -47,7 +47,10 @@ function catalogV1(): CatalogDocument {
   return defaultCatalogDocument();
 }
 
-const SMALL_V2_INFO = { version: '1.1.0', description: 'PostgreSQL database: 15 connections, idle transactions end after 10 minutes.' };
+const SMALL_V2_INFO = {
+  version: '1.1.0',
+  description: 'PostgreSQL database: 15 connections, idle transactions end after 10 minutes.',
+};
 const STANDARD_V2_INFO = { version: '2.0.0', description: 'PostgreSQL database: statements end after 30 seconds.' };
 
 const UNVERSIONED_PLAN_ID = '0b7e2d4c-8a61-4f3e-9c2d-5e1f7a9b3c14';
@@ -85,7 +88,9 @@ interface InstanceBody {
 /** The instance's database on the server: its connection limit and its `ALTER DATABASE … SET`s. */
 async function serverState(instanceId: string): Promise<{ connlimit: number; settings: string[] } | undefined> {
   const database = postgresNames(instanceId).database;
-  const limits = await adminQuery<{ datconnlimit: number }>('select datconnlimit from pg_database where datname = $1', [database]);
+  const limits = await adminQuery<{ datconnlimit: number }>('select datconnlimit from pg_database where datname = $1', [
+    database,
+  ]);
   if (limits.length === 0) return undefined;
   const settings = await adminQuery<{ setconfig: string[] }>(
     `select s.setconfig from pg_db_role_setting s join pg_database d on s.setdatabase = d.oid
@@ -96,7 +101,10 @@ async function serverState(instanceId: string): Promise<{ connlimit: number; set
 }
 
 async function databaseExists(instanceId: string): Promise<boolean> {
-  return (await adminQuery('select 1 from pg_database where datname = $1', [postgresNames(instanceId).database])).length === 1;
+  return (
+    (await adminQuery('select 1 from pg_database where datname = $1', [postgresNames(instanceId).database])).length ===
+    1
+  );
 }
 
 /** Extensions created in the instance's database. */
@@ -104,7 +112,9 @@ async function extensionsOf(instanceId: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: withDatabase(ADMIN_URL, postgresNames(instanceId).database) });
   await client.connect();
   try {
-    const { rows } = await client.query<{ extname: string }>(`select extname from pg_extension where extname <> 'plpgsql' order by 1`);
+    const { rows } = await client.query<{ extname: string }>(
+      `select extname from pg_extension where extname <> 'plpgsql' order by 1`,
+    );
     return rows.map((r) => r.extname);
   } finally {
     await client.end();
@@ -116,15 +126,18 @@ async function fetchInstance(target: TestDepot, instanceId: string): Promise<Ins
 }
 
 async function operationCount(target: TestDepot, instanceId: string): Promise<number> {
-  const { rows } = await target.depot.pool.query<{ n: number }>('select count(*)::int as n from operations where instance_id = $1', [
-    instanceId,
-  ]);
+  const { rows } = await target.depot.pool.query<{ n: number }>(
+    'select count(*)::int as n from operations where instance_id = $1',
+    [instanceId],
+  );
   return rows[0]!.n;
 }
 
 /** A PATCH that runs as a job: 202, then the operation must succeed; returns its description. */
 async function updateInstance(target: TestDepot, instanceId: string, body: object): Promise<string | undefined> {
-  const res = await osb(target).patch(instancePath(instanceId) + ASYNC, body).expect(202);
+  const res = await osb(target)
+    .patch(instancePath(instanceId) + ASYNC, body)
+    .expect(202);
   const last = await waitForOperation(target, instancePath(instanceId), operationOf(res));
   assert.equal(last.state, 'succeeded', last.description);
   return last.description;
@@ -184,7 +197,9 @@ describe('maintenance_info', () => {
       assert.deepEqual(await stateCounts(live()), counts);
       assert.equal(await databaseExists(id), false);
       await osb(live()).get(instancePath(id)).expect(404);
-      await osb(live()).get(`${instancePath(id)}/last_operation`).expect(404);
+      await osb(live())
+        .get(`${instancePath(id)}/last_operation`)
+        .expect(404);
     });
 
     it('provision: the same rule for the redis service; nothing is created', async () => {
@@ -195,10 +210,12 @@ describe('maintenance_info', () => {
         .expect(422);
       assertMaintenanceInfoConflict(res);
       assert.deepEqual(await stateCounts(live()), counts);
-      await osb(live()).get(`${instancePath(id)}/last_operation`).expect(404);
+      await osb(live())
+        .get(`${instancePath(id)}/last_operation`)
+        .expect(404);
     });
 
-    it('provision: a maintenance_info without version counts as absent (202); the instance gets the plan’s', async () => {
+    it('provision: a maintenance_info without version is as absent (202); the instance gets the plan’s', async () => {
       const id = randomUUID();
       const res = await osb(live())
         .put(instancePath(id) + ASYNC, provisionBody({ maintenance_info: { description: 'no version here' } }))
@@ -227,7 +244,7 @@ describe('maintenance_info', () => {
       assert.equal((await waitForOperation(live(), instancePath(id), operationOf(gone))).state, 'succeeded');
     });
 
-    it('update: 422 MaintenanceInfoConflict for a version that is not the plan’s; the instance is unchanged', async () => {
+    it('update: 422 MaintenanceInfoConflict for a version not the plan’s; the instance is unchanged', async () => {
       const id = await provisionInstance(live());
       const counts = await stateCounts(live());
       const operations = await operationCount(live(), id);
@@ -239,7 +256,11 @@ describe('maintenance_info', () => {
         // with parameters: nothing of the request is applied
         { service_id: SERVICE_ID, parameters: { extensions: ['citext'] }, maintenance_info: { version: '0.9.0' } },
       ]) {
-        assertMaintenanceInfoConflict(await osb(live()).patch(instancePath(id) + ASYNC, body).expect(422));
+        assertMaintenanceInfoConflict(
+          await osb(live())
+            .patch(instancePath(id) + ASYNC, body)
+            .expect(422),
+        );
       }
       assert.deepEqual(await stateCounts(live()), counts);
       assert.equal(await operationCount(live(), id), operations);
@@ -255,13 +276,15 @@ describe('maintenance_info', () => {
       const id = await provisionInstance(live());
       const counts = await stateCounts(live());
       const body = { service_id: SERVICE_ID, plan_id: SMALL_PLAN_ID, maintenance_info: { version: '1.0.0' } };
-      await osb(live()).patch(instancePath(id) + ASYNC, body).expect(200, {});
+      await osb(live())
+        .patch(instancePath(id) + ASYNC, body)
+        .expect(200, {});
       await osb(live()).patch(instancePath(id), body).expect(422); // spec: updates are asynchronous only
       assert.deepEqual(await stateCounts(live()), counts);
       await deprovisionInstance(live(), id);
     });
 
-    it('a plan change (small → standard) moves the instance to the target plan’s maintenance_info and settings', async () => {
+    it('a plan change (small → standard) gives the instance the target’s maintenance_info and settings', async () => {
       const id = await provisionInstance(live());
       assert.deepEqual(await serverState(id), { connlimit: 10, settings: [] });
       await updateInstance(live(), id, {
@@ -303,7 +326,7 @@ describe('maintenance_info', () => {
       assert.deepEqual(await serverState(outdated), { connlimit: 10, settings: [] });
     });
 
-    it('update: 422 MaintenanceInfoConflict for the instance’s own (now outdated) version or an unknown one', async () => {
+    it('update: 422 MaintenanceInfoConflict for the instance’s own (outdated) version or an unknown one', async () => {
       const counts = await stateCounts(live());
       for (const version of ['1.0.0', '0.9.0', '2.0.0']) {
         const res = await osb(live())
@@ -331,7 +354,11 @@ describe('maintenance_info', () => {
     it('an upgrade without accepts_incomplete: 422 AsyncRequired; nothing changes', async () => {
       const counts = await stateCounts(live());
       const res = await osb(live())
-        .patch(instancePath(outdated), { service_id: SERVICE_ID, plan_id: SMALL_PLAN_ID, maintenance_info: { version: '1.1.0' } })
+        .patch(instancePath(outdated), {
+          service_id: SERVICE_ID,
+          plan_id: SMALL_PLAN_ID,
+          maintenance_info: { version: '1.1.0' },
+        })
         .expect(422);
       assert.equal((res.body as ErrorBody).error, 'AsyncRequired');
       assert.deepEqual(await stateCounts(live()), counts);
@@ -361,16 +388,21 @@ describe('maintenance_info', () => {
     it('the same upgrade again: 200 {} (nothing to do); without accepts_incomplete 422 AsyncRequired', async () => {
       const counts = await stateCounts(live());
       const body = { service_id: SERVICE_ID, plan_id: SMALL_PLAN_ID, maintenance_info: { version: '1.1.0' } };
-      await osb(live()).patch(instancePath(outdated) + ASYNC, body).expect(200, {});
+      await osb(live())
+        .patch(instancePath(outdated) + ASYNC, body)
+        .expect(200, {});
       await osb(live()).patch(instancePath(outdated), body).expect(422);
       assert.deepEqual(await stateCounts(live()), counts);
       assert.equal((await fetchInstance(live(), outdated)).maintenance_info?.version, '1.1.0');
     });
 
-    it('a parameter update after the upgrade keeps the upgraded settings, and the settings the tenant made itself', async () => {
+    it('a parameter update after the upgrade keeps the upgraded settings and the tenant’s own', async () => {
       // The tenant, as the database's owner, sets a default of its own.
       await adminQuery(`alter database ${postgresNames(outdated).database} set timezone = 'Europe/Paris'`);
-      await updateInstance(live(), outdated, { service_id: SERVICE_ID, parameters: { extensions: ['citext', 'ltree'] } });
+      await updateInstance(live(), outdated, {
+        service_id: SERVICE_ID,
+        parameters: { extensions: ['citext', 'ltree'] },
+      });
       assert.deepEqual(await serverState(outdated), {
         connlimit: 15,
         settings: ['TimeZone=Europe/Paris', 'idle_in_transaction_session_timeout=10min'],
@@ -405,12 +437,16 @@ describe('maintenance_info', () => {
       }
     });
 
-    it('a plan change of an outdated instance: 422 for the source plan’s version, then it moves to the target’s', async () => {
+    it('outdated instance’s plan change: 422 for the source plan’s version, then it gets the target’s', async () => {
       const id = outdatedForPlanChange;
       const counts = await stateCounts(live());
       assertMaintenanceInfoConflict(
         await osb(live())
-          .patch(instancePath(id) + ASYNC, { service_id: SERVICE_ID, plan_id: STANDARD_PLAN_ID, maintenance_info: { version: '1.1.0' } })
+          .patch(instancePath(id) + ASYNC, {
+            service_id: SERVICE_ID,
+            plan_id: STANDARD_PLAN_ID,
+            maintenance_info: { version: '1.1.0' },
+          })
           .expect(422),
       );
       assert.deepEqual(await stateCounts(live()), counts);
@@ -433,7 +469,7 @@ describe('maintenance_info', () => {
       assert.equal(await databaseExists(id), false);
     });
 
-    it('a plan change to a plan without maintenance_info: 422 if one is sent; otherwise the instance has none after', async () => {
+    it('change to a plan without maintenance_info: 422 if one is sent; else the instance ends with none', async () => {
       const id = await provisionInstance(live());
       const counts = await stateCounts(live());
       assertMaintenanceInfoConflict(

@@ -50,7 +50,10 @@ describe('failed operations end in a terminal state with a useful description', 
 
     // Orphan mitigation: the platform deletes what may have been created.
     await deprovisionInstance(depot, id);
-    assert.deepEqual(await adminQuery('select 1 from pg_database where datname = $1', [postgresNames(id).database]), []);
+    assert.deepEqual(
+      await adminQuery('select 1 from pg_database where datname = $1', [postgresNames(id).database]),
+      [],
+    );
 
     await provisionInstance(depot, id);
     await deprovisionInstance(depot, id);
@@ -64,12 +67,14 @@ describe('failed operations end in a terminal state with a useful description', 
     const last = await waitForOperation(depot, instancePath(id), operationOf(res), 10_000);
     assert.equal(last.state, 'failed');
     assert.match(last.description!, /extensions "dblink" are not allowed/);
-    const [row] = await adminQuery<{ n: number }>(`select count(*)::int as n from pg_extension where extname = 'dblink'`);
+    const [row] = await adminQuery<{ n: number }>(
+      `select count(*)::int as n from pg_extension where extname = 'dblink'`,
+    );
     assert.equal(row!.n, 0);
     await deprovisionInstance(depot, id);
   });
 
-  it('a bind whose database vanished fails: 500 with the reason when synchronous, "failed" when asynchronous', async () => {
+  it('a bind whose database vanished fails: 500 with the reason if synchronous, "failed" if asynchronous', async () => {
     const id = await provisionInstance(depot);
     await adminQuery(`drop database ${postgresNames(id).database} with (force)`);
 
@@ -77,7 +82,9 @@ describe('failed operations end in a terminal state with a useful description', 
     assert.match((sync.body as { description: string }).description, /^Bind failed: .*does not exist/);
 
     const bindingId = randomUUID();
-    const res = await osb(depot).put(bindingPath(id, bindingId) + ASYNC, bindBody()).expect(202);
+    const res = await osb(depot)
+      .put(bindingPath(id, bindingId) + ASYNC, bindBody())
+      .expect(202);
     const last = await waitForOperation(depot, bindingPath(id, bindingId), operationOf(res));
     assert.equal(last.state, 'failed');
     assert.match(last.description!, /does not exist/);
@@ -95,7 +102,9 @@ describe('the sweeper: nothing stays in progress forever', () => {
 
   it('runs an operation whose job was lost (Redis flushed) once it has been idle for a while', async () => {
     const id = randomUUID();
-    const res = await osb(api).put(instancePath(id) + ASYNC, provisionBody()).expect(202);
+    const res = await osb(api)
+      .put(instancePath(id) + ASYNC, provisionBody())
+      .expect(202);
     await api.depot.queue.obliterate(); // the job is gone, the operation row remains
     await api.depot.pool.query(`update operations set updated_at = now() - interval '5 minutes' where id = $1`, [
       operationOf(res),
@@ -112,7 +121,9 @@ describe('the sweeper: nothing stays in progress forever', () => {
 
   it('fails an operation that overran OPERATION_TIMEOUT_SECONDS', async () => {
     const id = randomUUID();
-    const res = await osb(api).put(instancePath(id) + ASYNC, provisionBody()).expect(202);
+    const res = await osb(api)
+      .put(instancePath(id) + ASYNC, provisionBody())
+      .expect(202);
     await api.depot.queue.obliterate();
     await api.depot.pool.query(`update operations set created_at = now() - interval '2 hours' where id = $1`, [
       operationOf(res),
@@ -138,49 +149,80 @@ describe('bookkeeping', () => {
   it('re-adds the job of an operation that BullMQ keeps as completed while Postgres says in progress', async () => {
     const id = randomUUID();
     // The worker finds the operation already ended and completes the job without doing anything…
-    const res = await osb(depot).put(instancePath(id) + ASYNC, provisionBody()).expect(202);
+    const res = await osb(depot)
+      .put(instancePath(id) + ASYNC, provisionBody())
+      .expect(202);
     const operation = operationOf(res);
     // …as if it had died between BullMQ and Postgres: the job is done, the operation is not.
     await depot.depot.pool.query(`update operations set state = 'succeeded' where id = $1`, [operation]);
     const queue = depot.depot.queue;
-    assert.ok(await queue.waitUntilEnded(operation, 10_000, async () => (await queue.jobState(operation)) === 'completed'));
-    await depot.depot.pool.query(`update operations set state = 'in progress', updated_at = now() - interval '5 minutes' where id = $1`, [
-      operation,
-    ]);
+    assert.ok(
+      await queue.waitUntilEnded(operation, 10_000, async () => (await queue.jobState(operation)) === 'completed'),
+    );
+    await depot.depot.pool.query(
+      `update operations set state = 'in progress', updated_at = now() - interval '5 minutes' where id = $1`,
+      [operation],
+    );
     await depot.depot.pool.query(`update service_instances set state = 'provisioning' where id = $1`, [id]);
     const last = await waitForOperation(depot, instancePath(id), operation, 20_000);
     assert.deepEqual(last, { state: 'succeeded', description: 'Provisioned.' });
-    assert.equal((await adminQuery('select 1 from pg_database where datname = $1', [postgresNames(id).database])).length, 1);
+    assert.equal(
+      (await adminQuery('select 1 from pg_database where datname = $1', [postgresNames(id).database])).length,
+      1,
+    );
     await deprovisionInstance(depot, id);
   });
 
-  it('forgets deleted instances and bindings after DELETED_RETENTION_HOURS: last_operation then answers 404', async () => {
+  it('forgets deleted instances and bindings after DELETED_RETENTION_HOURS: last_operation answers 404', async () => {
     const id = await provisionInstance(depot);
     const bindingId = randomUUID();
     await osb(depot).put(bindingPath(id, bindingId), bindBody()).expect(201);
-    await osb(depot).delete(`${bindingPath(id, bindingId)}?${deleteQuery()}`).expect(200);
-    await osb(depot).get(`${bindingPath(id, bindingId)}/last_operation`).expect(200);
+    await osb(depot)
+      .delete(`${bindingPath(id, bindingId)}?${deleteQuery()}`)
+      .expect(200);
+    await osb(depot)
+      .get(`${bindingPath(id, bindingId)}/last_operation`)
+      .expect(200);
     const other = await provisionInstance(depot);
     await deprovisionInstance(depot, other);
-    await osb(depot).get(`${instancePath(other)}/last_operation`).expect(200);
+    await osb(depot)
+      .get(`${instancePath(other)}/last_operation`)
+      .expect(200);
 
-    await depot.depot.pool.query(`update service_bindings set deleted_at = now() - interval '169 hours' where id = $1`, [bindingId]);
-    await depot.depot.pool.query(`update service_instances set deleted_at = now() - interval '169 hours' where id = $1`, [other]);
+    await depot.depot.pool.query(
+      `update service_bindings set deleted_at = now() - interval '169 hours' where id = $1`,
+      [bindingId],
+    );
+    await depot.depot.pool.query(
+      `update service_instances set deleted_at = now() - interval '169 hours' where id = $1`,
+      [other],
+    );
     await depot.depot.sweeper!.sweep();
-    await osb(depot).get(`${bindingPath(id, bindingId)}/last_operation`).expect(404);
-    await osb(depot).get(`${instancePath(other)}/last_operation`).expect(404);
-    const { rows } = await depot.depot.pool.query('select 1 from operations where binding_id = $1 or instance_id = $2', [bindingId, other]);
+    await osb(depot)
+      .get(`${bindingPath(id, bindingId)}/last_operation`)
+      .expect(404);
+    await osb(depot)
+      .get(`${instancePath(other)}/last_operation`)
+      .expect(404);
+    const { rows } = await depot.depot.pool.query(
+      'select 1 from operations where binding_id = $1 or instance_id = $2',
+      [bindingId, other],
+    );
     assert.equal(rows.length, 0);
-    await osb(depot).get(`${instancePath(id)}/last_operation`).expect(200); // the live instance is kept
+    await osb(depot)
+      .get(`${instancePath(id)}/last_operation`)
+      .expect(200); // the live instance is kept
     await deprovisionInstance(depot, id);
   });
 
-  it('a binding id stays with its instance: reusing it under another instance is a 409, even once deleted', async () => {
+  it('a binding id stays with its instance: reusing it under another instance is a 409, even deleted', async () => {
     const first = await provisionInstance(depot);
     const second = await provisionInstance(depot);
     const bindingId = randomUUID();
     await osb(depot).put(bindingPath(first, bindingId), bindBody()).expect(201);
-    await osb(depot).delete(`${bindingPath(first, bindingId)}?${deleteQuery()}`).expect(200);
+    await osb(depot)
+      .delete(`${bindingPath(first, bindingId)}?${deleteQuery()}`)
+      .expect(200);
     const res = await osb(depot).put(bindingPath(second, bindingId), bindBody()).expect(409);
     assert.match((res.body as { description: string }).description, /another service instance/);
     // under its own instance it can be bound again
@@ -191,7 +233,9 @@ describe('bookkeeping', () => {
 
   it('a bind must name the instance’s plan: 400 otherwise, nothing created', async () => {
     const id = await provisionInstance(depot);
-    const res = await osb(depot).put(bindingPath(id, randomUUID()), bindBody({ plan_id: STANDARD_PLAN_ID })).expect(400);
+    const res = await osb(depot)
+      .put(bindingPath(id, randomUUID()), bindBody({ plan_id: STANDARD_PLAN_ID }))
+      .expect(400);
     assert.match((res.body as { description: string }).description, /plan_id/);
     const { rows } = await depot.depot.pool.query('select 1 from service_bindings where instance_id = $1', [id]);
     assert.equal(rows.length, 0);
@@ -241,11 +285,13 @@ describe('several broker replicas', () => {
     await deprovisionInstance(first, id);
   });
 
-  it('binds racing on two replicas for one binding id make one binding, one bind, and credentials that work', async () => {
+  it('binds racing on two replicas for one binding id: one binding, one bind, and credentials that work', async () => {
     const id = await provisionInstance(first);
     const bindingId = randomUUID();
     const responses = await Promise.all(
-      Array.from({ length: 6 }, (_, i) => osb(i % 2 ? second : first).put(bindingPath(id, bindingId) + ASYNC, bindBody())),
+      Array.from({ length: 6 }, (_, i) =>
+        osb(i % 2 ? second : first).put(bindingPath(id, bindingId) + ASYNC, bindBody()),
+      ),
     );
     const operations = new Set<string>();
     for (const res of responses) {
@@ -268,9 +314,14 @@ describe('several broker replicas', () => {
       const fetched = await osb(replica).get(bindingPath(id, bindingId)).expect(200);
       const { credentials } = fetched.body as { credentials: { username: string; password: string } };
       assert.equal(credentials.username, postgresNames(id, bindingId).login);
-      assert.ok(await passwordMatchesRole(credentials.username, credentials.password), 'the bound password is the role’s');
+      assert.ok(
+        await passwordMatchesRole(credentials.username, credentials.password),
+        'the bound password is the role’s',
+      );
     }
-    await osb(first).delete(`${bindingPath(id, bindingId)}?${deleteQuery()}`).expect(200);
+    await osb(first)
+      .delete(`${bindingPath(id, bindingId)}?${deleteQuery()}`)
+      .expect(200);
     await deprovisionInstance(first, id);
   });
 

@@ -57,8 +57,18 @@ const DRAFT_04 = 'http://json-schema.org/draft-04/schema#';
 
 /** The extension names the postgresql plans allow, in the catalog's order. */
 const ALLOWED_EXTENSIONS = [
-  'btree_gin', 'btree_gist', 'citext', 'fuzzystrmatch', 'hstore', 'intarray',
-  'ltree', 'pg_trgm', 'pgcrypto', 'tablefunc', 'unaccent', 'uuid-ossp',
+  'btree_gin',
+  'btree_gist',
+  'citext',
+  'fuzzystrmatch',
+  'hstore',
+  'intarray',
+  'ltree',
+  'pg_trgm',
+  'pgcrypto',
+  'tablefunc',
+  'unaccent',
+  'uuid-ossp',
 ];
 const ENUM_CLAUSE = `must be one of ${ALLOWED_EXTENSIONS.map((e) => JSON.stringify(e)).join(', ')}`;
 
@@ -101,7 +111,12 @@ const provisionPg = (name: string, parameters: unknown, clauses: string[]): Sche
   schema: 'service_instance.create',
   clauses,
 });
-const updatePg = (name: string, parameters: unknown, clauses: string[], extra: Record<string, unknown> = {}): SchemaCase => ({
+const updatePg = (
+  name: string,
+  parameters: unknown,
+  clauses: string[],
+  extra: Record<string, unknown> = {},
+): SchemaCase => ({
   name: `postgresql update: ${name}`,
   method: 'patch',
   path: `${instancePath(PG_ID)}${ASYNC}`,
@@ -145,7 +160,11 @@ const bindRedis = (name: string, parameters: unknown, clauses: string[]): Schema
 /** The postgresql create and update schemas are the same: the same cases for both. */
 const extensionCases: Array<[string, unknown, string[]]> = [
   ['extensions of the wrong type (a string)', { extensions: 'citext' }, ['parameters.extensions must be array']],
-  ['extensions of the wrong type (an object)', { extensions: { citext: true } }, ['parameters.extensions must be array']],
+  [
+    'extensions of the wrong type (an object)',
+    { extensions: { citext: true } },
+    ['parameters.extensions must be array'],
+  ],
   ['an extension outside the enum', { extensions: ['postgis'] }, [`parameters.extensions[0] ${ENUM_CLAUSE}`]],
   [
     'several items outside the enum (each named)',
@@ -166,14 +185,22 @@ const extensionCases: Array<[string, unknown, string[]]> = [
   [
     'three bad fields: wrong type and two unknown properties',
     { extensions: 'citext', foo: 1, bar: true },
-    ['parameters.extensions must be array', 'parameters.foo is not an allowed property', 'parameters.bar is not an allowed property'],
+    [
+      'parameters.extensions must be array',
+      'parameters.foo is not an allowed property',
+      'parameters.bar is not an allowed property',
+    ],
   ],
 ];
 
 /** The redis instance schemas take no property at all. */
 const noPropertyCases: Array<[string, unknown, string[]]> = [
   ['any property (extensions)', { extensions: ['citext'] }, ['parameters.extensions is not an allowed property']],
-  ['any property (read_only, which only binding takes)', { read_only: true }, ['parameters.read_only is not an allowed property']],
+  [
+    'any property (read_only, which only binding takes)',
+    { read_only: true },
+    ['parameters.read_only is not an allowed property'],
+  ],
   [
     'two properties (each named)',
     { maxmemory: '1gb', key_prefix: 'x' },
@@ -187,26 +214,27 @@ const CASES: SchemaCase[] = [
   updatePg(
     'bad parameters with a plan change to standard (the target plan is not taken either)',
     { extensions: ['hstore', 'hstore'], foo: 1 },
-    ['parameters.extensions must NOT have duplicate items (items ## 0 and 1 are identical)', 'parameters.foo is not an allowed property'],
+    [
+      'parameters.extensions must NOT have duplicate items (items ## 0 and 1 are identical)',
+      'parameters.foo is not an allowed property',
+    ],
     { plan_id: STANDARD_PLAN_ID },
   ),
   bindPg('an unknown property', { read_only: true }, ['parameters.read_only is not an allowed property']),
-  bindPg(
-    'two unknown properties (each named)',
-    { role: 'admin', schema: 'public' },
-    ['parameters.role is not an allowed property', 'parameters.schema is not an allowed property'],
-  ),
+  bindPg('two unknown properties (each named)', { role: 'admin', schema: 'public' }, [
+    'parameters.role is not an allowed property',
+    'parameters.schema is not an allowed property',
+  ]),
   ...noPropertyCases.map(([name, parameters, clauses]) => provisionRedis(name, parameters, clauses)),
   ...noPropertyCases.map(([name, parameters, clauses]) => updateRedis(name, parameters, clauses)),
   bindRedis('read_only: "yes"', { read_only: 'yes' }, ['parameters.read_only must be boolean']),
   bindRedis('read_only: 1', { read_only: 1 }, ['parameters.read_only must be boolean']),
   bindRedis('read_only: null', { read_only: null }, ['parameters.read_only must be boolean']),
   bindRedis('an unknown property', { ttl: 60 }, ['parameters.ttl is not an allowed property']),
-  bindRedis(
-    'two bad fields: read_only of the wrong type and an unknown property',
-    { read_only: 'yes', foo: 1 },
-    ['parameters.foo is not an allowed property', 'parameters.read_only must be boolean'],
-  ),
+  bindRedis('two bad fields: read_only of the wrong type and an unknown property', { read_only: 'yes', foo: 1 }, [
+    'parameters.foo is not an allowed property',
+    'parameters.read_only must be boolean',
+  ]),
 ];
 
 interface ErrorBody {
@@ -242,7 +270,8 @@ describe('plan schemas over the OSB API', () => {
   /** What a schema-breaking request could have created or changed, anywhere. */
   async function world() {
     const counts = await stateCounts(depot);
-    const digest = (table: string) => `(select coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from ${table} t)`;
+    const digest = (table: string) =>
+      `(select coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from ${table} t)`;
     const { rows } = await depot.depot.pool.query<Record<string, string>>(
       `select ${digest('service_instances')} as instances, ${digest('service_bindings')} as bindings,
               ${digest('operations')} as operations`,
@@ -259,7 +288,9 @@ describe('plan schemas over the OSB API', () => {
       [rolePrefix],
     );
     const prefixes = [REDIS_ID, NEW_REDIS_ID].map((id) => redisNames(id).userPrefix);
-    const aclUsers = ((await redisAdmin.call('ACL', 'USERS')) as string[]).filter((u) => prefixes.some((p) => u.startsWith(p))).sort();
+    const aclUsers = ((await redisAdmin.call('ACL', 'USERS')) as string[])
+      .filter((u) => prefixes.some((p) => u.startsWith(p)))
+      .sort();
     return {
       counts,
       contents: rows[0],
@@ -309,11 +340,15 @@ describe('plan schemas over the OSB API', () => {
 
     it('a rejected provision leaves the id free: the same id is then provisioned with valid parameters', async () => {
       const id = randomUUID();
-      await osb(depot).put(`${instancePath(id)}${ASYNC}`, provisionBody({ parameters: { extensions: ['citext', 'citext'] } })).expect(400);
+      await osb(depot)
+        .put(`${instancePath(id)}${ASYNC}`, provisionBody({ parameters: { extensions: ['citext', 'citext'] } }))
+        .expect(400);
       await osb(depot).get(instancePath(id)).expect(404);
       await provisionInstance(depot, id, { parameters: { extensions: ['ltree'] } });
       assert.deepEqual((await getInstance(id)).parameters, { extensions: ['ltree'] });
-      const res = await osb(depot).delete(`${instancePath(id)}${ASYNC}&${deleteQuery()}`).expect(202);
+      const res = await osb(depot)
+        .delete(`${instancePath(id)}${ASYNC}&${deleteQuery()}`)
+        .expect(202);
       assert.equal((await waitForOperation(depot, instancePath(id), operationOf(res))).state, 'succeeded');
     });
   });
@@ -324,7 +359,9 @@ describe('plan schemas over the OSB API', () => {
       const client = new pg.Client({ connectionString: withDatabase(ADMIN_URL, postgresNames(PG_ID).database) });
       await client.connect();
       try {
-        const { rows } = await client.query<{ extname: string }>(`select extname from pg_extension where extname <> 'plpgsql' order by 1`);
+        const { rows } = await client.query<{ extname: string }>(
+          `select extname from pg_extension where extname <> 'plpgsql' order by 1`,
+        );
         assert.deepEqual(
           rows.map((r) => r.extname),
           ['citext'],
@@ -365,12 +402,17 @@ describe('plan schemas over the OSB API', () => {
       assert.equal(res.status, 201, res.text);
       const login = postgresNames(PG_ID, bindingId).login!;
       assert.equal((await adminQuery('select 1 from pg_roles where rolname = $1', [login])).length, 1);
-      await osb(depot).delete(`${bindingPath(PG_ID, bindingId)}?${deleteQuery()}`).expect(200);
+      await osb(depot)
+        .delete(`${bindingPath(PG_ID, bindingId)}?${deleteQuery()}`)
+        .expect(200);
       assert.equal((await adminQuery('select 1 from pg_roles where rolname = $1', [login])).length, 0);
     });
 
     it('redis update with empty parameters {} is accepted and changes nothing', async () => {
-      const res = await osb(depot).patch(`${instancePath(REDIS_ID)}${ASYNC}`, { service_id: REDIS_SERVICE_ID, parameters: {} });
+      const res = await osb(depot).patch(`${instancePath(REDIS_ID)}${ASYNC}`, {
+        service_id: REDIS_SERVICE_ID,
+        parameters: {},
+      });
       assert.equal(res.status, 200, res.text);
       assert.deepEqual((await getInstance(REDIS_ID)).parameters, {});
     });
@@ -388,7 +430,9 @@ describe('plan schemas over the OSB API', () => {
         client,
         async unbind() {
           client.disconnect();
-          await osb(depot).delete(`${bindingPath(REDIS_ID, bindingId)}?${redisDeleteQuery}`).expect(200);
+          await osb(depot)
+            .delete(`${bindingPath(REDIS_ID, bindingId)}?${redisDeleteQuery}`)
+            .expect(200);
           const users = (await redisAdmin.call('ACL', 'USERS')) as string[];
           assert.ok(!users.includes(credentials.username), 'the binding user is still there after unbind');
         },
@@ -412,7 +456,7 @@ describe('plan schemas over the OSB API', () => {
       }
     });
 
-    it('redis bind with read_only: false (and without parameters) gives a user that can SET under its key_prefix', async () => {
+    it('redis bind with read_only: false (or no parameters): a user that can SET under its key_prefix', async () => {
       for (const parameters of [{ read_only: false }, {}]) {
         const { credentials, client, unbind } = await redisBinding(parameters);
         try {
@@ -495,7 +539,10 @@ describe('catalog rules as Cloud Foundry applies them at cf create-service-broke
       () => buildCatalog(doc, offerings),
       (error: Error) => {
         assert.equal(error.name, 'CatalogError');
-        const problems = error.message.split('\n').slice(1).map((line) => line.replace(/^\s*- /, ''));
+        const problems = error.message
+          .split('\n')
+          .slice(1)
+          .map((line) => line.replace(/^\s*- /, ''));
         assert.equal(problems.length, 1, `expected one problem, got: ${error.message}`);
         assert.match(problems[0]!, problem);
         return true;
@@ -522,7 +569,10 @@ describe('catalog rules as Cloud Foundry applies them at cf create-service-broke
         const escaped = draft.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
         refuses(
           document({}, { plans: [redisPlan({ schemas: schemas({ [position]: objectSchema({ $schema: draft }) }) })] }),
-          new RegExp(`^services\\[1\\] \\(redis\\)\\.plans\\[0\\] \\(shared\\): schema ${name.replace('.', '\\.')} is invalid: .*draft-04.*${escaped}`),
+          new RegExp(
+            `^services\\[1\\] \\(redis\\)\\.plans\\[0\\] \\(shared\\): ` +
+              `schema ${name.replace('.', '\\.')} is invalid: .*draft-04.*${escaped}`,
+          ),
         );
       });
     }
@@ -535,27 +585,47 @@ describe('catalog rules as Cloud Foundry applies them at cf create-service-broke
       { properties: { size: { type: 'integer', minimum: 1, exclusiveMinimum: 5 } } },
       /data\/properties\/size\/exclusiveMinimum must be boolean/,
     ],
-    ['an empty required list (draft-04: minItems 1)', { required: [] }, /data\/required must NOT have fewer than 1 items/],
+    [
+      'an empty required list (draft-04: minItems 1)',
+      { required: [] },
+      /data\/required must NOT have fewer than 1 items/,
+    ],
     ['properties as an array', { properties: ['extensions'] }, /data\/properties must be object/],
   ];
   for (const [what, extra, detail] of metaSchemaViolations) {
     it(`refuses a draft-04 schema that the draft-04 meta-schema rejects: ${what}`, () => {
       refuses(
         document({ plans: [plan({ schemas: schemas({ update: objectSchema(extra) }) })] }),
-        new RegExp(`^services\\[0\\] \\(postgresql\\)\\.plans\\[0\\] \\(small\\): schema service_instance\\.update is invalid: schema is invalid: ${detail.source}`),
+        new RegExp(
+          `^services\\[0\\] \\(postgresql\\)\\.plans\\[0\\] \\(small\\): ` +
+            `schema service_instance\\.update is invalid: schema is invalid: ${detail.source}`,
+        ),
       );
     });
   }
 
   it('accepts "http://json-schema.org/draft-04/schema" without the trailing #', () => {
-    buildCatalog(document({ plans: [plan({ schemas: schemas({ bind: objectSchema({ $schema: 'http://json-schema.org/draft-04/schema' }) }) })] }), offerings);
+    buildCatalog(
+      document({
+        plans: [
+          plan({ schemas: schemas({ bind: objectSchema({ $schema: 'http://json-schema.org/draft-04/schema' }) }) }),
+        ],
+      }),
+      offerings,
+    );
   });
 
   // cloud_controller_ng catalog_schemas.rb validate_schema_type: 'must have field "type", with
   // value "object"'.
   it('refuses a plan schema whose root type is not "object"', () => {
-    for (const bad of [{ $schema: DRAFT_04, properties: {} }, { $schema: DRAFT_04, type: 'array' }]) {
-      refuses(document({ plans: [plan({ schemas: schemas({ create: bad }) })] }), /services\[0\] \(postgresql\)\.plans\[0\] \(small\).*type/);
+    for (const bad of [
+      { $schema: DRAFT_04, properties: {} },
+      { $schema: DRAFT_04, type: 'array' },
+    ]) {
+      refuses(
+        document({ plans: [plan({ schemas: schemas({ create: bad }) })] }),
+        /services\[0\] \(postgresql\)\.plans\[0\] \(small\).*type/,
+      );
     }
   });
 
@@ -573,7 +643,10 @@ describe('catalog rules as Cloud Foundry applies them at cf create-service-broke
   const dashboardClient = (id: string) => ({ id, secret: 'a-secret', redirect_uri: 'https://dashboard.example.com' });
 
   it('accepts two services with different dashboard_client ids', () => {
-    buildCatalog(document({ dashboard_client: dashboardClient('client-a') }, { dashboard_client: dashboardClient('client-b') }), offerings);
+    buildCatalog(
+      document({ dashboard_client: dashboardClient('client-a') }, { dashboard_client: dashboardClient('client-b') }),
+      offerings,
+    );
   });
 
   it('refuses two services with the same dashboard_client.id, naming the second', () => {
@@ -609,12 +682,21 @@ describe('catalog rules as Cloud Foundry applies them at cf create-service-broke
           document(
             {
               dashboard_client: dashboardClient('same'),
-              plans: [plan({ schemas: schemas({ create: objectSchema({ $schema: 'http://json-schema.org/draft-07/schema#' }) }) })],
+              plans: [
+                plan({
+                  schemas: schemas({ create: objectSchema({ $schema: 'http://json-schema.org/draft-07/schema#' }) }),
+                }),
+              ],
             },
             {
               dashboard_client: dashboardClient('same'),
               tags: ['t'.repeat(2049)],
-              plans: [redisPlan({ maintenance_info: maintenanceInfo(2001), schemas: schemas({ bind: objectSchema({ type: 'objekt' }) }) })],
+              plans: [
+                redisPlan({
+                  maintenance_info: maintenanceInfo(2001),
+                  schemas: schemas({ bind: objectSchema({ type: 'objekt' }) }),
+                }),
+              ],
             },
           ),
           offerings,
@@ -622,11 +704,20 @@ describe('catalog rules as Cloud Foundry applies them at cf create-service-broke
       (error: Error) => {
         const problems = error.message.split('\n').slice(1);
         assert.equal(problems.length, 5, error.message);
-        assert.match(error.message, /services\[0\] \(postgresql\)\.plans\[0\] \(small\): schema service_instance\.create is invalid: .*draft-04/);
+        assert.match(
+          error.message,
+          /services\[0\] \(postgresql\)\.plans\[0\] \(small\): schema service_instance\.create is invalid: .*draft-04/,
+        );
         assert.match(error.message, /services\[1\] \(redis\): tags total 2049 characters/);
         assert.match(error.message, /services\[1\] \(redis\): dashboard_client\.id is used twice/);
-        assert.match(error.message, /services\[1\] \(redis\)\.plans\[0\] \(shared\): maintenance_info is longer than 2000/);
-        assert.match(error.message, /services\[1\] \(redis\)\.plans\[0\] \(shared\): schema service_binding\.create is invalid: .*type/);
+        assert.match(
+          error.message,
+          /services\[1\] \(redis\)\.plans\[0\] \(shared\): maintenance_info is longer than 2000/,
+        );
+        assert.match(
+          error.message,
+          /services\[1\] \(redis\)\.plans\[0\] \(shared\): schema service_binding\.create is invalid: .*type/,
+        );
         return true;
       },
     );

@@ -11,7 +11,12 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { createLogger } from '../runtime/logger.js';
 import { OperationEndedError, PermanentOfferingError } from '../broker/offerings/offering.js';
-import { RedisOffering, redisNames, redisUsername, type RedisCredentials } from '../broker/offerings/redis/redis-offering.js';
+import {
+  RedisOffering,
+  redisNames,
+  redisUsername,
+  type RedisCredentials,
+} from '../broker/offerings/redis/redis-offering.js';
 import {
   ASYNC,
   REDIS_PLAN_ID,
@@ -61,7 +66,10 @@ describe('redis offering', () => {
   before(async () => {
     depot = await startDepot('redis-offering');
     serviceUrl = await tenantRedisUrl();
-    ({ hostname: serviceHost, port: servicePort } = { hostname: new URL(serviceUrl).hostname, port: Number(new URL(serviceUrl).port) });
+    ({ hostname: serviceHost, port: servicePort } = {
+      hostname: new URL(serviceUrl).hostname,
+      port: Number(new URL(serviceUrl).port),
+    });
     admin = new Redis(serviceUrl);
   });
   after(async () => {
@@ -84,9 +92,11 @@ describe('redis offering', () => {
     return { bindingId, credentials: (res.body as { credentials: RedisCredentials }).credentials };
   };
   const unbind = (instanceId: string, bindingId: string) =>
-    osb(depot).delete(`${bindingPath(instanceId, bindingId)}?${redisQuery}`).expect(200);
+    osb(depot)
+      .delete(`${bindingPath(instanceId, bindingId)}?${redisQuery}`)
+      .expect(200);
 
-  it('a binding gets {uri, host, port, username, password, key_prefix} and an ACL user confined to the prefix', async () => {
+  it('a binding gets {uri, host, port, username, password, key_prefix}, an ACL user kept to the prefix', async () => {
     const instanceId = await provision();
     const { bindingId, credentials } = await bind(instanceId);
     const names = redisNames(instanceId);
@@ -97,7 +107,10 @@ describe('redis offering', () => {
     assert.equal(credentials.host, serviceHost);
     assert.equal(credentials.port, servicePort);
     assert.ok(credentials.password.length >= 32);
-    assert.equal(credentials.uri, `redis://${credentials.username}:${credentials.password}@${serviceHost}:${servicePort}`);
+    assert.equal(
+      credentials.uri,
+      `redis://${credentials.username}:${credentials.password}@${serviceHost}:${servicePort}`,
+    );
     const acl = (await admin.call('ACL', 'GETUSER', credentials.username)) as unknown[];
     const rules = new Map<string, unknown>();
     for (let i = 0; i < acl.length; i += 2) rules.set(String(acl[i]), acl[i + 1]);
@@ -141,7 +154,9 @@ describe('redis offering', () => {
 
     // Its own channel works.
     const subscriber = await open(a);
-    const received = new Promise<string>((resolve) => subscriber.on('message', (_channel: string, message: string) => resolve(message)));
+    const received = new Promise<string>((resolve) =>
+      subscriber.on('message', (_channel: string, message: string) => resolve(message)),
+    );
     await subscriber.subscribe(`${a.key_prefix}news`);
     await clientA.publish(`${a.key_prefix}news`, 'hello');
     assert.equal(await received, 'hello');
@@ -152,31 +167,68 @@ describe('redis offering', () => {
     const client = await open(credentials);
     // Refused when run (harmless ones) …
     const refusedWhenRun: string[][] = [
-      ['KEYS', '*'], ['SCAN', '0'], ['RANDOMKEY'], ['DBSIZE'], ['INFO'], ['CONFIG', 'GET', 'maxmemory'], ['ACL', 'LIST'],
-      ['CLIENT', 'LIST'], ['EVAL', 'return 1', '0'], ['SELECT', '1'], ['PUBSUB', 'CHANNELS'], ['CLIENT', 'TRACKING', 'on', 'BCAST'],
-      ['MEMORY', 'STATS'], ['MEMORY', 'DOCTOR'], ['CLUSTER', 'INFO'], ['MODULE', 'LIST'],
+      ['KEYS', '*'],
+      ['SCAN', '0'],
+      ['RANDOMKEY'],
+      ['DBSIZE'],
+      ['INFO'],
+      ['CONFIG', 'GET', 'maxmemory'],
+      ['ACL', 'LIST'],
+      ['CLIENT', 'LIST'],
+      ['EVAL', 'return 1', '0'],
+      ['SELECT', '1'],
+      ['PUBSUB', 'CHANNELS'],
+      ['CLIENT', 'TRACKING', 'on', 'BCAST'],
+      ['MEMORY', 'STATS'],
+      ['MEMORY', 'DOCTOR'],
+      ['CLUSTER', 'INFO'],
+      ['MODULE', 'LIST'],
     ];
     for (const command of refusedWhenRun) {
-      assert.match((await refusal(client, command[0]!, ...command.slice(1))) ?? 'allowed', /^NOPERM/, command.join(' '));
+      assert.match(
+        (await refusal(client, command[0]!, ...command.slice(1))) ?? 'allowed',
+        /^NOPERM/,
+        command.join(' '),
+      );
     }
     // … and, for those that would harm the shared server if they ran, by ACL DRYRUN.
     const refusedByAcl: string[][] = [
-      ['FLUSHALL'], ['FLUSHDB'], ['CONFIG', 'SET', 'maxmemory', '1'], ['DEBUG', 'SLEEP', '0'], ['SHUTDOWN'], ['MONITOR'],
-      ['ACL', 'SETUSER', 'intruder', 'on', '>pw', '~*', '+@all'], ['CLIENT', 'KILL', 'ID', '1'], ['FUNCTION', 'FLUSH'],
-      ['SCRIPT', 'FLUSH'], ['MOVE', `${credentials.key_prefix}k`, '1'], ['COPY', `${credentials.key_prefix}a`, `${credentials.key_prefix}b`],
-      ['SAVE'], ['REPLICAOF', 'NO', 'ONE'], ['SWAPDB', '0', '1'], ['MIGRATE', 'h', '1', `${credentials.key_prefix}k`, '0', '1'],
-      ['MEMORY', 'PURGE'], ['CLUSTER', 'GETKEYSINSLOT', '0', '10'], ['MODULE', 'LOAD', '/tmp/x.so'],
+      ['FLUSHALL'],
+      ['FLUSHDB'],
+      ['CONFIG', 'SET', 'maxmemory', '1'],
+      ['DEBUG', 'SLEEP', '0'],
+      ['SHUTDOWN'],
+      ['MONITOR'],
+      ['ACL', 'SETUSER', 'intruder', 'on', '>pw', '~*', '+@all'],
+      ['CLIENT', 'KILL', 'ID', '1'],
+      ['FUNCTION', 'FLUSH'],
+      ['SCRIPT', 'FLUSH'],
+      ['MOVE', `${credentials.key_prefix}k`, '1'],
+      ['COPY', `${credentials.key_prefix}a`, `${credentials.key_prefix}b`],
+      ['SAVE'],
+      ['REPLICAOF', 'NO', 'ONE'],
+      ['SWAPDB', '0', '1'],
+      ['MIGRATE', 'h', '1', `${credentials.key_prefix}k`, '0', '1'],
+      ['MEMORY', 'PURGE'],
+      ['CLUSTER', 'GETKEYSINSLOT', '0', '10'],
+      ['MODULE', 'LOAD', '/tmp/x.so'],
     ];
     for (const command of refusedByAcl) {
       const answer = String(await admin.call('ACL', 'DRYRUN', credentials.username, ...command));
       assert.match(answer, /no permissions/, command.join(' '));
     }
-    assert.equal(await admin.call('ACL', 'DRYRUN', credentials.username, 'SET', `${credentials.key_prefix}k`, 'v'), 'OK');
+    assert.equal(
+      await admin.call('ACL', 'DRYRUN', credentials.username, 'SET', `${credentials.key_prefix}k`, 'v'),
+      'OK',
+    );
     // Everyday commands on its own keys work.
     const key = `${credentials.key_prefix}counter`;
     assert.equal(await client.incr(key), 1);
     assert.equal(await client.expire(key, 60), 1);
-    assert.deepEqual(await client.multi().incr(key).get(key).exec(), [[null, 2], [null, '2']]);
+    assert.deepEqual(await client.multi().incr(key).get(key).exec(), [
+      [null, 2],
+      [null, '2'],
+    ]);
     assert.equal(await client.call('CLIENT', 'SETNAME', 'app'), 'OK');
   });
 
@@ -191,8 +243,27 @@ describe('redis offering', () => {
     assert.match((await refusal(readerClient, 'SET', `${reader.key_prefix}shared`, 'no'))!, /^NOPERM/);
     // Not even through commands that only read their key, yet write: XREADGROUP moves entries
     // into the group's pending list.
-    assert.match(String(await admin.call('ACL', 'DRYRUN', reader.username, 'XREADGROUP', 'GROUP', 'g', 'c', 'STREAMS', `${reader.key_prefix}s`, '>')), /no permissions/);
-    assert.equal(await admin.call('ACL', 'DRYRUN', reader.username, 'XREAD', 'STREAMS', `${reader.key_prefix}s`, '0'), 'OK');
+    assert.match(
+      String(
+        await admin.call(
+          'ACL',
+          'DRYRUN',
+          reader.username,
+          'XREADGROUP',
+          'GROUP',
+          'g',
+          'c',
+          'STREAMS',
+          `${reader.key_prefix}s`,
+          '>',
+        ),
+      ),
+      /no permissions/,
+    );
+    assert.equal(
+      await admin.call('ACL', 'DRYRUN', reader.username, 'XREAD', 'STREAMS', `${reader.key_prefix}s`, '0'),
+      'OK',
+    );
   });
 
   it('unbind deletes the ACL user and disconnects its clients; the instance keeps its keys', async () => {
@@ -212,7 +283,9 @@ describe('redis offering', () => {
     assert.match((await refusal(anonymous, 'AUTH', credentials.username, credentials.password))!, /^WRONGPASS/);
     assert.equal(await (await open(kept)).get(`${kept.key_prefix}stays`), '1');
     // A second DELETE: 410 Gone, nothing else happens.
-    await osb(depot).delete(`${bindingPath(instanceId, bindingId)}?${redisQuery}`).expect(410);
+    await osb(depot)
+      .delete(`${bindingPath(instanceId, bindingId)}?${redisQuery}`)
+      .expect(410);
   });
 
   it('deprovision deletes the users and every key under the prefix, and nothing else', async () => {
@@ -226,19 +299,29 @@ describe('redis offering', () => {
     const client = await open(credentials);
     const closed = new Promise<void>((resolve) => client.once('end', () => resolve()));
 
-    const res = await osb(depot).delete(`${instancePath(doomed)}${ASYNC}&${redisQuery}`).expect(202);
+    const res = await osb(depot)
+      .delete(`${instancePath(doomed)}${ASYNC}&${redisQuery}`)
+      .expect(202);
     const last = await waitForOperation(depot, instancePath(doomed), operationOf(res));
     assert.deepEqual(last, { state: 'succeeded', description: 'Deprovisioned.' });
     await closed;
     assert.equal(((await admin.call('ACL', 'USERS')) as string[]).includes(credentials.username), false);
-    const [, left] = (await admin.scan('0', 'MATCH', `${credentials.key_prefix}*`, 'COUNT', '100000')) as [string, string[]];
+    const [, left] = (await admin.scan('0', 'MATCH', `${credentials.key_prefix}*`, 'COUNT', '100000')) as [
+      string,
+      string[],
+    ];
     assert.deepEqual(left, []);
     assert.equal((await admin.scan('0', 'MATCH', `${other.key_prefix}*`, 'COUNT', '100000'))[1].length, 100);
     assert.equal(await (await open(other)).get(`${other.key_prefix}7`), 'y', "the neighbour's binding still works");
   });
 
   it('deprovision reports "deleted N of about M keys" as it goes, and is idempotent', async () => {
-    const offering = new RedisOffering({ serviceUrl, logger: createLogger('silent'), deleteBatchSize: 500, progressIntervalMs: 0 });
+    const offering = new RedisOffering({
+      serviceUrl,
+      logger: createLogger('silent'),
+      deleteBatchSize: 500,
+      progressIntervalMs: 0,
+    });
     try {
       const instanceId = randomUUID();
       const { keyPrefix } = redisNames(instanceId);
@@ -257,7 +340,8 @@ describe('redis offering', () => {
       assert.ok(counts.length > 5, `several reports, got ${counts.length}`);
       assert.equal(counts[0]!.deleted, 0);
       assert.equal(counts.at(-1)!.deleted, 12_000);
-      for (let i = 1; i < counts.length; i++) assert.ok(counts[i]!.deleted >= counts[i - 1]!.deleted, 'deleted never goes down');
+      for (let i = 1; i < counts.length; i++)
+        assert.ok(counts[i]!.deleted >= counts[i - 1]!.deleted, 'deleted never goes down');
       for (const { deleted, about } of counts) assert.ok(about >= deleted);
       assert.equal((await admin.scan('0', 'MATCH', `${keyPrefix}*`, 'COUNT', '100000'))[1].length, 0);
 
@@ -270,8 +354,13 @@ describe('redis offering', () => {
     }
   });
 
-  it('deprovision stops when its operation has ended meanwhile (reportProgress throws OperationEndedError)', async () => {
-    const offering = new RedisOffering({ serviceUrl, logger: createLogger('silent'), deleteBatchSize: 100, progressIntervalMs: 0 });
+  it('deprovision stops when its operation has ended (reportProgress throws OperationEndedError)', async () => {
+    const offering = new RedisOffering({
+      serviceUrl,
+      logger: createLogger('silent'),
+      deleteBatchSize: 100,
+      progressIntervalMs: 0,
+    });
     try {
       const instanceId = randomUUID();
       const { keyPrefix } = redisNames(instanceId);
@@ -281,7 +370,8 @@ describe('redis offering', () => {
       let reports = 0;
       const ended = {
         reportProgress: async () => {
-          if (++reports > 2) throw new OperationEndedError('the deprovision operation ended while its job was still running');
+          if (++reports > 2)
+            throw new OperationEndedError('the deprovision operation ended while its job was still running');
         },
       };
       const request = { instanceId, planName: 'shared', planSettings: {}, parameters: {}, context: {} };
@@ -294,7 +384,7 @@ describe('redis offering', () => {
     }
   });
 
-  it('redis-cli with the bound credentials: its own keys work, another instance\'s keys are refused', async () => {
+  it("redis-cli with the bound credentials: its own keys work, another instance's keys are refused", async () => {
     const mine = (await bind(await provision())).credentials;
     const theirs = (await bind(await provision())).credentials;
     await (await open(theirs)).set(`${theirs.key_prefix}secret`, 'not yours');
@@ -302,14 +392,22 @@ describe('redis offering', () => {
     assert.equal((await cli('SET', `${mine.key_prefix}greeting`, 'hello')).stdout.trim(), 'OK');
     assert.equal((await cli('GET', `${mine.key_prefix}greeting`)).stdout.trim(), 'hello');
     const refused = await cli('GET', `${theirs.key_prefix}secret`);
-    assert.match(refused.stdout.trim(), /^NOPERM this user has no permissions to access one of the keys used as arguments/);
+    assert.match(
+      refused.stdout.trim(),
+      /^NOPERM this user has no permissions to access one of the keys used as arguments/,
+    );
   });
 
   it('instances take no parameters; a refused bind creates no user', async () => {
     const users = ((await admin.call('ACL', 'USERS')) as string[]).length;
     const counts = await stateCounts(depot);
     const res = await osb(depot)
-      .put(instancePath(randomUUID()) + ASYNC, { ...redisBody, organization_guid: 'o', space_guid: 's', parameters: { maxmemory: '1gb' } })
+      .put(instancePath(randomUUID()) + ASYNC, {
+        ...redisBody,
+        organization_guid: 'o',
+        space_guid: 's',
+        parameters: { maxmemory: '1gb' },
+      })
       .expect(400);
     assert.match((res.body as { description: string }).description, /parameters\.maxmemory is not an allowed property/);
     const instanceId = await provision();
@@ -340,7 +438,7 @@ describe('redis offering', () => {
         });
       }
       const probe = new Redis(open.url);
-      assert.deepEqual(((await probe.call('ACL', 'USERS')) as string[]), ['default'], 'no user was created');
+      assert.deepEqual((await probe.call('ACL', 'USERS')) as string[], ['default'], 'no user was created');
       probe.disconnect();
       await offering.deprovision(instance, context); // removing works anywhere
     } finally {

@@ -65,10 +65,9 @@ async function bindingRow(target: TestDepot, bindingId: string) {
     bind_resource: Record<string, unknown> | null;
     parameters: Record<string, unknown>;
     predecessor_binding_id: string | null;
-  }>(
-    'select state, app_guid, bind_resource, parameters, predecessor_binding_id from service_bindings where id = $1',
-    [bindingId],
-  );
+  }>('select state, app_guid, bind_resource, parameters, predecessor_binding_id from service_bindings where id = $1', [
+    bindingId,
+  ]);
   return rows[0];
 }
 
@@ -111,7 +110,9 @@ async function redisUsers(): Promise<string[]> {
 }
 
 async function deprovisionRedis(target: TestDepot, instanceId: string): Promise<void> {
-  const res = await osb(target).delete(`${instancePath(instanceId)}${ASYNC}&${redisQuery}`).expect(202);
+  const res = await osb(target)
+    .delete(`${instancePath(instanceId)}${ASYNC}&${redisQuery}`)
+    .expect(202);
   assert.equal((await waitForOperation(target, instancePath(instanceId), operationOf(res))).state, 'succeeded');
 }
 
@@ -144,8 +145,14 @@ describe('binding rotation (built-in catalog)', () => {
     const bound = await osb(depot).put(bindingPath(pgInstance, a), bindBody()).expect(201);
     const credsA = (bound.body as BindBody<PostgresqlCredentials>).credentials;
 
-    const rotated = await osb(depot).put(bindingPath(pgInstance, b), bindBody({ predecessor_binding_id: a })).expect(201);
-    assert.deepEqual(Object.keys(rotated.body as object), ['credentials'], 'no metadata: the plan has no credential lifetime');
+    const rotated = await osb(depot)
+      .put(bindingPath(pgInstance, b), bindBody({ predecessor_binding_id: a }))
+      .expect(201);
+    assert.deepEqual(
+      Object.keys(rotated.body as object),
+      ['credentials'],
+      'no metadata: the plan has no credential lifetime',
+    );
     const credsB = (rotated.body as BindBody<PostgresqlCredentials>).credentials;
     assert.equal(credsB.username, postgresNames(pgInstance, b).login);
     assert.notEqual(credsB.username, credsA.username);
@@ -162,38 +169,50 @@ describe('binding rotation (built-in catalog)', () => {
     assert.deepEqual(fetchedB.credentials, credsB);
     assert.equal((await bindingRow(depot, b))?.predecessor_binding_id, a);
 
-    await osb(depot).delete(bindingPath(pgInstance, a) + unbindQuery).expect(200);
+    await osb(depot)
+      .delete(bindingPath(pgInstance, a) + unbindQuery)
+      .expect(200);
     assert.equal(await pgRole(pgInstance, a), undefined, "A's role is dropped");
     assert.ok(await passwordMatchesRole(credsB.username, credsB.password), "B's password still works");
     assert.deepEqual((await osb(depot).get(bindingPath(pgInstance, b)).expect(200)).body, fetchedB);
-    await osb(depot).delete(bindingPath(pgInstance, b) + unbindQuery).expect(200);
+    await osb(depot)
+      .delete(bindingPath(pgInstance, b) + unbindQuery)
+      .expect(200);
   });
 
   it('postgresql, asynchronous: 202, last_operation succeeds, then GET binding has the new credentials', async () => {
     const a = randomUUID();
     const b = randomUUID();
-    const credsA = ((await osb(depot).put(bindingPath(pgInstance, a), bindBody()).expect(201)).body as BindBody<PostgresqlCredentials>)
-      .credentials;
+    const credsA = (
+      (await osb(depot).put(bindingPath(pgInstance, a), bindBody()).expect(201)).body as BindBody<PostgresqlCredentials>
+    ).credentials;
     const path = bindingPath(pgInstance, b);
-    const res = await osb(depot).put(path + ASYNC, bindBody({ predecessor_binding_id: a })).expect(202);
+    const res = await osb(depot)
+      .put(path + ASYNC, bindBody({ predecessor_binding_id: a }))
+      .expect(202);
     assert.deepEqual(Object.keys(res.body as object), ['operation']);
     assert.equal((await waitForOperation(depot, path, operationOf(res))).state, 'succeeded');
-    const fetched = (await osb(depot).get(path).expect(200)).body as FetchBindingResponse & BindBody<PostgresqlCredentials>;
+    const fetched = (await osb(depot).get(path).expect(200)).body as FetchBindingResponse &
+      BindBody<PostgresqlCredentials>;
     assert.deepEqual(fetched.parameters, {});
     assert.equal(fetched.credentials.username, postgresNames(pgInstance, b).login);
     assert.notEqual(fetched.credentials.password, credsA.password);
     assert.ok(await passwordMatchesRole(credsA.username, credsA.password));
     assert.ok(await passwordMatchesRole(fetched.credentials.username, fetched.credentials.password));
     // the identical PUT, now that B is bound: 200 with the bind response
-    const again = await osb(depot).put(path + ASYNC, bindBody({ predecessor_binding_id: a })).expect(200);
+    const again = await osb(depot)
+      .put(path + ASYNC, bindBody({ predecessor_binding_id: a }))
+      .expect(200);
     assert.deepEqual(again.body, { credentials: fetched.credentials });
   });
 
   it("redis: B uses A's keys; unbinding A ends A's open connection and its logins, B keeps working", async () => {
     const a = randomUUID();
     const b = randomUUID();
-    const credsA = ((await osb(depot).put(bindingPath(redisInstance, a), redisBindBody()).expect(201)).body as BindBody<RedisCredentials>)
-      .credentials;
+    const credsA = (
+      (await osb(depot).put(bindingPath(redisInstance, a), redisBindBody()).expect(201))
+        .body as BindBody<RedisCredentials>
+    ).credentials;
     const { keyPrefix } = redisNames(redisInstance);
     assert.equal(credsA.key_prefix, keyPrefix);
     const clientA = await redisLogin(credsA.uri);
@@ -216,7 +235,9 @@ describe('binding rotation (built-in catalog)', () => {
     assert.equal(await clientA2.get(`${keyPrefix}written-by-a`), 'hello');
     clientA2.disconnect();
 
-    await osb(depot).delete(`${bindingPath(redisInstance, a)}?${redisQuery}`).expect(200);
+    await osb(depot)
+      .delete(`${bindingPath(redisInstance, a)}?${redisQuery}`)
+      .expect(200);
     await assert.rejects(clientA.get(`${keyPrefix}written-by-a`), "A's open connection is closed");
     await assert.rejects(redisLogin(credsA.uri), /WRONGPASS/);
     assert.equal((await redisUsers()).includes(credsA.username), false, "A's ACL user is deleted");
@@ -228,7 +249,7 @@ describe('binding rotation (built-in catalog)', () => {
     clientB2.disconnect();
   });
 
-  it("keeps the predecessor's parameters and bind_resource when the rotation leaves them out (redis read_only)", async () => {
+  it("keeps the predecessor's parameters and bind_resource if a rotation omits them (redis read_only)", async () => {
     const a = randomUUID();
     const b = randomUUID();
     const c = randomUUID();
@@ -261,7 +282,10 @@ describe('binding rotation (built-in catalog)', () => {
       .expect(201);
     assert.deepEqual((await bindingRow(depot, c))?.parameters, { read_only: true });
 
-    for (const id of [a, b, c]) await osb(depot).delete(`${bindingPath(redisInstance, id)}?${redisQuery}`).expect(200);
+    for (const id of [a, b, c])
+      await osb(depot)
+        .delete(`${bindingPath(redisInstance, id)}?${redisQuery}`)
+        .expect(200);
   });
 
   it('400 naming the field for other parameters, bind_resource or app_guid, and nothing is created', async () => {
@@ -297,11 +321,19 @@ describe('binding rotation (built-in catalog)', () => {
     assert.deepEqual(await stateCounts(depot), pgCounts);
     assert.equal(await pgRole(pgInstance, b), undefined);
 
-    assert.deepEqual(await stateCounts(depot), { ...counts, bindings: counts.bindings! + 1, operations: counts.operations! + 1 });
+    assert.deepEqual(await stateCounts(depot), {
+      ...counts,
+      bindings: counts.bindings! + 1,
+      operations: counts.operations! + 1,
+    });
     assert.equal(await bindingRow(depot, b), undefined);
     assert.deepEqual(await redisUsers(), users, 'no ACL user was created');
-    await osb(depot).delete(`${bindingPath(redisInstance, a)}?${redisQuery}`).expect(200);
-    await osb(depot).delete(bindingPath(pgInstance, p) + unbindQuery).expect(200);
+    await osb(depot)
+      .delete(`${bindingPath(redisInstance, a)}?${redisQuery}`)
+      .expect(200);
+    await osb(depot)
+      .delete(bindingPath(pgInstance, p) + unbindQuery)
+      .expect(200);
   });
 
   it('400 for an unknown predecessor, one of another instance, an unbound one, and the binding itself', async () => {
@@ -309,7 +341,9 @@ describe('binding rotation (built-in catalog)', () => {
     await osb(depot).put(bindingPath(otherPgInstance, elsewhere), bindBody()).expect(201);
     const unbound = randomUUID();
     await osb(depot).put(bindingPath(pgInstance, unbound), bindBody()).expect(201);
-    await osb(depot).delete(bindingPath(pgInstance, unbound) + unbindQuery).expect(200);
+    await osb(depot)
+      .delete(bindingPath(pgInstance, unbound) + unbindQuery)
+      .expect(200);
     const counts = await stateCounts(depot);
     const b = randomUUID();
     const cases: Array<[string, string, RegExp]> = [
@@ -331,30 +365,41 @@ describe('binding rotation (built-in catalog)', () => {
     const redisBinding = randomUUID();
     await osb(depot).put(bindingPath(redisInstance, redisBinding), redisBindBody()).expect(201);
     const withRedis = await stateCounts(depot);
-    await osb(depot).put(bindingPath(pgInstance, b), bindBody({ predecessor_binding_id: redisBinding })).expect(400);
+    await osb(depot)
+      .put(bindingPath(pgInstance, b), bindBody({ predecessor_binding_id: redisBinding }))
+      .expect(400);
     assert.deepEqual(await stateCounts(depot), withRedis);
     assert.deepEqual(withRedis, { ...counts, bindings: counts.bindings! + 1, operations: counts.operations! + 1 });
     assert.equal(await bindingRow(depot, b), undefined);
     assert.equal(await pgRole(pgInstance, b), undefined);
-    await osb(depot).delete(`${bindingPath(redisInstance, redisBinding)}?${redisQuery}`).expect(200);
-    await osb(depot).delete(bindingPath(otherPgInstance, elsewhere) + unbindQuery).expect(200);
+    await osb(depot)
+      .delete(`${bindingPath(redisInstance, redisBinding)}?${redisQuery}`)
+      .expect(200);
+    await osb(depot)
+      .delete(bindingPath(otherPgInstance, elsewhere) + unbindQuery)
+      .expect(200);
   });
 
-  it('idempotency: the identical rotation PUT → 200 with the same body; another predecessor, or none → 409', async () => {
+  it('idempotency: an identical rotation PUT → 200, same body; another predecessor, or none → 409', async () => {
     const a = randomUUID();
     const c = randomUUID();
     const b = randomUUID();
     await osb(depot).put(bindingPath(pgInstance, a), bindBody()).expect(201);
     await osb(depot).put(bindingPath(pgInstance, c), bindBody()).expect(201);
     const path = bindingPath(pgInstance, b);
-    const first = await osb(depot).put(path, bindBody({ predecessor_binding_id: a })).expect(201);
+    const first = await osb(depot)
+      .put(path, bindBody({ predecessor_binding_id: a }))
+      .expect(201);
     const { login } = postgresNames(pgInstance, b);
-    const verifier = () => adminQuery<{ rolpassword: string }>('select rolpassword from pg_authid where rolname = $1', [login]);
+    const verifier = () =>
+      adminQuery<{ rolpassword: string }>('select rolpassword from pg_authid where rolname = $1', [login]);
     const verifierBefore = await verifier();
     const counts = await stateCounts(depot);
 
     for (const query of ['', ASYNC]) {
-      const again = await osb(depot).put(path + query, bindBody({ predecessor_binding_id: a })).expect(200);
+      const again = await osb(depot)
+        .put(path + query, bindBody({ predecessor_binding_id: a }))
+        .expect(200);
       assert.deepEqual(again.body, first.body);
     }
     for (const change of [{ predecessor_binding_id: c }, {}]) {
@@ -364,26 +409,32 @@ describe('binding rotation (built-in catalog)', () => {
     assert.deepEqual(await stateCounts(depot), counts);
     assert.deepEqual(await verifier(), verifierBefore, 'the password was not changed');
     assert.equal((await bindingRow(depot, b))?.predecessor_binding_id, a);
-    for (const id of [a, b, c]) await osb(depot).delete(bindingPath(pgInstance, id) + unbindQuery).expect(200);
+    for (const id of [a, b, c])
+      await osb(depot)
+        .delete(bindingPath(pgInstance, id) + unbindQuery)
+        .expect(200);
   });
 
-  it(
-    'idempotency: the identical rotation PUT → 200 even once the predecessor is unbound',
-    async () => {
-      const a = randomUUID();
-      const b = randomUUID();
-      await osb(depot).put(bindingPath(pgInstance, a), bindBody()).expect(201);
-      const first = await osb(depot).put(bindingPath(pgInstance, b), bindBody({ predecessor_binding_id: a })).expect(201);
-      await osb(depot).delete(bindingPath(pgInstance, a) + unbindQuery).expect(200);
-      try {
-        const again = await osb(depot).put(bindingPath(pgInstance, b), bindBody({ predecessor_binding_id: a }));
-        assert.equal(again.status, 200, JSON.stringify(again.body));
-        assert.deepEqual(again.body, first.body);
-      } finally {
-        await osb(depot).delete(bindingPath(pgInstance, b) + unbindQuery).expect(200);
-      }
-    },
-  );
+  it('idempotency: the identical rotation PUT → 200 even once the predecessor is unbound', async () => {
+    const a = randomUUID();
+    const b = randomUUID();
+    await osb(depot).put(bindingPath(pgInstance, a), bindBody()).expect(201);
+    const first = await osb(depot)
+      .put(bindingPath(pgInstance, b), bindBody({ predecessor_binding_id: a }))
+      .expect(201);
+    await osb(depot)
+      .delete(bindingPath(pgInstance, a) + unbindQuery)
+      .expect(200);
+    try {
+      const again = await osb(depot).put(bindingPath(pgInstance, b), bindBody({ predecessor_binding_id: a }));
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.deepEqual(again.body, first.body);
+    } finally {
+      await osb(depot)
+        .delete(bindingPath(pgInstance, b) + unbindQuery)
+        .expect(200);
+    }
+  });
 });
 
 // ---- A catalog of our own: plan rules and credential lifetimes ----
@@ -398,7 +449,11 @@ async function lifetimeCatalog(): Promise<CatalogDocument> {
   const catalog = defaultCatalogDocument();
   delete planOf(catalog, SERVICE_ID, SMALL_PLAN_ID).binding_rotatable;
   const standard = planOf(catalog, SERVICE_ID, STANDARD_PLAN_ID);
-  standard['x-depot'] = { connection_limit: 10, credential_lifetime_seconds: 3600, credential_renew_before_seconds: 600 };
+  standard['x-depot'] = {
+    connection_limit: 10,
+    credential_lifetime_seconds: 3600,
+    credential_renew_before_seconds: 600,
+  };
   const defaultRenew: CatalogPlanDocument = {
     ...structuredClone(standard),
     id: DEFAULT_RENEW_PLAN_ID,
@@ -447,10 +502,12 @@ describe('binding rotation and credential lifetimes (custom catalog)', () => {
     await osb(depot).put(bindingPath(smallInstance, b), bindBody()).expect(201);
   });
 
-  it('metadata.expires_at ≈ now + lifetime and renew_before = expires_at − credential_renew_before_seconds; VALID UNTIL = expires_at', async () => {
+  it('expires_at ≈ now + lifetime = VALID UNTIL; renew_before is credential_renew_before_seconds earlier', async () => {
     const a = randomUUID();
     const start = Date.now();
-    const res = await osb(depot).put(bindingPath(standardInstance, a), bindBody({ plan_id: STANDARD_PLAN_ID })).expect(201);
+    const res = await osb(depot)
+      .put(bindingPath(standardInstance, a), bindBody({ plan_id: STANDARD_PLAN_ID }))
+      .expect(201);
     const end = Date.now();
     const { metadata, credentials } = res.body as BindBody<PostgresqlCredentials>;
     assert.ok(metadata?.expires_at && metadata.renew_before, JSON.stringify(metadata));
@@ -478,7 +535,10 @@ describe('binding rotation and credential lifetimes (custom catalog)', () => {
     assert.equal(Date.parse(rotatedMetadata.renew_before), Date.parse(rotatedMetadata.expires_at) - 600_000);
     const rotatedRole = await pgRole(standardInstance, b);
     assert.ok(rotatedRole?.rolvaliduntil instanceof Date);
-    assert.equal(Math.floor(rotatedRole.rolvaliduntil.getTime() / 1000), Math.floor(Date.parse(rotatedMetadata.expires_at) / 1000));
+    assert.equal(
+      Math.floor(rotatedRole.rolvaliduntil.getTime() / 1000),
+      Math.floor(Date.parse(rotatedMetadata.expires_at) / 1000),
+    );
   });
 
   it('without credential_renew_before_seconds: renew_before = expires_at − lifetime/5', async () => {
@@ -487,9 +547,13 @@ describe('binding rotation and credential lifetimes (custom catalog)', () => {
     const res = await osb(depot)
       .put(bindingPath(defaultRenewInstance, a) + ASYNC, bindBody({ plan_id: DEFAULT_RENEW_PLAN_ID }))
       .expect(202);
-    assert.equal((await waitForOperation(depot, bindingPath(defaultRenewInstance, a), operationOf(res))).state, 'succeeded');
+    assert.equal(
+      (await waitForOperation(depot, bindingPath(defaultRenewInstance, a), operationOf(res))).state,
+      'succeeded',
+    );
     const end = Date.now();
-    const { metadata } = (await osb(depot).get(bindingPath(defaultRenewInstance, a)).expect(200)).body as FetchBindingResponse;
+    const { metadata } = (await osb(depot).get(bindingPath(defaultRenewInstance, a)).expect(200))
+      .body as FetchBindingResponse;
     assert.ok(metadata?.expires_at && metadata.renew_before, JSON.stringify(metadata));
     assert.match(metadata.expires_at, ISO_UTC);
     assert.match(metadata.renew_before, ISO_UTC);
@@ -514,7 +578,9 @@ describe('binding rotation and credential lifetimes (custom catalog)', () => {
 
   it("400 mentioning 'expired' for an expired predecessor, and nothing is created", async () => {
     const a = randomUUID();
-    await osb(depot).put(bindingPath(standardInstance, a), bindBody({ plan_id: STANDARD_PLAN_ID })).expect(201);
+    await osb(depot)
+      .put(bindingPath(standardInstance, a), bindBody({ plan_id: STANDARD_PLAN_ID }))
+      .expect(201);
     await depot.depot.pool.query(
       `update service_bindings set response = jsonb_set(response, '{metadata,expires_at}', '"2000-01-01T00:00:00.000Z"')
         where id = $1`,
@@ -524,14 +590,19 @@ describe('binding rotation and credential lifetimes (custom catalog)', () => {
     const b = randomUUID();
     for (const query of ['', ASYNC]) {
       const res = await osb(depot)
-        .put(bindingPath(standardInstance, b) + query, bindBody({ plan_id: STANDARD_PLAN_ID, predecessor_binding_id: a }))
+        .put(
+          bindingPath(standardInstance, b) + query,
+          bindBody({ plan_id: STANDARD_PLAN_ID, predecessor_binding_id: a }),
+        )
         .expect(400);
       assert.match((res.body as ErrorBody).description, /expired/);
     }
     assert.deepEqual(await stateCounts(depot), counts);
     assert.equal(await pgRole(standardInstance, b), undefined);
     // a new binding without predecessor is the way out
-    await osb(depot).put(bindingPath(standardInstance, b), bindBody({ plan_id: STANDARD_PLAN_ID })).expect(201);
+    await osb(depot)
+      .put(bindingPath(standardInstance, b), bindBody({ plan_id: STANDARD_PLAN_ID }))
+      .expect(201);
   });
 });
 
@@ -561,7 +632,11 @@ describe('credential lifetime: catalogs Depot refuses at start', () => {
         credential_lifetime_seconds: 3600,
         credential_renew_before_seconds: renewBefore,
       };
-      await refused('rotation-refused-renew', catalog, /\(standard\).*credential_renew_before_seconds must be less than/);
+      await refused(
+        'rotation-refused-renew',
+        catalog,
+        /\(standard\).*credential_renew_before_seconds must be less than/,
+      );
     }
   });
 });

@@ -32,7 +32,10 @@ import {
 
 describe('configuration', () => {
   const fails = (env: Record<string, string>, variable: RegExp) =>
-    assert.throws(() => loadConfig(env), (error: Error) => error instanceof ConfigError && variable.test(error.message));
+    assert.throws(
+      () => loadConfig(env),
+      (error: Error) => error instanceof ConfigError && variable.test(error.message),
+    );
 
   it('has working defaults', () => {
     const config = loadConfig({});
@@ -82,14 +85,18 @@ describe('start-up', () => {
     const depot = await createDepot(config, { role: 'api', logger });
     try {
       const { rows } = await depot.pool.query<{ name: string }>('select name from depot_migrations order by version');
-      assert.deepEqual(rows.map((r) => r.name), (await readMigrations()).map((m) => m.name));
+      assert.deepEqual(
+        rows.map((r) => r.name),
+        (await readMigrations()).map((m) => m.name),
+      );
       assert.ok(rows.length >= 2);
       // The state holds credentials: a role Depot hands out (or any other) cannot connect to it.
       await adminQuery('drop role if exists depot_test_probe');
       await adminQuery('create role depot_test_probe login');
-      const [privilege] = await adminQuery<{ connect: boolean }>(`select has_database_privilege('depot_test_probe', $1, 'connect') as connect`, [
-        database,
-      ]);
+      const [privilege] = await adminQuery<{ connect: boolean }>(
+        `select has_database_privilege('depot_test_probe', $1, 'connect') as connect`,
+        [database],
+      );
       await adminQuery('drop role depot_test_probe');
       assert.equal(privilege!.connect, false);
     } finally {
@@ -100,7 +107,10 @@ describe('start-up', () => {
   });
 
   it('says which server it cannot reach, where, and how to start it', async () => {
-    const unreachableRedis = loadConfig({ REDIS_URL: 'redis://127.0.0.1:1', DATABASE_URL: withDatabase(ADMIN_URL, 'depot_test_startup') });
+    const unreachableRedis = loadConfig({
+      REDIS_URL: 'redis://127.0.0.1:1',
+      DATABASE_URL: withDatabase(ADMIN_URL, 'depot_test_startup'),
+    });
     await assert.rejects(createDepot(unreachableRedis, { role: 'all', logger }), (error: Error) => {
       assert.ok(error instanceof StartupError);
       assert.match(error.message, /Cannot reach Redis at 127\.0\.0\.1:1 \(REDIS_URL\)/);
@@ -120,7 +130,10 @@ describe('start-up', () => {
     });
     await assert.rejects(createDepot(unreachableRedisService, { role: 'all', logger }), (error: Error) => {
       assert.ok(error instanceof StartupError);
-      assert.match(error.message, /^Cannot use Redis at 127\.0\.0\.1:1 \(REDIS_SERVICE_URL\), which the redis offering uses/);
+      assert.match(
+        error.message,
+        /^Cannot use Redis at 127\.0\.0\.1:1 \(REDIS_SERVICE_URL\), which the redis offering uses/,
+      );
       return true;
     });
     await dropDatabase('depot_test_startup');
@@ -130,12 +143,18 @@ describe('start-up', () => {
     const first = await startDepot('catalog-in-use');
     const databaseUrl = first.depot.config.databaseUrl;
     await first.depot.pool.query(
-      `insert into service_instances (id, service_id, plan_id, state) values ('legacy', $1, 'retired-plan', 'provisioned')`,
+      `insert into service_instances (id, service_id, plan_id, state)
+       values ('legacy', $1, 'retired-plan', 'provisioned')`,
       ['3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11'],
     );
     await first.depot.queue.obliterate();
     await first.depot.close();
-    const config = loadConfig({ DATABASE_URL: databaseUrl, REDIS_URL, POSTGRES_SERVICE_URL: ADMIN_URL, QUEUE_PREFIX: 'depot-test-catalog-in-use' });
+    const config = loadConfig({
+      DATABASE_URL: databaseUrl,
+      REDIS_URL,
+      POSTGRES_SERVICE_URL: ADMIN_URL,
+      QUEUE_PREFIX: 'depot-test-catalog-in-use',
+    });
     await assert.rejects(createDepot(config, { role: 'api', logger }), (error: Error) => {
       assert.equal(error.name, 'CatalogError');
       assert.match(error.message, /plan retired-plan \(1 instance\(s\)\)/);
@@ -182,7 +201,10 @@ describe('start-up', () => {
   }
 
   it('exits non-zero with the message when Redis is down', async () => {
-    const { done } = runDepot({ REDIS_URL: 'redis://127.0.0.1:1', DATABASE_URL: withDatabase(ADMIN_URL, 'depot_test_startup') }, /^$/);
+    const { done } = runDepot(
+      { REDIS_URL: 'redis://127.0.0.1:1', DATABASE_URL: withDatabase(ADMIN_URL, 'depot_test_startup') },
+      /^$/,
+    );
     const { code, stderr } = await done;
     assert.equal(code, 1);
     assert.match(stderr, /Cannot reach Redis at 127\.0\.0\.1:1 \(REDIS_URL\)/);
@@ -201,7 +223,12 @@ describe('start-up', () => {
     const database = 'depot_test_generated';
     await dropDatabase(database);
     const { child, done } = runDepot(
-      { PORT: String(port), DATABASE_URL: withDatabase(ADMIN_URL, database), REDIS_URL, QUEUE_PREFIX: `depot-test-${database}` },
+      {
+        PORT: String(port),
+        DATABASE_URL: withDatabase(ADMIN_URL, database),
+        REDIS_URL,
+        QUEUE_PREFIX: `depot-test-${database}`,
+      },
       /OSB API listening/,
     );
     try {
@@ -213,7 +240,11 @@ describe('start-up', () => {
       assert.equal(stdout.includes(password), false); // never in the JSON log
       const base = `http://127.0.0.1:${port}`;
       await request(base).get('/v2/catalog').set('X-Broker-API-Version', API_VERSION).expect(401);
-      await request(base).get('/v2/catalog').auth('depot', password).set('X-Broker-API-Version', API_VERSION).expect(200);
+      await request(base)
+        .get('/v2/catalog')
+        .auth('depot', password)
+        .set('X-Broker-API-Version', API_VERSION)
+        .expect(200);
     } finally {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
@@ -235,7 +266,7 @@ describe('observability', () => {
     await request(depot.baseUrl).get('/readyz').expect(200, { status: 'ready' });
   });
 
-  it('logs carry the request id and the operation id, metrics count requests and operations, and no secret is logged', async () => {
+  it('logs carry request and operation ids, metrics count requests and operations, no secret is logged', async () => {
     const requestId = `req-${randomUUID()}`;
     const id = randomUUID();
     const res = await osb(depot)
@@ -258,7 +289,10 @@ describe('observability', () => {
     assert.equal(everything.includes('citext'), false); // parameters are not logged either
 
     const metrics = await request(depot.baseUrl).get('/metrics').expect(200);
-    assert.match(metrics.text, /depot_http_request_duration_seconds_count\{method="PUT",route="\/v2\/service_instances\/:instance_id",status="202"\} 1/);
+    assert.match(
+      metrics.text,
+      /depot_http_request_duration_seconds_count\{method="PUT",route="\/v2\/service_instances\/:instance_id",status="202"\} 1/,
+    );
     assert.match(metrics.text, /depot_operations_finished_total\{type="provision",state="succeeded"\} 1/);
     assert.match(metrics.text, /depot_operations_finished_total\{type="bind",state="succeeded"\} 1/);
 
@@ -300,7 +334,10 @@ describe('first contact: only services whose server Depot can use', () => {
     });
     const depot = await createDepot(loadConfig(env()), { role: 'api', logger: createLogger('info', 'depot', sink) });
     try {
-      const res = await request(depot.server).get('/v2/catalog').auth('admin', 'secret').set('X-Broker-API-Version', API_VERSION);
+      const res = await request(depot.server)
+        .get('/v2/catalog')
+        .auth('admin', 'secret')
+        .set('X-Broker-API-Version', API_VERSION);
       assert.equal(res.status, 200);
       assert.deepEqual(
         (res.body as { services: Array<{ name: string }> }).services.map((s) => s.name),
@@ -323,7 +360,10 @@ describe('first contact: only services whose server Depot can use', () => {
     const config = loadConfig({ ...env(), REDIS_SERVICE_URL: stock.url });
     await assert.rejects(createDepot(config, { role: 'api', logger: createLogger('silent') }), (error: Error) => {
       assert.ok(error instanceof StartupError);
-      assert.match(error.message, /^Cannot use Redis at 127\.0\.0\.1:\d+ \(REDIS_SERVICE_URL\), which the redis offering uses/);
+      assert.match(
+        error.message,
+        /^Cannot use Redis at 127\.0\.0\.1:\d+ \(REDIS_SERVICE_URL\), which the redis offering uses/,
+      );
       assert.match(error.message, /lets anyone log in as "default"/);
       return true;
     });
@@ -336,10 +376,13 @@ describe('first contact: only services whose server Depot can use', () => {
       [REDIS_SERVICE, '3832238e-6b24-4211-8d02-20fa9249591a'],
     );
     await depot.close();
-    await assert.rejects(createDepot(loadConfig(env()), { role: 'api', logger: createLogger('silent') }), (error: Error) => {
-      assert.ok(error instanceof StartupError);
-      assert.match(error.message, /^Cannot use Redis at .* \(REDIS_SERVICE_URL\), which the redis offering uses/);
-      return true;
-    });
+    await assert.rejects(
+      createDepot(loadConfig(env()), { role: 'api', logger: createLogger('silent') }),
+      (error: Error) => {
+        assert.ok(error instanceof StartupError);
+        assert.match(error.message, /^Cannot use Redis at .* \(REDIS_SERVICE_URL\), which the redis offering uses/);
+        return true;
+      },
+    );
   });
 });

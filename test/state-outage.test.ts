@@ -56,7 +56,10 @@ describe('state PostgreSQL down', () => {
     ['PUT instance (async)', () => osb(depot).put(instancePath(randomUUID()) + ASYNC, provisionBody())],
     ['PUT instance (sync)', () => osb(depot).put(instance(), provisionBody())],
     ['GET instance', () => osb(depot).get(instance())],
-    ['PATCH instance', () => osb(depot).patch(instance() + ASYNC, { service_id: SERVICE_ID, parameters: { extensions: [] } })],
+    [
+      'PATCH instance',
+      () => osb(depot).patch(instance() + ASYNC, { service_id: SERVICE_ID, parameters: { extensions: [] } }),
+    ],
     ['DELETE instance', () => osb(depot).delete(`${instance()}${ASYNC}&${deleteQuery()}`)],
     ['GET instance last_operation', () => osb(depot).get(`${instance()}/last_operation`)],
     ['PUT binding (sync)', () => osb(depot).put(bindingPath(instanceId, randomUUID()), bindBody())],
@@ -70,7 +73,10 @@ describe('state PostgreSQL down', () => {
       const res = await call().timeout(15_000);
       assert.equal(res.status, 503, JSON.stringify(res.body));
       assert.match(res.headers['content-type']!, /^application\/json/);
-      assert.match((res.body as { description: string }).description, /state database cannot be reached or did not answer in time/);
+      assert.match(
+        (res.body as { description: string }).description,
+        /state database cannot be reached or did not answer in time/,
+      );
       assert.match(res.headers['retry-after']!, /^\d+$/);
     });
   }

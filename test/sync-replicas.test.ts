@@ -22,7 +22,8 @@ import {
 } from './helpers.js';
 
 const roleExists = async (instanceId: string, bindingId: string) =>
-  (await adminQuery('select 1 from pg_roles where rolname = $1', [postgresNames(instanceId, bindingId).login])).length === 1;
+  (await adminQuery('select 1 from pg_roles where rolname = $1', [postgresNames(instanceId, bindingId).login]))
+    .length === 1;
 
 describe('synchronous binds and unbinds through several replicas', () => {
   let first: TestDepot;
@@ -40,7 +41,7 @@ describe('synchronous binds and unbinds through several replicas', () => {
     await first.close();
   });
 
-  it('160 binds at once, 4 identical ones per binding id through different replicas: the same 201/200 body each', async () => {
+  it('160 binds at once, 4 identical per binding id via different replicas: the same 201/200 body each', async () => {
     const instanceId = await provisionInstance(first);
     const bindingIds = Array.from({ length: 40 }, () => randomUUID());
     const sent = bindingIds.flatMap((bindingId) =>
@@ -91,10 +92,16 @@ describe('synchronous binds and unbinds through several replicas', () => {
       const instanceId = await provisionInstance(first);
       const bindingId = randomUUID();
       await proxy.cut();
-      const pending = osb(lagging).put(bindingPath(instanceId, bindingId), bindBody()).timeout(40_000).then((res) => res); // sent now
+      const pending = osb(lagging)
+        .put(bindingPath(instanceId, bindingId), bindBody())
+        .timeout(40_000)
+        .then((res) => res); // sent now
       let operationId: string | undefined;
       for (let i = 0; i < 200 && !operationId; i++) {
-        const { rows } = await first.depot.pool.query<{ id: string }>('select id from operations where binding_id = $1', [bindingId]);
+        const { rows } = await first.depot.pool.query<{ id: string }>(
+          'select id from operations where binding_id = $1',
+          [bindingId],
+        );
         operationId = rows[0]?.id;
         if (!operationId) await new Promise((resolve) => setTimeout(resolve, 25));
       }
@@ -121,7 +128,9 @@ describe('synchronous binds and unbinds through several replicas', () => {
       assert.ok([200, 201].includes(b.status), `${b.status} ${JSON.stringify(b.body)}`);
       assert.deepEqual(a.body, b.body);
       assert.ok(await roleExists(instanceId, bindingId));
-      await osb(first).delete(`${bindingPath(instanceId, bindingId)}?${deleteQuery()}`).expect(200);
+      await osb(first)
+        .delete(`${bindingPath(instanceId, bindingId)}?${deleteQuery()}`)
+        .expect(200);
       await deprovisionInstance(first, instanceId);
     } finally {
       await proxy.restore();

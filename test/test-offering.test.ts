@@ -60,7 +60,13 @@ const testBindBody = (planId: string, overrides: Record<string, unknown> = {}) =
 const testDeleteQuery = (planId: string) => `service_id=${TEST_SERVICE_ID}&plan_id=${planId}`;
 const descriptionOf = (res: { body: unknown }) => (res.body as { description?: string }).description;
 
-type Services = Array<{ id: string; name: string; bindable: boolean; plan_updateable?: boolean; plans: Array<{ id: string; name: string; bindable?: boolean }> }>;
+type Services = Array<{
+  id: string;
+  name: string;
+  bindable: boolean;
+  plan_updateable?: boolean;
+  plans: Array<{ id: string; name: string; bindable?: boolean }>;
+}>;
 
 describe('TEST_OFFERING configuration', () => {
   it('is disabled by default, and takes only "enabled" or "disabled"', () => {
@@ -87,7 +93,9 @@ describe('TEST_OFFERING configuration', () => {
         },
       ],
     });
-    assert.ok(buildCatalog(catalog({ faults: { provision: { mode: 'job' }, bind: { status: 503, times: 2 } } }), [offering]));
+    assert.ok(
+      buildCatalog(catalog({ faults: { provision: { mode: 'job' }, bind: { status: 503, times: 2 } } }), [offering]),
+    );
     for (const bad of [
       { faults: { provision: {} } },
       { faults: { provision: { status: 200 } } },
@@ -114,7 +122,9 @@ describe('the default catalog has no test services', () => {
       (res.body as { services: Services }).services.map((s) => s.name),
       ['postgresql', 'redis'],
     );
-    const put = await osb(depot).put(instancePath(randomUUID()) + ASYNC, testProvisionBody(PLAN.provisionFail400)).expect(400);
+    const put = await osb(depot)
+      .put(instancePath(randomUUID()) + ASYNC, testProvisionBody(PLAN.provisionFail400))
+      .expect(400);
     assert.match(descriptionOf(put)!, /service_id .* is not in the catalog/);
   });
 });
@@ -128,16 +138,22 @@ describe('TEST_OFFERING=enabled', () => {
 
   /** Provisions on a test plan and waits for the outcome. */
   const provision = async (planId: string, id: string = randomUUID()): Promise<string> => {
-    const res = await osb(depot).put(instancePath(id) + ASYNC, testProvisionBody(planId)).expect(202);
+    const res = await osb(depot)
+      .put(instancePath(id) + ASYNC, testProvisionBody(planId))
+      .expect(202);
     assert.equal((await waitForOperation(depot, instancePath(id), operationOf(res), 10_000)).state, 'succeeded');
     return id;
   };
   const deprovision = async (id: string, planId: string): Promise<LastOperationBody> => {
-    const res = await osb(depot).delete(`${instancePath(id)}${ASYNC}&${testDeleteQuery(planId)}`).expect(202);
+    const res = await osb(depot)
+      .delete(`${instancePath(id)}${ASYNC}&${testDeleteQuery(planId)}`)
+      .expect(202);
     return waitForOperation(depot, instancePath(id), operationOf(res), 10_000);
   };
   const instanceRows = async (id: string) =>
-    (await depot.depot.pool.query('select state from service_instances where id = $1', [id])).rows as Array<{ state: string }>;
+    (await depot.depot.pool.query('select state from service_instances where id = $1', [id])).rows as Array<{
+      state: string;
+    }>;
 
   it('adds depot-test and depot-test-single to the default catalog', async () => {
     const res = await osb(depot).get('/v2/catalog').expect(200);
@@ -153,10 +169,24 @@ describe('TEST_OFFERING=enabled', () => {
     assert.deepEqual(
       test.plans.map((p) => p.name),
       [
-        'ok', 'slow', 'provision-fail400', 'provision-fail500', 'provision-fail500-3x', 'update-fail400', 'update-fail500-3x',
-        'deprovision-fail400', 'deprovision-fail500-3x', 'bind-fail400', 'bind-fail500', 'unbind-fail500-3x',
-        'async-provision-fail', 'async-update-fail', 'async-deprovision-fail-3x', 'last-operation-fail400',
-        'last-operation-fail500-3x', 'not-bindable',
+        'ok',
+        'slow',
+        'provision-fail400',
+        'provision-fail500',
+        'provision-fail500-3x',
+        'update-fail400',
+        'update-fail500-3x',
+        'deprovision-fail400',
+        'deprovision-fail500-3x',
+        'bind-fail400',
+        'bind-fail500',
+        'unbind-fail500-3x',
+        'async-provision-fail',
+        'async-update-fail',
+        'async-deprovision-fail-3x',
+        'last-operation-fail400',
+        'last-operation-fail500-3x',
+        'not-bindable',
       ],
     );
     assert.deepEqual(
@@ -178,9 +208,13 @@ describe('TEST_OFFERING=enabled', () => {
     const id = randomUUID();
     const before = await stateCounts(depot);
     for (let attempt = 1; attempt <= 2; attempt++) {
-      const res = await osb(depot).put(instancePath(id) + ASYNC, testProvisionBody(PLAN.provisionFail400)).expect(400);
+      const res = await osb(depot)
+        .put(instancePath(id) + ASYNC, testProvisionBody(PLAN.provisionFail400))
+        .expect(400);
       assert.match(res.headers['content-type']!, /^application\/json/);
-      assert.deepEqual(res.body, { description: `injected fault: provision 400 (attempt ${attempt}, fails every time)` });
+      assert.deepEqual(res.body, {
+        description: `injected fault: provision 400 (attempt ${attempt}, fails every time)`,
+      });
     }
     assert.deepEqual(await instanceRows(id), []);
     assert.deepEqual(await stateCounts(depot), before);
@@ -189,7 +223,9 @@ describe('TEST_OFFERING=enabled', () => {
   it('provision-fail500: 500 every time', async () => {
     const id = randomUUID();
     for (let attempt = 0; attempt < 4; attempt++) {
-      await osb(depot).put(instancePath(id) + ASYNC, testProvisionBody(PLAN.provisionFail500)).expect(500);
+      await osb(depot)
+        .put(instancePath(id) + ASYNC, testProvisionBody(PLAN.provisionFail500))
+        .expect(500);
     }
     assert.deepEqual(await instanceRows(id), []);
   });
@@ -197,19 +233,25 @@ describe('TEST_OFFERING=enabled', () => {
   it('provision-fail500-3x: 500, 500, 500, then 202 and succeeded', async () => {
     const id = randomUUID();
     for (let attempt = 1; attempt <= 3; attempt++) {
-      const res = await osb(depot).put(instancePath(id) + ASYNC, testProvisionBody(PLAN.provisionFail500x3)).expect(500);
+      const res = await osb(depot)
+        .put(instancePath(id) + ASYNC, testProvisionBody(PLAN.provisionFail500x3))
+        .expect(500);
       assert.equal(descriptionOf(res), `injected fault: provision 500 (attempt ${attempt} of 3)`);
       assert.deepEqual(await instanceRows(id), []);
     }
     await provision(PLAN.provisionFail500x3, id);
     // Counted per instance: another instance fails its first three attempts too.
-    await osb(depot).put(instancePath(randomUUID()) + ASYNC, testProvisionBody(PLAN.provisionFail500x3)).expect(500);
+    await osb(depot)
+      .put(instancePath(randomUUID()) + ASYNC, testProvisionBody(PLAN.provisionFail500x3))
+      .expect(500);
     assert.equal((await deprovision(id, PLAN.provisionFail500x3)).state, 'succeeded');
   });
 
   it('async-provision-fail: 202, then last_operation failed with the description', async () => {
     const id = randomUUID();
-    const res = await osb(depot).put(instancePath(id) + ASYNC, testProvisionBody(PLAN.asyncProvisionFail)).expect(202);
+    const res = await osb(depot)
+      .put(instancePath(id) + ASYNC, testProvisionBody(PLAN.asyncProvisionFail))
+      .expect(202);
     const last = await waitForOperation(depot, instancePath(id), operationOf(res), 10_000);
     assert.equal(last.state, 'failed');
     assert.equal(last.description, 'Provision failed: injected fault: provision failed (attempt 1, fails every time)');
@@ -223,37 +265,48 @@ describe('TEST_OFFERING=enabled', () => {
     for (let attempt = 1; attempt <= 3; attempt++) {
       const last = await deprovision(id, PLAN.asyncDeprovisionFail3x);
       assert.equal(last.state, 'failed');
-      assert.equal(last.description, `Deprovision failed: injected fault: deprovision failed (attempt ${attempt} of 3)`);
+      assert.equal(
+        last.description,
+        `Deprovision failed: injected fault: deprovision failed (attempt ${attempt} of 3)`,
+      );
       assert.equal(last.instance_usable, true);
       await osb(depot).get(instancePath(id)).expect(200);
     }
     assert.equal((await deprovision(id, PLAN.asyncDeprovisionFail3x)).state, 'succeeded');
     await osb(depot).get(instancePath(id)).expect(404);
-    await osb(depot).delete(`${instancePath(id)}${ASYNC}&${testDeleteQuery(PLAN.asyncDeprovisionFail3x)}`).expect(410);
+    await osb(depot)
+      .delete(`${instancePath(id)}${ASYNC}&${testDeleteQuery(PLAN.asyncDeprovisionFail3x)}`)
+      .expect(410);
   });
 
-  it('deprovision-fail500-3x: 500 three times before anything changes, then 202; deprovision-fail400: 400', async () => {
+  it('deprovision-fail500-3x: 500 three times before any change, then 202; deprovision-fail400: 400', async () => {
     const id = await provision(PLAN.deprovisionFail500x3);
     for (let attempt = 1; attempt <= 3; attempt++) {
-      await osb(depot).delete(`${instancePath(id)}${ASYNC}&${testDeleteQuery(PLAN.deprovisionFail500x3)}`).expect(500);
+      await osb(depot)
+        .delete(`${instancePath(id)}${ASYNC}&${testDeleteQuery(PLAN.deprovisionFail500x3)}`)
+        .expect(500);
       assert.deepEqual(await instanceRows(id), [{ state: 'provisioned' }]);
     }
     assert.equal((await deprovision(id, PLAN.deprovisionFail500x3)).state, 'succeeded');
 
     const stuck = await provision(PLAN.deprovisionFail400);
-    const res = await osb(depot).delete(`${instancePath(stuck)}${ASYNC}&${testDeleteQuery(PLAN.deprovisionFail400)}`).expect(400);
+    const res = await osb(depot)
+      .delete(`${instancePath(stuck)}${ASYNC}&${testDeleteQuery(PLAN.deprovisionFail400)}`)
+      .expect(400);
     assert.match(descriptionOf(res)!, /^injected fault: deprovision 400/);
     assert.deepEqual(await instanceRows(stuck), [{ state: 'provisioned' }]);
   });
 
-  it('update-fail400 answers 400 to a PATCH that names no plan (the stored plan decides); async-update-fail fails its job', async () => {
+  it('update-fail400: 400 for a PATCH naming no plan (stored plan decides); async-update-fail: job fails', async () => {
     const id = await provision(PLAN.updateFail400);
     const res = await osb(depot)
       .patch(instancePath(id) + ASYNC, { service_id: TEST_SERVICE_ID, parameters: { size: 2 } })
       .expect(400);
     assert.match(descriptionOf(res)!, /^injected fault: update 400/);
     // A plan change away from it goes to the target plan, which works.
-    const moved = await osb(depot).patch(instancePath(id) + ASYNC, { service_id: TEST_SERVICE_ID, plan_id: PLAN.ok }).expect(202);
+    const moved = await osb(depot)
+      .patch(instancePath(id) + ASYNC, { service_id: TEST_SERVICE_ID, plan_id: PLAN.ok })
+      .expect(202);
     assert.equal((await waitForOperation(depot, instancePath(id), operationOf(moved))).state, 'succeeded');
 
     const failing = await provision(PLAN.asyncUpdateFail);
@@ -264,7 +317,10 @@ describe('TEST_OFFERING=enabled', () => {
     assert.equal(last.state, 'failed');
     assert.match(last.description!, /^Update failed: injected fault: update failed/);
     assert.equal(last.instance_usable, true);
-    assert.deepEqual(((await osb(depot).get(instancePath(failing)).expect(200)).body as { parameters: unknown }).parameters, {});
+    assert.deepEqual(
+      ((await osb(depot).get(instancePath(failing)).expect(200)).body as { parameters: unknown }).parameters,
+      {},
+    );
   });
 
   it('update-fail500-3x: 500 three times, then 202', async () => {
@@ -278,8 +334,12 @@ describe('TEST_OFFERING=enabled', () => {
 
   it('last-operation-fail400: last_operation answers 400, with or without the plan in the query', async () => {
     const id = randomUUID();
-    await osb(depot).put(instancePath(id) + ASYNC, testProvisionBody(PLAN.lastOperationFail400)).expect(202);
-    const plain = await osb(depot).get(`${instancePath(id)}/last_operation`).expect(400);
+    await osb(depot)
+      .put(instancePath(id) + ASYNC, testProvisionBody(PLAN.lastOperationFail400))
+      .expect(202);
+    const plain = await osb(depot)
+      .get(`${instancePath(id)}/last_operation`)
+      .expect(400);
     assert.match(descriptionOf(plain)!, /^injected fault: last_operation 400/);
     await osb(depot)
       .get(`${instancePath(id)}/last_operation?${testDeleteQuery(PLAN.lastOperationFail400)}`)
@@ -291,14 +351,20 @@ describe('TEST_OFFERING=enabled', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     // An unknown instance answers 404 as usual (no stored plan to fault).
-    await osb(depot).get(`${instancePath(randomUUID())}/last_operation`).expect(404);
+    await osb(depot)
+      .get(`${instancePath(randomUUID())}/last_operation`)
+      .expect(404);
   });
 
   it('last-operation-fail500-3x: 500 three times, then the real answer', async () => {
     const id = randomUUID();
-    await osb(depot).put(instancePath(id) + ASYNC, testProvisionBody(PLAN.lastOperationFail500x3)).expect(202);
+    await osb(depot)
+      .put(instancePath(id) + ASYNC, testProvisionBody(PLAN.lastOperationFail500x3))
+      .expect(202);
     for (let attempt = 1; attempt <= 3; attempt++) {
-      const res = await osb(depot).get(`${instancePath(id)}/last_operation`).expect(500);
+      const res = await osb(depot)
+        .get(`${instancePath(id)}/last_operation`)
+        .expect(500);
       assert.equal(descriptionOf(res), `injected fault: last_operation 500 (attempt ${attempt} of 3)`);
     }
     assert.equal((await waitForOperation(depot, instancePath(id))).state, 'succeeded');
@@ -328,7 +394,9 @@ describe('TEST_OFFERING=enabled', () => {
     const bindingId = randomUUID();
     const res = await osb(depot).put(bindingPath(id, bindingId), testBindBody(PLAN.bindFail500)).expect(500);
     assert.match(descriptionOf(res)!, /^injected fault: bind 500/);
-    await osb(depot).put(bindingPath(id, bindingId) + ASYNC, testBindBody(PLAN.bindFail500)).expect(500);
+    await osb(depot)
+      .put(bindingPath(id, bindingId) + ASYNC, testBindBody(PLAN.bindFail500))
+      .expect(500);
     const rows = await depot.depot.pool.query('select 1 from service_bindings where id = $1', [bindingId]);
     assert.equal(rows.rowCount, 0);
 
@@ -336,7 +404,9 @@ describe('TEST_OFFERING=enabled', () => {
     await osb(depot).put(bindingPath(other, randomUUID()), testBindBody(PLAN.bindFail400)).expect(400);
 
     const unbindable = await provision(PLAN.notBindable);
-    const refused = await osb(depot).put(bindingPath(unbindable, randomUUID()), testBindBody(PLAN.notBindable)).expect(400);
+    const refused = await osb(depot)
+      .put(bindingPath(unbindable, randomUUID()), testBindBody(PLAN.notBindable))
+      .expect(400);
     assert.match(descriptionOf(refused)!, /not bindable/);
   });
 
@@ -354,8 +424,12 @@ describe('TEST_OFFERING=enabled', () => {
   it('slow: last_operation is in progress, then succeeded after about 3 seconds', async () => {
     const id = randomUUID();
     const started = Date.now();
-    const res = await osb(depot).put(instancePath(id) + ASYNC, testProvisionBody(PLAN.slow)).expect(202);
-    const polled = await osb(depot).get(`${instancePath(id)}/last_operation`).expect(200);
+    const res = await osb(depot)
+      .put(instancePath(id) + ASYNC, testProvisionBody(PLAN.slow))
+      .expect(202);
+    const polled = await osb(depot)
+      .get(`${instancePath(id)}/last_operation`)
+      .expect(200);
     assert.equal((polled.body as LastOperationBody).state, 'in progress');
     assert.equal(polled.headers['retry-after'], '1');
     const last = await waitForOperation(depot, instancePath(id), operationOf(res), 10_000);
@@ -367,7 +441,9 @@ describe('TEST_OFFERING=enabled', () => {
   it('depot-test-single: its one plan provisions and binds', async () => {
     const id = randomUUID();
     const body = { ...testProvisionBody('0e570001-7e57-4000-8000-000000000001'), service_id: SINGLE_SERVICE_ID };
-    const res = await osb(depot).put(instancePath(id) + ASYNC, body).expect(202);
+    const res = await osb(depot)
+      .put(instancePath(id) + ASYNC, body)
+      .expect(202);
     assert.equal((await waitForOperation(depot, instancePath(id), operationOf(res))).state, 'succeeded');
     await osb(depot)
       .put(bindingPath(id, randomUUID()), { service_id: SINGLE_SERVICE_ID, plan_id: body.plan_id })

@@ -67,7 +67,11 @@ export class FaultInjectingBroker implements ServiceBroker {
     return this.options.inner.update(instanceId, details, options);
   }
 
-  async deprovision(instanceId: string, details: DeleteDetails, options: RequestOptions): Promise<Reply<202, AsyncOperationResponse>> {
+  async deprovision(
+    instanceId: string,
+    details: DeleteDetails,
+    options: RequestOptions,
+  ): Promise<Reply<202, AsyncOperationResponse>> {
     this.inject('deprovision', details, instanceId);
     return this.options.inner.deprovision(instanceId, details, options);
   }
@@ -110,7 +114,10 @@ export class FaultInjectingBroker implements ServiceBroker {
    * The service and plan a request names; what it leaves out (PATCH without plan_id,
    * last_operation without the optional hints) is the instance's as stored.
    */
-  private async planOf(instanceId: string, named: { service_id?: string; plan_id?: string }): Promise<Partial<StoredPlan>> {
+  private async planOf(
+    instanceId: string,
+    named: { service_id?: string; plan_id?: string },
+  ): Promise<Partial<StoredPlan>> {
     if (named.service_id !== undefined && named.plan_id !== undefined) return named;
     if (named.service_id !== undefined && !this.isTestService(named.service_id)) return named;
     const stored = await this.options.findInstance(instanceId);

@@ -83,5 +83,7 @@ export class TestOffering implements Offering {
 /** The bind request's `parameters.credentials` object if it has one, else TEST_CREDENTIALS. */
 export function bindCredentials(parameters: JsonObject): JsonObject {
   const given = parameters.credentials;
-  return given !== null && typeof given === 'object' && !Array.isArray(given) ? (given as JsonObject) : structuredClone(TEST_CREDENTIALS);
+  return given !== null && typeof given === 'object' && !Array.isArray(given)
+    ? (given as JsonObject)
+    : structuredClone(TEST_CREDENTIALS);
 }

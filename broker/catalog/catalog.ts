@@ -109,7 +109,11 @@ const validateCatalogFile = compileSchema(catalogFileSchema as unknown as JsonOb
  * Reads CATALOG_FILE (JSON or YAML) or the built-in default, adds the services of `extraFiles`
  * (the test offering's catalog, when TEST_OFFERING=enabled), and checks the whole.
  */
-export async function loadCatalogFile(file: string | undefined, offerings: Offering[], extraFiles: string[] = []): Promise<Catalog> {
+export async function loadCatalogFile(
+  file: string | undefined,
+  offerings: Offering[],
+  extraFiles: string[] = [],
+): Promise<Catalog> {
   const path = file ?? DEFAULT_CATALOG_FILE;
   let document = await readCatalogDocument(path);
   for (const extra of extraFiles) document = withServicesOf(document, await readCatalogDocument(extra), extra);
@@ -142,7 +146,8 @@ function withServicesOf(document: unknown, extra: unknown, extraPath: string): u
 }
 
 function servicesOf(document: unknown): unknown[] | undefined {
-  const list = document !== null && typeof document === 'object' ? (document as { services?: unknown }).services : undefined;
+  const list =
+    document !== null && typeof document === 'object' ? (document as { services?: unknown }).services : undefined;
   return Array.isArray(list) ? list : undefined;
 }
 
@@ -181,13 +186,15 @@ export function buildCatalog(document: unknown, offerings: Offering[], source = 
     const tagLength = characters((raw.tags ?? []).join(''));
     if (tagLength > 2048) problems.push(`${where}: tags total ${tagLength} characters; Cloud Foundry allows 2048`);
     if (raw.dashboard_client) {
-      if (seenDashboardClients.has(raw.dashboard_client.id)) problems.push(`${where}: dashboard_client.id is used twice`);
+      if (seenDashboardClients.has(raw.dashboard_client.id))
+        problems.push(`${where}: dashboard_client.id is used twice`);
       seenDashboardClients.add(raw.dashboard_client.id);
     }
     const offering = byName.get(raw['x-depot'].offering);
     if (!offering) {
       problems.push(
-        `${where}: x-depot.offering ${JSON.stringify(raw['x-depot'].offering)} is not one of: ${[...byName.keys()].join(', ')}`,
+        `${where}: x-depot.offering ${JSON.stringify(raw['x-depot'].offering)} ` +
+          `is not one of: ${[...byName.keys()].join(', ')}`,
       );
       continue;
     }
@@ -219,31 +226,43 @@ export function buildCatalog(document: unknown, offerings: Offering[], source = 
       if (plan.maintenance_info && characters(JSON.stringify(plan.maintenance_info)) > 2000) {
         problems.push(`${planWhere}: maintenance_info is longer than 2000 characters of JSON`);
       }
-      const credentialLifetime = typeof lifetime === 'number' ? {
-        seconds: lifetime,
-        // Default: renew when a fifth of the lifetime is left (spec: leave time to rotate).
-        renewBeforeSeconds: typeof renewBefore === 'number' ? renewBefore : Math.floor(lifetime / 5),
-      } : undefined;
+      const credentialLifetime =
+        typeof lifetime === 'number'
+          ? {
+              seconds: lifetime,
+              // Default: renew when a fifth of the lifetime is left (spec: leave time to rotate).
+              renewBeforeSeconds: typeof renewBefore === 'number' ? renewBefore : Math.floor(lifetime / 5),
+            }
+          : undefined;
       if (renewBefore !== undefined && !credentialLifetime) {
-        problems.push(`${planWhere}: x-depot.credential_renew_before_seconds needs x-depot.credential_lifetime_seconds`);
+        problems.push(
+          `${planWhere}: x-depot.credential_renew_before_seconds needs x-depot.credential_lifetime_seconds`,
+        );
       }
       if (credentialLifetime) {
         if (credentialLifetime.renewBeforeSeconds >= credentialLifetime.seconds) {
-          problems.push(`${planWhere}: x-depot.credential_renew_before_seconds must be less than credential_lifetime_seconds`);
+          problems.push(
+            `${planWhere}: x-depot.credential_renew_before_seconds must be less than credential_lifetime_seconds`,
+          );
         }
         if (!offering.enforcesCredentialExpiry) {
-          problems.push(`${planWhere}: offering ${offering.name} cannot make credentials expire; remove x-depot.credential_lifetime_seconds`);
+          problems.push(
+            `${planWhere}: offering ${offering.name} cannot make credentials expire; ` +
+              'remove x-depot.credential_lifetime_seconds',
+          );
         }
       }
       const validate: CatalogPlan['validate'] = {};
       const compile = (schema: JsonObject | undefined, name: string) => {
         if (!schema) return undefined;
         if (JSON.stringify(schema).length > 65536) problems.push(`${planWhere}: schema ${name} is larger than 64 kB`);
-        if (/"\$ref"\s*:\s*"(?!#)/.test(JSON.stringify(schema))) problems.push(`${planWhere}: schema ${name} has an external $ref`);
+        if (/"\$ref"\s*:\s*"(?!#)/.test(JSON.stringify(schema)))
+          problems.push(`${planWhere}: schema ${name} has an external $ref`);
         try {
           const validate = compilePlanSchema(schema);
           // Cloud Foundry: 'must have field "type", with value "object"'.
-          if (schema.type !== 'object') problems.push(`${planWhere}: schema ${name} must have "type": "object" (Cloud Foundry requires it)`);
+          if (schema.type !== 'object')
+            problems.push(`${planWhere}: schema ${name} must have "type": "object" (Cloud Foundry requires it)`);
           return validate;
         } catch (error) {
           problems.push(`${planWhere}: schema ${name} is invalid: ${(error as Error).message}`);

@@ -52,17 +52,20 @@ export function compilePlanSchema(schema: Record<string, unknown>): ValidateFunc
 /** One line per failing field: `parameters.extensions[0] must be equal to one of the allowed values`. */
 export function describeErrors(errors: ErrorObject[] | null | undefined, root: string): string[] {
   // An if/then failure is reported by the `then` branch's own errors.
-  return (errors ?? []).filter((e) => e.keyword !== 'if').map((e) => {
-    const field = (root + pointerToPath(e.instancePath)).replace(/^\./, '');
-    if (e.keyword === 'required') return `${field}${field ? '.' : ''}${String(e.params.missingProperty)} is required`;
-    if (e.keyword === 'additionalProperties') {
-      return `${field}${field ? '.' : ''}${String(e.params.additionalProperty)} is not an allowed property`;
-    }
-    if (e.keyword === 'enum') {
-      return `${field || 'value'} must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
-    }
-    return `${field || 'value'} ${e.message ?? 'is invalid'}`;
-  });
+  return (errors ?? [])
+    .filter((e) => e.keyword !== 'if')
+    .map((e) => {
+      const field = (root + pointerToPath(e.instancePath)).replace(/^\./, '');
+      if (e.keyword === 'required') return `${field}${field ? '.' : ''}${String(e.params.missingProperty)} is required`;
+      if (e.keyword === 'additionalProperties') {
+        return `${field}${field ? '.' : ''}${String(e.params.additionalProperty)} is not an allowed property`;
+      }
+      if (e.keyword === 'enum') {
+        const allowed = (e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ');
+        return `${field || 'value'} must be one of ${allowed}`;
+      }
+      return `${field || 'value'} ${e.message ?? 'is invalid'}`;
+    });
 }
 
 function pointerToPath(pointer: string): string {

@@ -22,7 +22,8 @@ export interface BindingRow {
 export type NewBinding = Omit<BindingRow, 'state' | 'response'>;
 
 const COLUMNS =
-  'id, instance_id, service_id, plan_id, app_guid, bind_resource, context, parameters, predecessor_binding_id, response, state';
+  'id, instance_id, service_id, plan_id, app_guid, bind_resource, context, parameters, ' +
+  'predecessor_binding_id, response, state';
 
 export async function lockBinding(db: Queryable, id: string): Promise<BindingRow | undefined> {
   const { rows } = await db.query<BindingRow>(`select ${COLUMNS} from service_bindings where id = $1 for update`, [id]);
@@ -38,7 +39,8 @@ export async function getBinding(db: Queryable, id: string): Promise<BindingRow 
 export async function insertBinding(db: Queryable, binding: NewBinding): Promise<BindingRow | undefined> {
   const { rows } = await db.query<BindingRow>(
     `insert into service_bindings
-       (id, instance_id, service_id, plan_id, app_guid, bind_resource, context, parameters, predecessor_binding_id, state)
+       (id, instance_id, service_id, plan_id, app_guid, bind_resource, context, parameters,
+        predecessor_binding_id, state)
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'binding')
      on conflict (id) do nothing
      returning ${COLUMNS}`,
@@ -52,7 +54,8 @@ export async function rebindBinding(db: Queryable, binding: NewBinding): Promise
   await db.query('delete from operations where binding_id = $1', [binding.id]);
   const { rows } = await db.query<BindingRow>(
     `update service_bindings set instance_id = $2, service_id = $3, plan_id = $4, app_guid = $5,
-       bind_resource = $6, context = $7, parameters = $8, predecessor_binding_id = $9, response = null, state = 'binding',
+       bind_resource = $6, context = $7, parameters = $8, predecessor_binding_id = $9, response = null,
+       state = 'binding',
        created_at = now(), updated_at = now(), deleted_at = null
      where id = $1 returning ${COLUMNS}`,
     bindingValues(binding),
@@ -61,7 +64,17 @@ export async function rebindBinding(db: Queryable, binding: NewBinding): Promise
 }
 
 function bindingValues(b: NewBinding): unknown[] {
-  return [b.id, b.instance_id, b.service_id, b.plan_id, b.app_guid, b.bind_resource, b.context, b.parameters, b.predecessor_binding_id];
+  return [
+    b.id,
+    b.instance_id,
+    b.service_id,
+    b.plan_id,
+    b.app_guid,
+    b.bind_resource,
+    b.context,
+    b.parameters,
+    b.predecessor_binding_id,
+  ];
 }
 
 export async function setBindingState(db: Queryable, id: string, state: BindingState): Promise<void> {

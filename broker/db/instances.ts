@@ -24,11 +24,14 @@ export interface InstanceRow {
 export type NewInstance = Omit<InstanceRow, 'state' | 'dashboard_url'>;
 
 const COLUMNS =
-  'id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info, plan_settings, dashboard_url, state';
+  'id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info, plan_settings, ' +
+  'dashboard_url, state';
 
 /** The instance, locked until the end of the transaction (serialises operations across replicas). */
 export async function lockInstance(db: Queryable, id: string): Promise<InstanceRow | undefined> {
-  const { rows } = await db.query<InstanceRow>(`select ${COLUMNS} from service_instances where id = $1 for update`, [id]);
+  const { rows } = await db.query<InstanceRow>(`select ${COLUMNS} from service_instances where id = $1 for update`, [
+    id,
+  ]);
   return rows[0];
 }
 
@@ -47,7 +50,8 @@ export async function reprovisionInstance(db: Queryable, instance: NewInstance):
   await db.query('delete from service_bindings where instance_id = $1', [instance.id]);
   const { rows } = await db.query<InstanceRow>(
     `update service_instances set service_id = $2, plan_id = $3, organization_guid = $4, space_guid = $5,
-       context = $6, parameters = $7, maintenance_info = $8, plan_settings = $9, dashboard_url = null, state = 'provisioning',
+       context = $6, parameters = $7, maintenance_info = $8, plan_settings = $9, dashboard_url = null,
+       state = 'provisioning',
        created_at = now(), updated_at = now(), deleted_at = null
      where id = $1 returning ${COLUMNS}`,
     instanceValues(instance),
@@ -56,7 +60,17 @@ export async function reprovisionInstance(db: Queryable, instance: NewInstance):
 }
 
 export function instanceValues(i: NewInstance): unknown[] {
-  return [i.id, i.service_id, i.plan_id, i.organization_guid, i.space_guid, i.context, i.parameters, i.maintenance_info, i.plan_settings];
+  return [
+    i.id,
+    i.service_id,
+    i.plan_id,
+    i.organization_guid,
+    i.space_guid,
+    i.context,
+    i.parameters,
+    i.maintenance_info,
+    i.plan_settings,
+  ];
 }
 
 export async function setInstanceState(db: Queryable, id: string, state: InstanceState): Promise<void> {
@@ -130,7 +144,9 @@ export async function purgeDeletedInstances(db: Queryable, retentionHours: numbe
 }
 
 /** The plans that live instances are on (a catalog must keep them). */
-export async function plansInUse(db: Queryable): Promise<Array<{ service_id: string; plan_id: string; instances: number }>> {
+export async function plansInUse(
+  db: Queryable,
+): Promise<Array<{ service_id: string; plan_id: string; instances: number }>> {
   const { rows } = await db.query<{ service_id: string; plan_id: string; instances: number }>(
     `select service_id, plan_id, count(*)::int as instances from service_instances
       where state <> 'deleted' group by service_id, plan_id`,

@@ -58,7 +58,7 @@ export async function migrate(pool: pg.Pool, migrations?: Migration[]): Promise<
         await client.query('commit');
       } catch (error) {
         await client.query('rollback');
-        throw new Error(`migration ${migration.name} failed: ${(error as Error).message}`);
+        throw new Error(`migration ${migration.name} failed: ${(error as Error).message}`, { cause: error });
       }
       applied.push(migration.name);
     }

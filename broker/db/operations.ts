@@ -45,7 +45,8 @@ export interface NewOperation {
 }
 
 const COLUMNS =
-  'id, instance_id, binding_id, type, state, description, request, instance_usable, update_repeatable, request_identity, created_at';
+  'id, instance_id, binding_id, type, state, description, request, instance_usable, update_repeatable, ' +
+  'request_identity, created_at';
 
 export async function insertOperation(db: Queryable, op: NewOperation): Promise<OperationRow> {
   const { rows } = await db.query<OperationRow>(
@@ -68,7 +69,8 @@ export async function insertInstanceWithOperation(
   const { rows } = await db.query<OperationRow>(
     `with instance as (
        insert into service_instances
-         (id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info, plan_settings, state)
+         (id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info,
+          plan_settings, state)
        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'provisioning')
        on conflict (id) do nothing
        returning id
@@ -156,7 +158,13 @@ export async function completeOperation(db: Queryable, id: string, completion: C
     `update operations set state = $2, description = $3, instance_usable = $4, update_repeatable = $5,
        updated_at = now(), finished_at = now()
      where id = $1 and state = 'in progress'`,
-    [id, completion.state, completion.description, completion.instance_usable ?? null, completion.update_repeatable ?? null],
+    [
+      id,
+      completion.state,
+      completion.description,
+      completion.instance_usable ?? null,
+      completion.update_repeatable ?? null,
+    ],
   );
   return rowCount === 1;
 }

@@ -58,7 +58,11 @@ export function createApp(options: AppOptions): Express {
 
   v2.put(INSTANCE, async (req, res) => {
     const options = requestOptions(req);
-    send(res, await broker.provision(pathId(req, 'instance_id'), body(req, validateProvisionBody), options), 'provisionResponse');
+    send(
+      res,
+      await broker.provision(pathId(req, 'instance_id'), body(req, validateProvisionBody), options),
+      'provisionResponse',
+    );
   });
   v2.get(INSTANCE, async (req, res) => {
     const id = pathId(req, 'instance_id');
@@ -67,7 +71,11 @@ export function createApp(options: AppOptions): Express {
   });
   v2.patch(INSTANCE, async (req, res) => {
     const options = requestOptions(req);
-    send(res, await broker.update(pathId(req, 'instance_id'), body(req, validateUpdateBody), options), 'updateResponse');
+    send(
+      res,
+      await broker.update(pathId(req, 'instance_id'), body(req, validateUpdateBody), options),
+      'updateResponse',
+    );
   });
   v2.delete(INSTANCE, async (req, res) => {
     const id = pathId(req, 'instance_id');
@@ -81,7 +89,11 @@ export function createApp(options: AppOptions): Express {
   v2.put(BINDING, async (req, res) => {
     const options = requestOptions(req);
     const instanceId = pathId(req, 'instance_id');
-    send(res, await broker.bind(instanceId, pathId(req, 'binding_id'), body(req, validateBindBody), options), 'bindResponse');
+    send(
+      res,
+      await broker.bind(instanceId, pathId(req, 'binding_id'), body(req, validateBindBody), options),
+      'bindResponse',
+    );
   });
   v2.get(BINDING, async (req, res) => {
     const instanceId = pathId(req, 'instance_id');
@@ -126,7 +138,9 @@ export function operatorRoutes(metrics: BrokerMetrics, ready: () => Promise<void
 }
 
 /** A worker's HTTP server: only the operator endpoints. */
-export function createOperatorApp(options: Pick<AppOptions, 'logger' | 'metrics' | 'ready' | 'retryAfterSeconds'>): Express {
+export function createOperatorApp(
+  options: Pick<AppOptions, 'logger' | 'metrics' | 'ready' | 'retryAfterSeconds'>,
+): Express {
   const app = express();
   app.disable('x-powered-by');
   const handler = errorHandler(options.logger, options.retryAfterSeconds);

@@ -114,11 +114,13 @@ export function errorHandler(logger: Logger, retryAfterSeconds: number): ErrorRe
         retryAfterSeconds,
       );
     } else {
-      const status = (error as { status?: number; statusCode?: number }).status ?? (error as { statusCode?: number }).statusCode;
+      const status =
+        (error as { status?: number; statusCode?: number }).status ?? (error as { statusCode?: number }).statusCode;
       const type = (error as { type?: string }).type;
       if (type === 'entity.too.large') broker = new PayloadTooLargeError((error as { limit: number }).limit);
       else if (type === 'entity.parse.failed') broker = new BrokerError(400, 'The request body is not valid JSON.');
-      else if (status && status >= 400 && status < 500) broker = new BrokerError(status, clientErrorDescription(error as Error, status));
+      else if (status && status >= 400 && status < 500)
+        broker = new BrokerError(status, clientErrorDescription(error as Error, status));
       else {
         logger.error({ err: error, requestId: req.requestIdentity }, 'request failed');
         broker = new BrokerError(500, 'Internal error; the broker log has details under this request id.');
@@ -136,7 +138,8 @@ export function errorHandler(logger: Logger, retryAfterSeconds: number): ErrorRe
 
 function clientErrorDescription(error: Error, status: number): string {
   const type = (error as { type?: string }).type;
-  if (type === 'encoding.unsupported' || type === 'charset.unsupported') return 'The request body encoding is not supported; send UTF-8 JSON.';
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported')
+    return 'The request body encoding is not supported; send UTF-8 JSON.';
   if (status === 400 && /decode param/i.test(error.message)) return 'The request path is not valid percent-encoding.';
   return 'The request could not be processed.';
 }

@@ -6,7 +6,10 @@ import { compileSchema } from '../catalog/json-schema.js';
  */
 const id = { type: 'string', minLength: 1, maxLength: 255 };
 const object = { type: 'object' };
-const maintenanceInfo = { type: 'object', properties: { version: { type: 'string', minLength: 1 }, description: { type: 'string' } } };
+const maintenanceInfo = {
+  type: 'object',
+  properties: { version: { type: 'string', minLength: 1 }, description: { type: 'string' } },
+};
 const draft = 'http://json-schema.org/draft-07/schema#';
 
 export const validateProvisionBody = compileSchema({

@@ -21,7 +21,12 @@ export function pathId(req: Request, name: 'instance_id' | 'binding_id'): string
 }
 
 /** A single-valued query parameter; spec: "if present, MUST be a non-empty string". */
-export function queryParameter(req: Request, name: string, required: boolean, maxLength = MAX_ID_LENGTH): string | undefined {
+export function queryParameter(
+  req: Request,
+  name: string,
+  required: boolean,
+  maxLength = MAX_ID_LENGTH,
+): string | undefined {
   const value = req.query[name];
   if (value === undefined) {
     if (required) throw new BadRequestError(`The query parameter ${name} is required.`);
@@ -29,8 +34,10 @@ export function queryParameter(req: Request, name: string, required: boolean, ma
   }
   if (typeof value !== 'string') throw new BadRequestError(`The query parameter ${name} must be given once.`);
   if (value.length === 0) throw new BadRequestError(`The query parameter ${name} must not be empty.`);
-  if (value.length > maxLength) throw new BadRequestError(`The query parameter ${name} must be at most ${maxLength} characters.`);
-  if (CONTROL_CHARACTERS.test(value)) throw new BadRequestError(`The query parameter ${name} must not contain control characters.`);
+  if (value.length > maxLength)
+    throw new BadRequestError(`The query parameter ${name} must be at most ${maxLength} characters.`);
+  if (CONTROL_CHARACTERS.test(value))
+    throw new BadRequestError(`The query parameter ${name} must not contain control characters.`);
   return value;
 }
 
@@ -86,7 +93,8 @@ export function body<T>(req: Request, validate: ValidateFunction): T {
   }
   const problem = jsonProblem(value, 'The request body');
   if (problem) throw new BadRequestError(problem);
-  if (!validate(value)) throw new BadRequestError(`The request body is invalid: ${describeErrors(validate.errors, '').join('; ')}.`);
+  if (!validate(value))
+    throw new BadRequestError(`The request body is invalid: ${describeErrors(validate.errors, '').join('; ')}.`);
   return value as T;
 }
 

@@ -86,7 +86,10 @@ export class OperationQueue {
         if (await ended()) return true;
         const remaining = deadline - Date.now();
         if (remaining <= 0) return false;
-        await Promise.race([outcome, new Promise((resolve) => (timer = setTimeout(resolve, Math.min(remaining, RECHECK_MS))))]);
+        await Promise.race([
+          outcome,
+          new Promise((resolve) => (timer = setTimeout(resolve, Math.min(remaining, RECHECK_MS)))),
+        ]);
       } finally {
         clearTimeout(timer);
         waiting.delete(wake);
@@ -101,7 +104,10 @@ export class OperationQueue {
    */
   private listen(): void {
     if (this.events) return;
-    this.events = new QueueEvents(OPERATIONS_QUEUE, { connection: this.options.connection, prefix: this.options.prefix });
+    this.events = new QueueEvents(OPERATIONS_QUEUE, {
+      connection: this.options.connection,
+      prefix: this.options.prefix,
+    });
     const wake = ({ jobId }: { jobId: string }) => {
       for (const waiter of this.waiters.get(jobId) ?? []) waiter();
     };

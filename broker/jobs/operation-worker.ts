@@ -6,7 +6,12 @@ import { getInstance, type InstanceRow } from '../db/instances.js';
 import { describeOperation, getOperation, type OperationRow, type OperationType } from '../db/operations.js';
 import type { Logger } from '../../runtime/logger.js';
 import type { BrokerMetrics } from '../metrics.js';
-import { OperationEndedError, PermanentOfferingError, type InstanceRequest, type OperationContext } from '../offerings/offering.js';
+import {
+  OperationEndedError,
+  PermanentOfferingError,
+  type InstanceRequest,
+  type OperationContext,
+} from '../offerings/offering.js';
 import { errorReason, failure, recordOutcome, requestedState, type Outcome } from './outcome.js';
 import { OPERATIONS_QUEUE, type OperationJobData } from './operation-queue.js';
 
@@ -87,7 +92,11 @@ export class OperationWorker {
       if (!(error instanceof PermanentOfferingError) && !lastAttempt) {
         log.warn({ err: error }, 'operation attempt failed; retrying');
         const reason = errorReason(error);
-        await describeOperation(pool, op.id, `${op.type} attempt ${job.attemptsMade + 1} of ${attempts} failed (${reason}); retrying`);
+        await describeOperation(
+          pool,
+          op.id,
+          `${op.type} attempt ${job.attemptsMade + 1} of ${attempts} failed (${reason}); retrying`,
+        );
         throw error;
       }
       log.error({ err: error }, 'operation failed');
@@ -152,7 +161,8 @@ export class OperationWorker {
           state: 'succeeded',
           description:
             upgradedTo !== undefined && upgradedTo !== instance.maintenance_info?.version
-              ? `Updated; upgraded from maintenance_info ${instance.maintenance_info?.version ?? '(none)'} to ${upgradedTo}.`
+              ? `Updated; upgraded from maintenance_info ${instance.maintenance_info?.version ?? '(none)'} ` +
+                `to ${upgradedTo}.`
               : 'Updated.',
         };
       }
@@ -203,7 +213,8 @@ export class OperationWorker {
 
   private plan(instance: InstanceRow, planId: string): CatalogPlan {
     const plan = this.options.catalog.plan(instance.service_id, planId);
-    if (!plan) throw new PermanentOfferingError(`plan ${planId} of service ${instance.service_id} is no longer in the catalog`);
+    if (!plan)
+      throw new PermanentOfferingError(`plan ${planId} of service ${instance.service_id} is no longer in the catalog`);
     return plan;
   }
 }

@@ -39,11 +39,19 @@ export function failure(op: OperationRow, error: unknown): Outcome {
  * finishOperation, counted in the metrics when this call is the one that ended the operation
  * (the worker, its failure handler and the sweeper all end operations through here).
  */
-export async function recordOutcome(pool: pg.Pool, metrics: BrokerMetrics, op: OperationRow, outcome: Outcome): Promise<boolean> {
+export async function recordOutcome(
+  pool: pg.Pool,
+  metrics: BrokerMetrics,
+  op: OperationRow,
+  outcome: Outcome,
+): Promise<boolean> {
   const ended = await finishOperation(pool, op, outcome);
   if (ended) {
     metrics.operationsFinished.inc({ type: op.type, state: outcome.state });
-    metrics.operationDuration.observe({ type: op.type, state: outcome.state }, (Date.now() - op.created_at.getTime()) / 1000);
+    metrics.operationDuration.observe(
+      { type: op.type, state: outcome.state },
+      (Date.now() - op.created_at.getTime()) / 1000,
+    );
   }
   return ended;
 }
@@ -63,7 +71,9 @@ export async function finishOperation(pool: pg.Pool, op: OperationRow, outcome: 
       description: outcome.description,
       // spec: instance_usable / update_repeatable only for a failed update or deprovision.
       ...(failed && op.type === 'update' ? { instance_usable: true, update_repeatable: true } : {}),
-      ...(failed && op.type === 'deprovision' ? { instance_usable: op.request.previous_instance_state === 'provisioned' } : {}),
+      ...(failed && op.type === 'deprovision'
+        ? { instance_usable: op.request.previous_instance_state === 'provisioned' }
+        : {}),
     });
     if (!ended) return false;
 

@@ -9,10 +9,19 @@ export interface PublicEndpoint {
 }
 
 /** The public host and port when set (…_PUBLIC_HOST/_PORT), else those of the service URL. */
-export function publicEndpoint(serviceUrl: string, defaultPort: number, publicHost?: string, publicPort?: number): PublicEndpoint {
+export function publicEndpoint(
+  serviceUrl: string,
+  defaultPort: number,
+  publicHost?: string,
+  publicPort?: number,
+): PublicEndpoint {
   const url = new URL(serviceUrl);
   const host = publicHost ?? (url.hostname || '127.0.0.1');
-  return { host, port: publicPort ?? Number(url.port || defaultPort), uriHost: host.includes(':') ? `[${host}]` : host };
+  return {
+    host,
+    port: publicPort ?? Number(url.port || defaultPort),
+    uriHost: host.includes(':') ? `[${host}]` : host,
+  };
 }
 
 /** The first `length` hex digits of an id's SHA-256: server-side names that any id maps to safely. */

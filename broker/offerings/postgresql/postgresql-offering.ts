@@ -42,8 +42,18 @@ export interface PostgresqlCredentials {
  * outside the database (dblink, postgres_fdw, file_fdw, adminpack, …).
  */
 export const ALLOWED_EXTENSIONS = new Set([
-  'btree_gin', 'btree_gist', 'citext', 'fuzzystrmatch', 'hstore', 'intarray',
-  'ltree', 'pg_trgm', 'pgcrypto', 'tablefunc', 'unaccent', 'uuid-ossp',
+  'btree_gin',
+  'btree_gist',
+  'citext',
+  'fuzzystrmatch',
+  'hstore',
+  'intarray',
+  'ltree',
+  'pg_trgm',
+  'pgcrypto',
+  'tablefunc',
+  'unaccent',
+  'uuid-ossp',
 ]);
 
 /**
@@ -114,8 +124,18 @@ export class PostgresqlOffering implements Offering {
           DATABASE_SETTINGS.map((name) => [
             name,
             name === 'work_mem'
-              ? { anyOf: [{ type: 'integer', minimum: 64, maximum: 2147483647 }, { type: 'string', pattern: '^[1-9]\\d* ?(kB|MB|GB|TB)$' }] }
-              : { anyOf: [{ type: 'integer', minimum: 0, maximum: 2147483647 }, { type: 'string', pattern: '^\\d+ ?(us|ms|s|min|h|d)$' }] },
+              ? {
+                  anyOf: [
+                    { type: 'integer', minimum: 64, maximum: 2147483647 },
+                    { type: 'string', pattern: '^[1-9]\\d* ?(kB|MB|GB|TB)$' },
+                  ],
+                }
+              : {
+                  anyOf: [
+                    { type: 'integer', minimum: 0, maximum: 2147483647 },
+                    { type: 'string', pattern: '^\\d+ ?(us|ms|s|min|h|d)$' },
+                  ],
+                },
           ]),
         ),
       },
@@ -130,7 +150,9 @@ export class PostgresqlOffering implements Offering {
 
   constructor(private readonly options: PostgresqlOfferingOptions) {
     this.admin = new pg.Pool({ connectionString: options.serviceUrl, max: 4, ...SESSION_SETTINGS });
-    this.admin.on('error', (error) => options.logger.warn({ err: error }, 'postgresql offering: idle connection error'));
+    this.admin.on('error', (error) =>
+      options.logger.warn({ err: error }, 'postgresql offering: idle connection error'),
+    );
     this.endpoint = publicEndpoint(options.serviceUrl, 5432, options.publicHost, options.publicPort);
     this.server = `PostgreSQL at ${serverAddress(options.serviceUrl, 5432)} (POSTGRES_SERVICE_URL)`;
     this.serverConfigured = options.serverConfigured ?? true;
@@ -148,7 +170,9 @@ export class PostgresqlOffering implements Offering {
       } else {
         await this.admin.query(`alter database ${ident(database)} owner to ${ident(owner)}`);
       }
-      await this.admin.query(`comment on database ${ident(database)} is ${literal(`Depot service instance ${request.instanceId}`)}`);
+      await this.admin.query(
+        `comment on database ${ident(database)} is ${literal(`Depot service instance ${request.instanceId}`)}`,
+      );
       await this.converge(database, request);
       return {};
     });
@@ -220,7 +244,9 @@ export class PostgresqlOffering implements Offering {
     return classifyErrors(async () => {
       const { database, owner, login } = postgresNames(request.instance.instanceId, request.bindingId);
       if (!(await this.databaseExists(database))) {
-        throw new PermanentOfferingError(`the database of service instance ${request.instance.instanceId} does not exist`);
+        throw new PermanentOfferingError(
+          `the database of service instance ${request.instance.instanceId} does not exist`,
+        );
       }
       const password = randomBytes(24).toString('base64url');
       // A retried job finds the role already there: it gets a new password, nothing else changes.
@@ -301,7 +327,8 @@ export class PostgresqlOffering implements Offering {
     const refused = requested.filter((e) => typeof e !== 'string' || !ALLOWED_EXTENSIONS.has(e));
     if (refused.length > 0) {
       throw new PermanentOfferingError(
-        `extensions ${refused.map((e) => JSON.stringify(e)).join(', ')} are not allowed; allowed: ${[...ALLOWED_EXTENSIONS].join(', ')}`,
+        `extensions ${refused.map((e) => JSON.stringify(e)).join(', ')} are not allowed; ` +
+          `allowed: ${[...ALLOWED_EXTENSIONS].join(', ')}`,
       );
     }
     const extensions = requested as string[];
@@ -334,7 +361,9 @@ function databaseSettings(settings: JsonObject): Record<string, string | number>
   const entries = Object.entries(given);
   const unknown = entries.filter(([name]) => !(DATABASE_SETTINGS as readonly string[]).includes(name));
   if (unknown.length > 0) throw new PermanentOfferingError(`x-depot.database_settings may not set ${unknown[0]![0]}`);
-  return Object.fromEntries(entries.filter((e): e is [string, string | number] => typeof e[1] === 'string' || typeof e[1] === 'number'));
+  return Object.fromEntries(
+    entries.filter((e): e is [string, string | number] => typeof e[1] === 'string' || typeof e[1] === 'number'),
+  );
 }
 
 /**

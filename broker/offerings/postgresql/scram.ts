@@ -15,5 +15,8 @@ export async function scramSha256Verifier(password: string): Promise<string> {
   const salted = await pbkdf2Async(password, salt, ITERATIONS, 32, 'sha256');
   const storedKey = createHash('sha256').update(createHmac('sha256', salted).update('Client Key').digest()).digest();
   const serverKey = createHmac('sha256', salted).update('Server Key').digest();
-  return `SCRAM-SHA-256$${ITERATIONS}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+  return (
+    `SCRAM-SHA-256$${ITERATIONS}:${salt.toString('base64')}` +
+    `$${storedKey.toString('base64')}:${serverKey.toString('base64')}`
+  );
 }

@@ -70,10 +70,22 @@ export function redisUsername(instanceId: string, bindingId: string): string {
  * Module commands are not confined by key patterns: servers with modules are refused.
  */
 export const DENIED_COMMANDS = [
-  '-@admin', '-@dangerous', '-@scripting',
-  '-scan', '-randomkey', '-dbsize', '-pubsub', '-client|tracking', '-cluster',
-  '-memory|stats', '-memory|doctor', '-memory|malloc-stats', '-memory|purge',
-  '-select', '-move', '-copy',
+  '-@admin',
+  '-@dangerous',
+  '-@scripting',
+  '-scan',
+  '-randomkey',
+  '-dbsize',
+  '-pubsub',
+  '-client|tracking',
+  '-cluster',
+  '-memory|stats',
+  '-memory|doctor',
+  '-memory|malloc-stats',
+  '-memory|purge',
+  '-select',
+  '-move',
+  '-copy',
 ];
 
 /**
@@ -82,7 +94,13 @@ export const DENIED_COMMANDS = [
  * changes the stream's consumer group).
  */
 export function bindingAclRules(keyPrefix: string, readOnly: boolean): string[] {
-  return [`${readOnly ? '%R' : ''}~${keyPrefix}*`, `&${keyPrefix}*`, '+@all', ...DENIED_COMMANDS, ...(readOnly ? ['-@write'] : [])];
+  return [
+    `${readOnly ? '%R' : ''}~${keyPrefix}*`,
+    `&${keyPrefix}*`,
+    '+@all',
+    ...DENIED_COMMANDS,
+    ...(readOnly ? ['-@write'] : []),
+  ];
 }
 
 /**
@@ -201,7 +219,10 @@ export class RedisOffering implements Offering {
     let reported = Date.now();
     let cursor = '0';
     do {
-      const [next, keys] = (await this.command('SCAN', cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', String(batch))) as [string, string[]];
+      const [next, keys] = (await this.command('SCAN', cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', String(batch))) as [
+        string,
+        string[],
+      ];
       cursor = next;
       if (keys.length > 0) deleted += (await this.command('UNLINK', ...keys)) as number;
       if (Date.now() - reported >= interval) {
@@ -220,7 +241,9 @@ export class RedisOffering implements Offering {
     const pipeline = this.admin.pipeline();
     for (let i = 0; i < samples; i++) pipeline.randomkey();
     const results = (await pipeline.exec()) ?? [];
-    const hits = results.filter(([error, key]) => !error && typeof key === 'string' && key.startsWith(keyPrefix)).length;
+    const hits = results.filter(
+      ([error, key]) => !error && typeof key === 'string' && key.startsWith(keyPrefix),
+    ).length;
     return Math.round((total * hits) / samples);
   }
 
@@ -237,18 +260,24 @@ export class RedisOffering implements Offering {
       const info = (await this.command('INFO', 'server')) as string;
       const version = /redis_version:(\d+)/.exec(info)?.[1];
       if (!version || Number(version) < 7) {
-        throw new PermanentOfferingError(`the redis offering needs Redis 7 or later for ACLs; ${this.server} runs ${version ?? 'an unknown version'}`);
+        throw new PermanentOfferingError(
+          `the redis offering needs Redis 7 or later for ACLs; ${this.server} runs ${version ?? 'an unknown version'}`,
+        );
       }
       const flags = aclField((await this.command('ACL', 'GETUSER', 'default')) as unknown[] | null, 'flags');
       if (Array.isArray(flags) && flags.includes('on') && flags.includes('nopass')) {
         throw new PermanentOfferingError(
-          `${this.server} lets anyone log in as "default" without a password, so its tenants could not be kept apart. ` +
-            'Turn that user off (ACL SETUSER default off) or give it a password, and give Depot an admin user of its own.',
+          `${this.server} lets anyone log in as "default" without a password, ` +
+            'so its tenants could not be kept apart. ' +
+            'Turn that user off (ACL SETUSER default off) or give it a password, ' +
+            'and give Depot an admin user of its own.',
         );
       }
       const modules = (await this.command('MODULE', 'LIST')) as unknown[];
       if (modules.length > 0) {
-        throw new PermanentOfferingError(`${this.server} has modules loaded, whose commands ACL key patterns do not confine`);
+        throw new PermanentOfferingError(
+          `${this.server} has modules loaded, whose commands ACL key patterns do not confine`,
+        );
       }
     })().catch((error: unknown) => {
       this.serverChecked = undefined; // checked again next time (the server may have been fixed)
@@ -266,18 +295,20 @@ export class RedisOffering implements Offering {
 
   /**
    * One command on the admin connection. Errors are re-thrown without ioredis's copy of the
-   * command's arguments (a log line must never carry a password hash or key names).
+   * command's arguments (a log line must never carry a password hash or key names), also in
+   * the error kept as the cause.
    */
   private async command(name: string, ...args: string[]): Promise<unknown> {
     try {
       return await this.admin.call(name, ...args);
     } catch (error) {
+      delete (error as { command?: unknown }).command;
       const message = `${name}${args[0] && /^[A-Z]+$/.test(args[0]) ? ` ${args[0]}` : ''}: ${(error as Error).message}`;
       // A refused command (NOPERM, a wrong argument) will be refused again: fail at once.
       if (/^(NOPERM|WRONGTYPE|ERR (unknown|Error in ACL|syntax))/.test((error as Error).message)) {
         throw new PermanentOfferingError(message);
       }
-      throw new Error(message);
+      throw new Error(message, { cause: error });
     }
   }
 }
