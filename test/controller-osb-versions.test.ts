@@ -66,6 +66,8 @@ interface FakeBroker {
   planId: string;
   /** Minor versions it accepts; the tests change it to "upgrade" the broker. */
   accepts: number[];
+  /** What the binding last_operation endpoint answers; the tests hold an asynchronous bind with "in progress". */
+  bindingState: 'in progress' | 'succeeded';
   requests: FakeRequest[];
   close(): Promise<void>;
 }
@@ -98,11 +100,20 @@ function fakeCatalog(serviceId: string, planId: string): CatalogResponse {
 /** The fake's answer to a request it accepts (OSB status codes for the happy path). */
 type Reply = { status: number; body: unknown };
 
-function answer(method: string, path: string, query: URLSearchParams, catalog: CatalogResponse): Reply {
+function answer(
+  fake: FakeBroker,
+  method: string,
+  path: string,
+  query: URLSearchParams,
+  catalog: CatalogResponse,
+): Reply {
   const binding = /^\/v2\/service_instances\/[^/]+\/service_bindings\/([^/]+)$/.exec(path);
   const credentials = { uri: `fake://${binding?.[1] ?? ''}`, password: `secret-${binding?.[1] ?? ''}` };
   if (method === 'GET' && path === '/v2/catalog') return { status: 200, body: catalog };
-  if (method === 'GET' && path.endsWith('/last_operation')) return { status: 200, body: { state: 'succeeded' } };
+  if (method === 'GET' && path.endsWith('/last_operation')) {
+    const state = path.includes('/service_bindings/') ? fake.bindingState : 'succeeded';
+    return { status: 200, body: { state } };
+  }
   if (binding && method === 'PUT') {
     const async = query.get('accepts_incomplete') === 'true';
     return async ? { status: 202, body: { operation: 'bind' } } : { status: 201, body: { credentials } };
@@ -117,7 +128,15 @@ async function startFakeBroker(name: string, accepts: number[]): Promise<FakeBro
   const serviceId = `${name}-service`;
   const planId = `${name}-plan`;
   const catalog = fakeCatalog(serviceId, planId);
-  const fake: FakeBroker = { url: '', serviceId, planId, accepts, requests: [], close: async () => {} };
+  const fake: FakeBroker = {
+    url: '',
+    serviceId,
+    planId,
+    accepts,
+    bindingState: 'succeeded',
+    requests: [],
+    close: async () => {},
+  };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -127,7 +146,7 @@ async function startFakeBroker(name: string, accepts: number[]): Promise<FakeBro
       const accepted = fake.accepts.some((minor) => version === `2.${minor}`);
       const speaks = fake.accepts.map((m) => `2.${m}`).join(', ');
       const reply = accepted
-        ? answer(req.method ?? '', url.pathname, url.searchParams, catalog)
+        ? answer(fake, req.method ?? '', url.pathname, url.searchParams, catalog)
         : { status: 412, body: { description: `This broker speaks OSB ${speaks}.` } };
       const raw = Buffer.concat(chunks).toString();
       fake.requests.push({
@@ -195,10 +214,16 @@ function brokerResource(scope: BrokerScope) {
   return scope.namespace ? R.ServiceBroker : R.ClusterServiceBroker;
 }
 
-async function register(name: string, fake: FakeBroker, scope: BrokerScope = {}, annotations?: Record<string, string>) {
+async function register(
+  name: string,
+  fake: FakeBroker,
+  scope: BrokerScope = {},
+  annotations?: Record<string, string>,
+  spec: Omit<ServiceBroker['spec'], 'url'> = {},
+) {
   await create<ServiceBroker>(kube(), brokerResource(scope), {
     metadata: { name, ...(scope.namespace ? { namespace: scope.namespace } : {}), ...(annotations && { annotations }) },
-    spec: { url: fake.url },
+    spec: { ...spec, url: fake.url },
   });
 }
 
@@ -215,7 +240,7 @@ async function waitAgreed(name: string, version: string, scope: BrokerScope = {}
       return last.status?.osbApiVersion === version && fetched ? last : undefined;
     }, 20_000, `broker ${name} agreed on ${version}`);
   } catch (error) {
-    throw new Error(`${(error as Error).message}; last status: ${JSON.stringify(last?.status)}`);
+    throw new Error(`${(error as Error).message}; last status: ${JSON.stringify(last?.status)}`, { cause: error });
   }
 }
 
@@ -251,19 +276,23 @@ before(async () => {
 });
 
 afterEach(async () => {
-  for (const resource of [R.ServiceBinding, R.ServiceInstance]) {
-    for (const o of (await kube().client.list<KubeObject>(resource)).items) {
-      await kube().client.delete(resource, o.metadata.name, o.metadata.namespace);
-      await waitForGone(kube(), resource, o.metadata.name, o.metadata.namespace);
+  try {
+    for (const resource of [R.ServiceBinding, R.ServiceInstance]) {
+      for (const o of (await kube().client.list<KubeObject>(resource)).items) {
+        await kube().client.delete(resource, o.metadata.name, o.metadata.namespace);
+        await waitForGone(kube(), resource, o.metadata.name, o.metadata.namespace);
+      }
     }
-  }
-  for (const resource of [R.ClusterServiceBroker, R.ServiceBroker]) {
-    for (const o of (await kube().client.list<KubeObject>(resource)).items) {
-      await kube().client.delete(resource, o.metadata.name, o.metadata.namespace);
-      await waitForGone(kube(), resource, o.metadata.name, o.metadata.namespace);
+    for (const resource of [R.ClusterServiceBroker, R.ServiceBroker]) {
+      for (const o of (await kube().client.list<KubeObject>(resource)).items) {
+        await kube().client.delete(resource, o.metadata.name, o.metadata.namespace);
+        await waitForGone(kube(), resource, o.metadata.name, o.metadata.namespace);
+      }
     }
+  } finally {
+    // Also after a failed test whose objects cannot go: an open fake would keep the run from exiting.
+    await Promise.all(fakes.splice(0).map((f) => f.close()));
   }
-  await Promise.all(fakes.splice(0).map((f) => f.close()));
 });
 
 after(async () => {
@@ -407,6 +436,82 @@ describe('OSB API version negotiation', () => {
     });
     await waitAgreed('pinned', '2.17');
     assert.deepEqual(catalogOffers(fake).slice(offered), ['2.17']);
+  });
+
+  it(`removing the ${PIN} annotation from a Ready broker relists at once, without a spec change`, async () => {
+    // relistBehavior Manual: no timed relist can hide a missed one.
+    const fake = await startFakeBroker('unpinned', [13, 17]);
+    await register('unpinned', fake, {}, { [PIN]: '2.13' }, { relistBehavior: 'Manual' });
+    const pinned = await waitAgreed('unpinned', '2.13');
+    assert.equal(pinned.status?.osbApiVersionPinned, true);
+    assert.deepEqual(catalogOffers(fake), ['2.13']);
+
+    await edit<ServiceBroker>(kube(), R.ClusterServiceBroker, 'unpinned', undefined, (b) => {
+      delete b.metadata.annotations?.[PIN];
+    });
+    const negotiated = await waitAgreed('unpinned', '2.17');
+    assert.equal(negotiated.metadata.generation, pinned.metadata.generation, 'no spec change');
+    assert.equal(negotiated.status?.osbApiVersionPinned, undefined);
+    assert.deepEqual(catalogOffers(fake), ['2.13', '2.17']);
+
+    // Pinning the version just negotiated relists too: the status then says it is pinned.
+    await edit<ServiceBroker>(kube(), R.ClusterServiceBroker, 'unpinned', undefined, (b) => {
+      b.metadata.annotations = { ...b.metadata.annotations, [PIN]: '2.17' };
+    });
+    const repinned = await waitFor(async () => {
+      const b = await getBroker('unpinned');
+      return b.status?.osbApiVersionPinned === true ? b : undefined;
+    }, 20_000, 'the broker relisted with the pin');
+    assert.equal(repinned.status?.osbApiVersion, '2.17');
+    assert.deepEqual(catalogOffers(fake), ['2.13', '2.17', '2.17']);
+  });
+
+  it('an asynchronous bind in flight when a pin lowers the version below 2.14 is polled to its end', async () => {
+    const fake = await startFakeBroker('async-pinned', [13, 14]);
+    await register('async-pinned', fake);
+    await waitAgreed('async-pinned', '2.14');
+    await create(kube(), R.ServiceInstance, instance('db-async', NS, {
+      clusterServiceClassExternalName: `fake-${fake.serviceId}`,
+      clusterServicePlanExternalName: 'small',
+    }));
+    await waitForReason(kube(), R.ServiceInstance, 'db-async', NS, 'ProvisionedSuccessfully');
+    fake.bindingState = 'in progress';
+    await create(kube(), R.ServiceBinding, binding('db-async', NS, { instanceRef: { name: 'db-async' } }));
+    await waitForReason<ServiceBinding>(kube(), R.ServiceBinding, 'db-async', NS, 'Binding');
+    const [bind] = calls(fake, 'PUT', /\/service_bindings\/[^/]+$/);
+    assert.equal(bind?.query.get('accepts_incomplete'), 'true', 'bound asynchronously at 2.14');
+
+    await edit<ServiceBroker>(kube(), R.ClusterServiceBroker, 'async-pinned', undefined, (b) => {
+      b.metadata.annotations = { [PIN]: '2.13' };
+    });
+    await waitAgreed('async-pinned', '2.13');
+    // Two more polls: the second was sent after the controller had written (and cached) 2.13.
+    const polls = (): FakeRequest[] => calls(fake, 'GET', /\/service_bindings\/[^/]+\/last_operation$/);
+    const before = polls().length;
+    const seen = await waitFor(async () => {
+      const b = await kube().client.get<ServiceBinding>(R.ServiceBinding, 'db-async', NS);
+      const ready = condition(b, 'Ready');
+      if (ready?.reason !== 'Binding') return ready ?? { reason: 'none', message: JSON.stringify(b.status) };
+      return polls().length >= before + 2 ? ready : undefined;
+    }, 20_000, 'two polls of the binding after the pin');
+    assert.equal(seen.reason, 'Binding', `still binding after the pin; Ready: ${seen.message}`);
+
+    fake.bindingState = 'succeeded';
+    const bound = await waitForReason<ServiceBinding>(kube(), R.ServiceBinding, 'db-async', NS, 'InjectedBindResult');
+    assert.equal(condition(bound, 'Failed'), undefined);
+    const secret = await kube().client.get<Secret>(R.Secret, 'db-async', NS);
+    assert.equal(secretValues(secret).password, `secret-${bound.metadata.uid}`);
+    // Polled and fetched at 2.14, the version the bind was accepted at; no orphan mitigation.
+    assert.deepEqual([...new Set(polls().map((r) => r.version))], ['2.14']);
+    const fetched = calls(fake, 'GET', /\/service_bindings\/[^/]+$/);
+    assert.deepEqual(fetched.map((r) => r.version), ['2.14'], 'the credentials came from GET binding');
+    assert.deepEqual(calls(fake, 'DELETE', /\/service_bindings\//), []);
+
+    // Once the operation is over, the binding speaks the pinned 2.13: a synchronous unbind.
+    await unbindAndDeprovision('db-async');
+    const [unbind] = calls(fake, 'DELETE', /\/service_bindings\//);
+    assert.equal(unbind?.version, '2.13');
+    assert.equal(unbind?.query.has('accepts_incomplete'), false);
   });
 
   it('a pinned version the broker refuses: ErrorFetchingCatalog naming it; no other version is tried', async () => {

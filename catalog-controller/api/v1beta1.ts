@@ -105,6 +105,11 @@ export interface ServiceBrokerStatus {
   lastConditionState?: string;
   /** Depot: the OSB API version agreed with the broker at the last catalog fetch, e.g. "2.14". */
   osbApiVersion?: string;
+  /**
+   * Depot: true when osbApiVersion came from the depot/osb-api-version annotation rather than
+   * from negotiation, so that adding or removing the annotation is seen as a change of version.
+   */
+  osbApiVersionPinned?: boolean;
 }
 
 export interface ServiceBroker extends KubeObject {

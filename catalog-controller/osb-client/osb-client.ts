@@ -141,7 +141,11 @@ export class OsbClient {
     this.agent.destroy();
   }
 
-  /** An endpoint this version lacks is never called: the callers check supports() first. */
+  /**
+   * An endpoint this version lacks is never sent: the answer is a transport failure naming the
+   * endpoint and the version, without a request. Callers check supports() first, or, to poll an
+   * asynchronous binding, use a client at 2.14 at least (see the binding reconciler).
+   */
   private unsupported(what: string, feature: OsbFeature): Promise<OsbOutcome> {
     return Promise.resolve({ kind: 'transport', message: `${what} is not in OSB API ${formatApiVersion(this.minor)} (${feature})` });
   }

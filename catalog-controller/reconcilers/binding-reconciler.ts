@@ -1,4 +1,11 @@
-import type { BindRequest, JsonObject, LastOperationResponse, OriginatingIdentity } from '../../osb/index.js';
+import {
+  FEATURE_SINCE,
+  type ApiMinor,
+  type BindRequest,
+  type JsonObject,
+  type LastOperationResponse,
+  type OriginatingIdentity,
+} from '../../osb/index.js';
 import {
   ABANDON_ANNOTATION,
   API_VERSION,
@@ -440,8 +447,9 @@ export class BindingReconciler {
       this.pending.delete(key);
       return this.block(binding, target);
     }
-    const client = await brokerClient(this.ctx, target.broker);
-    if (client instanceof Blocked) return this.block(binding, client);
+    const agreed = await brokerClient(this.ctx, target.broker);
+    if (agreed instanceof Blocked) return this.block(binding, agreed);
+    const client = pollingClient(agreed);
     const osbOperation = pending?.osbOperation ?? status.lastOperation;
     const outcome = await client.bindingLastOperation(
       instanceIdOf(target.instance),
@@ -556,6 +564,23 @@ export class BindingReconciler {
  */
 function asyncBindings(target: Target, client: OsbClient): boolean {
   return target.cls.spec.bindingRetrievable === true && client.supports('asyncBindings') && client.supports('fetchBinding');
+}
+
+/** The first version with both asynchronous bindings (their last_operation endpoint) and GET binding. */
+const ASYNC_BINDINGS_SINCE: ApiMinor =
+  FEATURE_SINCE.asyncBindings >= FEATURE_SINCE.fetchBinding ? FEATURE_SINCE.asyncBindings : FEATURE_SINCE.fetchBinding;
+
+/**
+ * The client that polls an asynchronous bind or unbind and fetches the binding it made. Such an
+ * operation was started at 2.14 or later (accepts_incomplete goes only to such a broker), so the
+ * broker has the binding last_operation endpoint and GET binding. A relist since may have settled
+ * below 2.14 (a pin, or 412s while the broker rolls out): the operation is still polled to its
+ * end, at 2.14, the first version that defines both; otherwise every poll would fail until the
+ * retry timeout and orphan mitigation would delete a binding the broker did create.
+ */
+function pollingClient(client: OsbClient): OsbClient {
+  if (client.supports('asyncBindings') && client.supports('fetchBinding')) return client;
+  return client.atVersion(ASYNC_BINDINGS_SINCE);
 }
 
 export function secretNameOf(binding: ServiceBinding): string {

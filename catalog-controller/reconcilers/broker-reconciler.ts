@@ -121,6 +121,8 @@ export class BrokerReconciler {
         s.reconciledGeneration = broker.metadata.generation;
         s.lastCatalogRetrievalTime = this.ctx.now();
         s.osbApiVersion = formatApiVersion(minor);
+        if (pinned === undefined) delete s.osbApiVersionPinned;
+        else s.osbApiVersionPinned = true;
         delete s.operationStartTime;
       });
       this.ctx.logger.info({ broker: objectKey(broker.metadata), osbApiVersion: formatApiVersion(minor), ...counts }, 'catalog synced');
@@ -360,12 +362,16 @@ export class BrokerReconciler {
 }
 
 /**
- * A relist is due for the version alone when none was recorded yet (a broker from before
- * negotiation), when the pin names another one, or when the pin is invalid (to report it).
+ * A relist is due for the version alone when the annotation and the last catalog fetch disagree:
+ * no version recorded yet (a broker from before negotiation), a pin that names another version,
+ * a pin added to a negotiated version or removed from a pinned one (osbApiVersionPinned; without
+ * it a removed pin would keep its version until the next timed relist, with relistBehavior Manual
+ * for good), or an invalid pin (to report it).
  */
 function versionStale(status: ServiceBrokerStatus, pinned: ApiMinor | { invalid: string } | undefined): boolean {
-  if (pinned === undefined) return status.osbApiVersion === undefined;
-  return typeof pinned === 'object' || formatApiVersion(pinned) !== status.osbApiVersion;
+  if (typeof pinned === 'object' || status.osbApiVersion === undefined) return true;
+  if (pinned === undefined) return status.osbApiVersionPinned === true;
+  return status.osbApiVersionPinned !== true || formatApiVersion(pinned) !== status.osbApiVersion;
 }
 
 /** Why a catalog fetch failed; a 412 names the versions offered. */
