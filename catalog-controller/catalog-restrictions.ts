@@ -19,12 +19,17 @@ export class RestrictionError extends Error {
 export function parsePredicate(text: string): Predicate {
   const set = /^\s*([\w.]+)\s+(in|notin)\s*\(([^)]*)\)\s*$/.exec(text);
   if (set) {
-    const values = set[3]!.split(',').map((v) => v.trim()).filter((v) => v !== '');
+    const values = set[3]!
+      .split(',')
+      .map((v) => v.trim())
+      .filter((v) => v !== '');
     return { property: set[1]!, op: set[2] as 'in' | 'notin', values };
   }
   const cmp = /^\s*([\w.]+)\s*(==|!=|=)\s*(.*?)\s*$/.exec(text);
   if (cmp) return { property: cmp[1]!, op: cmp[2] === '!=' ? '!=' : '==', values: [cmp[3]!] };
-  throw new RestrictionError(`catalog restriction "${text}" is not "<property>==<value>", "!=", "in (…)" or "notin (…)"`);
+  throw new RestrictionError(
+    `catalog restriction "${text}" is not "<property>==<value>", "!=", "in (…)" or "notin (…)"`,
+  );
 }
 
 export function matches(predicates: Predicate[], properties: Properties): boolean {

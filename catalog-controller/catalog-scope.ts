@@ -78,12 +78,18 @@ export function scopeOfBroker(broker: ServiceBroker): CatalogScope {
 /** Which scope an instance's spec names, or an error message for specs the original's webhook refused. */
 export function scopeOfInstance(instance: ServiceInstance): CatalogScope | { invalid: string } {
   const named = (scope: CatalogScope): boolean =>
-    Object.values(scope.specFields).some((field) => typeof instance.spec[field] === 'string' && instance.spec[field] !== '');
+    Object.values(scope.specFields).some(
+      (field) => typeof instance.spec[field] === 'string' && instance.spec[field] !== '',
+    );
   const cluster = named(ClusterScope);
   const namespaced = named(NamespacedScope);
-  if (cluster && namespaced) return { invalid: 'spec names both a ClusterServiceClass/Plan and a ServiceClass/Plan; use one kind' };
+  if (cluster && namespaced)
+    return { invalid: 'spec names both a ClusterServiceClass/Plan and a ServiceClass/Plan; use one kind' };
   if (!cluster && !namespaced) {
-    return { invalid: 'spec must name a class: clusterServiceClassExternalName, clusterServiceClassExternalID or clusterServiceClassName (or the serviceClass… fields)' };
+    return {
+      invalid:
+        'spec must name a class: clusterServiceClassExternalName, clusterServiceClassExternalID or clusterServiceClassName (or the serviceClass… fields)',
+    };
   }
   return cluster ? ClusterScope : NamespacedScope;
 }

@@ -55,7 +55,8 @@ export function loadControllerConfig(env: Env = process.env): ControllerConfig {
   }
   const retryBaseDelayMs = integer(env, 'RETRY_BASE_DELAY_MS', 1000, 1, 3_600_000);
   const retryMaxDelayMs = integer(env, 'RETRY_MAX_DELAY_SECONDS', 1200, 1, 86_400) * 1000;
-  if (retryMaxDelayMs < retryBaseDelayMs) throw new ConfigError('RETRY_MAX_DELAY_SECONDS must not be below RETRY_BASE_DELAY_MS');
+  if (retryMaxDelayMs < retryBaseDelayMs)
+    throw new ConfigError('RETRY_MAX_DELAY_SECONDS must not be below RETRY_BASE_DELAY_MS');
   const clusterId = env.CLUSTER_ID || undefined;
   if (clusterId !== undefined && !/^[A-Za-z0-9._-]{1,253}$/.test(clusterId)) {
     throw new ConfigError('CLUSTER_ID must be 1-253 characters of letters, digits, ".", "_" or "-"');
@@ -77,7 +78,8 @@ export function loadControllerConfig(env: Env = process.env): ControllerConfig {
     resyncMs: integer(env, 'RESYNC_SECONDS', 300, 1, 86_400) * 1000,
     brokerRelistIntervalMs: integer(env, 'BROKER_RELIST_INTERVAL_SECONDS', 86_400, 1, 31 * 86_400) * 1000,
     minRelistIntervalMs: integer(env, 'MIN_RELIST_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
-    reconciliationRetryDurationMs: integer(env, 'RECONCILIATION_RETRY_DURATION_SECONDS', 7 * 86_400, 1, 365 * 86_400) * 1000,
+    reconciliationRetryDurationMs:
+      integer(env, 'RECONCILIATION_RETRY_DURATION_SECONDS', 7 * 86_400, 1, 365 * 86_400) * 1000,
     osbRequestTimeoutMs: integer(env, 'OSB_REQUEST_TIMEOUT_MS', 60_000, 100, 3_600_000),
     clusterId,
   };

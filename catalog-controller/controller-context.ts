@@ -71,7 +71,10 @@ const NORMAL_REASONS = new Set([
 /** What every reconciler shares: the API client, the caches, broker clients, events, config. */
 export class ControllerContext {
   /** Per broker: the spec and Authorization it was built with, and the client. */
-  private readonly osbClients = new Map<string, { spec: string; authorization: string | undefined; client: OsbClient }>();
+  private readonly osbClients = new Map<
+    string,
+    { spec: string; authorization: string | undefined; client: OsbClient }
+  >();
   private readonly namespaceUids = new Map<string, string>();
   private resolvedClusterId: string | undefined;
   private readonly informersByKind: ReadonlyMap<string, Informer<KubeObject>>;
@@ -159,7 +162,11 @@ export class ControllerContext {
   }
 
   /** Runs `write`; on 409 Conflict reads the object again and retries, every 100 ms for up to 10 s. */
-  private async retryOnConflict<T extends KubeObject>(resource: Resource, object: T, write: (current: T) => Promise<T>): Promise<T> {
+  private async retryOnConflict<T extends KubeObject>(
+    resource: Resource,
+    object: T,
+    write: (current: T) => Promise<T>,
+  ): Promise<T> {
     let current = object;
     const deadline = Date.now() + 10_000;
     for (;;) {
@@ -168,7 +175,10 @@ export class ControllerContext {
       } catch (error) {
         if (!(error instanceof KubeApiError && error.isConflict) || Date.now() > deadline) throw error;
         await new Promise((resolve) => setTimeout(resolve, 100));
-        current = withKind(resource, await this.client.get<T>(resource, current.metadata.name, current.metadata.namespace));
+        current = withKind(
+          resource,
+          await this.client.get<T>(resource, current.metadata.name, current.metadata.namespace),
+        );
       }
     }
   }
@@ -303,6 +313,7 @@ function conditionsOf(status: object): Condition[] | undefined {
 function stripUndefined(object: Record<string, unknown>): void {
   for (const [key, value] of Object.entries(object)) {
     if (value === undefined) delete object[key];
-    else if (value && typeof value === 'object' && !Array.isArray(value)) stripUndefined(value as Record<string, unknown>);
+    else if (value && typeof value === 'object' && !Array.isArray(value))
+      stripUndefined(value as Record<string, unknown>);
   }
 }

@@ -1,5 +1,13 @@
 import type { Logger } from 'pino';
-import type { KubeObject, Secret, ServiceBinding, ServiceBroker, ServiceClass, ServiceInstance, ServicePlan } from './api/v1beta1.js';
+import type {
+  KubeObject,
+  Secret,
+  ServiceBinding,
+  ServiceBroker,
+  ServiceClass,
+  ServiceInstance,
+  ServicePlan,
+} from './api/v1beta1.js';
 import { ClusterScope, NamespacedScope, type CatalogScope } from './catalog-scope.js';
 import { isReady } from './conditions.js';
 import type { ControllerConfig } from './config.js';
@@ -31,7 +39,10 @@ export class CatalogController {
 
   constructor(client: KubeClient, config: ControllerConfig, logger: Logger, metrics: ControllerMetrics) {
     const informer = <T extends KubeObject>(resource: Resource, labelSelector?: string): Informer<T> =>
-      new Informer<T>(client, resource, logger, { resyncMs: config.resyncMs, ...(labelSelector ? { labelSelector } : {}) });
+      new Informer<T>(client, resource, logger, {
+        resyncMs: config.resyncMs,
+        ...(labelSelector ? { labelSelector } : {}),
+      });
     const informers: Informers = {
       clusterServiceBrokers: informer<ServiceBroker>(Resources.ClusterServiceBroker),
       serviceBrokers: informer<ServiceBroker>(Resources.ServiceBroker),
@@ -46,7 +57,11 @@ export class CatalogController {
     const events = new EventRecorder(client, 'depot-catalog-controller', logger, config.namespace);
     this.context = new ControllerContext(client, informers, config, logger, metrics, events);
 
-    const queueOptions = { concurrency: config.concurrentSyncs, baseDelayMs: config.retryBaseDelayMs, maxDelayMs: config.retryMaxDelayMs };
+    const queueOptions = {
+      concurrency: config.concurrentSyncs,
+      baseDelayMs: config.retryBaseDelayMs,
+      maxDelayMs: config.retryMaxDelayMs,
+    };
     const queue = (name: string, reconcile: Reconcile): WorkQueue => {
       const q = new WorkQueue(name, reconcile, queueOptions, logger.child({ queue: name }), metrics);
       this.queues.push(q);
@@ -64,8 +79,14 @@ export class CatalogController {
   }
 
   private wire(informers: Informers): void {
-    informers.clusterServiceBrokers.on({ upsert: (b, previous) => this.clusterBrokerQueue.add(objectKey(b.metadata), { respectBackoff: !isUserChange(b, previous) }) });
-    informers.serviceBrokers.on({ upsert: (b, previous) => this.brokerQueue.add(objectKey(b.metadata), { respectBackoff: !isUserChange(b, previous) }) });
+    informers.clusterServiceBrokers.on({
+      upsert: (b, previous) =>
+        this.clusterBrokerQueue.add(objectKey(b.metadata), { respectBackoff: !isUserChange(b, previous) }),
+    });
+    informers.serviceBrokers.on({
+      upsert: (b, previous) =>
+        this.brokerQueue.add(objectKey(b.metadata), { respectBackoff: !isUserChange(b, previous) }),
+    });
 
     // A class or plan that appears, changes or goes: instances waiting on references look again,
     // and its broker checks whether a flagged entry can now be deleted.
@@ -99,9 +120,13 @@ export class CatalogController {
     });
 
     informers.serviceBindings.on({
-      upsert: (binding, previous) => this.bindingQueue.add(objectKey(binding.metadata), { respectBackoff: !isUserChange(binding, previous) }),
+      upsert: (binding, previous) =>
+        this.bindingQueue.add(objectKey(binding.metadata), { respectBackoff: !isUserChange(binding, previous) }),
       // An instance waiting for its bindings to go can now be deprovisioned.
-      deleted: (binding) => this.instanceQueue.add(`${binding.metadata.namespace}/${binding.spec.instanceRef?.name}`, { respectBackoff: true }),
+      deleted: (binding) =>
+        this.instanceQueue.add(`${binding.metadata.namespace}/${binding.spec.instanceRef?.name}`, {
+          respectBackoff: true,
+        }),
     });
 
     // A binding Secret deleted by someone is written again by its binding.
@@ -120,14 +145,16 @@ export class CatalogController {
   /** Bindings of an instance look again: at once when it became Ready or went, else after any pending retry delay. */
   private enqueueBindingsOf(instance: ServiceInstance, respectBackoff: boolean): void {
     for (const binding of this.context.informers.serviceBindings.list(instance.metadata.namespace)) {
-      if (binding.spec.instanceRef?.name === instance.metadata.name) this.bindingQueue.add(objectKey(binding.metadata), { respectBackoff });
+      if (binding.spec.instanceRef?.name === instance.metadata.name)
+        this.bindingQueue.add(objectKey(binding.metadata), { respectBackoff });
     }
   }
 
   private enqueueUnresolvedInstances(): void {
     if (!this.started) return;
     for (const instance of this.context.informers.serviceInstances.list()) {
-      if (!isReady(instance.status?.conditions)) this.instanceQueue.add(objectKey(instance.metadata), { respectBackoff: true });
+      if (!isReady(instance.status?.conditions))
+        this.instanceQueue.add(objectKey(instance.metadata), { respectBackoff: true });
     }
   }
 

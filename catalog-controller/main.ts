@@ -28,9 +28,13 @@ async function main(): Promise<void> {
   const metrics = new ControllerMetrics();
   let client: KubeClient;
   try {
-    client = KubeClient.fromDefault((resource, verb) => metrics.apiserverWrites.inc({ resource: resource.plural, verb }));
+    client = KubeClient.fromDefault((resource, verb) =>
+      metrics.apiserverWrites.inc({ resource: resource.plural, verb }),
+    );
   } catch (error) {
-    process.stderr.write(`depot-catalog-controller: no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): ${(error as Error).message}\n`);
+    process.stderr.write(
+      `depot-catalog-controller: no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): ${(error as Error).message}\n`,
+    );
     process.exit(2);
   }
 
@@ -45,7 +49,9 @@ async function main(): Promise<void> {
   app.get('/readyz', (_req, res) => {
     // Ready when leading with full caches, or standing by behind another leader.
     const ready = !config.leaderElection || !leaderElection?.isLeader || reconciling;
-    res.status(ready && !shuttingDown ? 200 : 503).json({ ready, leader: leaderElection?.isLeader ?? true, reconciling });
+    res
+      .status(ready && !shuttingDown ? 200 : 503)
+      .json({ ready, leader: leaderElection?.isLeader ?? true, reconciling });
   });
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
@@ -63,7 +69,10 @@ async function main(): Promise<void> {
       reconciling = true;
       logger.info('caches synced; reconciling');
     } catch (error) {
-      logger.fatal({ err: error }, 'could not start the controller (are the CRDs applied? kubectl apply -f catalog-controller/crds/)');
+      logger.fatal(
+        { err: error },
+        'could not start the controller (are the CRDs applied? kubectl apply -f catalog-controller/crds/)',
+      );
       await shutdown(1);
     }
   };

@@ -35,7 +35,8 @@ export async function resolveParameters(
   const redacted: JsonObject = {};
   for (const source of parametersFrom ?? []) {
     const ref = source.secretKeyRef;
-    if (!ref?.name || !ref.key) throw new ParametersError('parametersFrom entries need secretKeyRef.name and secretKeyRef.key');
+    if (!ref?.name || !ref.key)
+      throw new ParametersError('parametersFrom entries need secretKeyRef.name and secretKeyRef.key');
     const secret = await readSecret(namespace, ref.name);
     if (!secret) throw new ParametersError(`secret "${namespace}/${ref.name}" not found`);
     const encoded = secret.data?.[ref.key];
@@ -44,10 +45,14 @@ export async function resolveParameters(
     try {
       value = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8'));
     } catch {
-      throw new ParametersError(`failed to unmarshal parameters as JSON object: key "${ref.key}" of secret "${ref.name}" is not JSON`);
+      throw new ParametersError(
+        `failed to unmarshal parameters as JSON object: key "${ref.key}" of secret "${ref.name}" is not JSON`,
+      );
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new ParametersError(`failed to unmarshal parameters as JSON object: key "${ref.key}" of secret "${ref.name}" is not a JSON object`);
+      throw new ParametersError(
+        `failed to unmarshal parameters as JSON object: key "${ref.key}" of secret "${ref.name}" is not a JSON object`,
+      );
     }
     for (const [key, item] of Object.entries(value as JsonObject)) {
       if (key in merged) throw new ParametersError(`conflict: duplicate entry for parameter "${key}"`);

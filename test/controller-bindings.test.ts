@@ -64,7 +64,12 @@ const kube = (): KubeApi => {
 
 const b64 = (value: string | Buffer): string => Buffer.from(value).toString('base64');
 
-async function createSecret(namespace: string, name: string, data: Record<string, string>, metadata: Partial<KubeObject['metadata']> = {}): Promise<Secret> {
+async function createSecret(
+  namespace: string,
+  name: string,
+  data: Record<string, string>,
+  metadata: Partial<KubeObject['metadata']> = {},
+): Promise<Secret> {
   return kube().client.create<Secret>(R.Secret, {
     metadata: { name, namespace, ...metadata },
     data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])),
@@ -72,13 +77,19 @@ async function createSecret(namespace: string, name: string, data: Record<string
 }
 
 const findSecret = (namespace: string, name: string) => kube().client.find<Secret>(R.Secret, name, namespace);
-const getBinding = (namespace: string, name: string) => kube().client.get<ServiceBinding>(R.ServiceBinding, name, namespace);
-const getInstance = (namespace: string, name: string) => kube().client.get<ServiceInstance>(R.ServiceInstance, name, namespace);
+const getBinding = (namespace: string, name: string) =>
+  kube().client.get<ServiceBinding>(R.ServiceBinding, name, namespace);
+const getInstance = (namespace: string, name: string) =>
+  kube().client.get<ServiceInstance>(R.ServiceInstance, name, namespace);
 
 /** Creates an instance of `depot-test` with the given plan. */
 async function createInstance(namespace: string, name: string, plan: string): Promise<ServiceInstance> {
   await ensureNamespace(kube(), namespace);
-  return create(kube(), R.ServiceInstance, instance(name, namespace, { clusterServiceClassExternalName: 'depot-test', clusterServicePlanExternalName: plan }));
+  return create(
+    kube(),
+    R.ServiceInstance,
+    instance(name, namespace, { clusterServiceClassExternalName: 'depot-test', clusterServicePlanExternalName: plan }),
+  );
 }
 
 async function readyInstance(namespace: string, name: string, plan = 'ok'): Promise<ServiceInstance> {
@@ -86,7 +97,11 @@ async function readyInstance(namespace: string, name: string, plan = 'ok'): Prom
   return waitForReason<ServiceInstance>(kube(), R.ServiceInstance, name, namespace, 'ProvisionedSuccessfully');
 }
 
-async function createBinding(namespace: string, name: string, spec: Partial<ServiceBinding['spec']> & { instanceRef: { name: string } }): Promise<ServiceBinding> {
+async function createBinding(
+  namespace: string,
+  name: string,
+  spec: Partial<ServiceBinding['spec']> & { instanceRef: { name: string } },
+): Promise<ServiceBinding> {
   await ensureNamespace(kube(), namespace);
   return create(kube(), R.ServiceBinding, binding(name, namespace, spec));
 }
@@ -100,7 +115,9 @@ const instanceIdOf = (object: ServiceInstance): string => object.spec.externalID
 /** Requests the proxy saw for one binding id (bind, unbind, fetch, last_operation). */
 function callsFor(bindingId: string, method?: string): RecordedRequest[] {
   assert.ok(proxy);
-  return proxy.requests.filter((r) => r.url.includes(`/service_bindings/${bindingId}`) && (!method || r.method === method));
+  return proxy.requests.filter(
+    (r) => r.url.includes(`/service_bindings/${bindingId}`) && (!method || r.method === method),
+  );
 }
 /** PUT / DELETE of the binding itself (not last_operation polls). */
 const binds = (bindingId: string) => callsFor(bindingId, 'PUT');
@@ -109,7 +126,9 @@ const unbinds = (bindingId: string) => callsFor(bindingId, 'DELETE');
 /** Depot's row for a binding id: its state, or undefined when it never got one. */
 async function depotBindingState(bindingId: string): Promise<string | undefined> {
   assert.ok(depot);
-  const { rows } = await depot.depot.pool.query<{ state: string }>('select state from service_bindings where id = $1', [bindingId]);
+  const { rows } = await depot.depot.pool.query<{ state: string }>('select state from service_bindings where id = $1', [
+    bindingId,
+  ]);
   return rows[0]?.state;
 }
 
@@ -119,7 +138,10 @@ function goChecksum(value: unknown): string {
     if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
     if (v !== null && typeof v === 'object') {
       const o = v as Record<string, unknown>;
-      return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
+      return `{${Object.keys(o)
+        .sort()
+        .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+        .join(',')}}`;
     }
     return JSON.stringify(v);
   };
@@ -127,7 +149,12 @@ function goChecksum(value: unknown): string {
 }
 
 /** Asserts a condition is present with the given status and reason. */
-function assertCondition(object: { status?: { conditions?: import('../catalog-controller/api/v1beta1.js').Condition[] } }, type: string, status: string, reason: string): void {
+function assertCondition(
+  object: { status?: { conditions?: import('../catalog-controller/api/v1beta1.js').Condition[] } },
+  type: string,
+  status: string,
+  reason: string,
+): void {
   const found = condition(object, type);
   assert.ok(found, `no ${type} condition in ${JSON.stringify(object.status)}`);
   assert.equal(found.status, status, `${type} status: ${JSON.stringify(found)}`);
@@ -135,7 +162,12 @@ function assertCondition(object: { status?: { conditions?: import('../catalog-co
 }
 
 /** The checks of a bound binding and its Secret that every success shares. */
-async function assertBound(namespace: string, name: string, secretName: string, expected: Record<string, string>): Promise<{ bound: ServiceBinding; secret: Secret }> {
+async function assertBound(
+  namespace: string,
+  name: string,
+  secretName: string,
+  expected: Record<string, string>,
+): Promise<{ bound: ServiceBinding; secret: Secret }> {
   const bound = await waitBinding(namespace, name, 'InjectedBindResult');
   assertCondition(bound, 'Ready', 'True', 'InjectedBindResult');
   assert.equal(condition(bound, 'Failed'), undefined);
@@ -151,7 +183,14 @@ async function assertBound(namespace: string, name: string, secretName: string, 
   const secret = await findSecret(namespace, secretName);
   assert.ok(secret, `Secret ${namespace}/${secretName} missing`);
   assert.deepEqual(secret.metadata.ownerReferences, [
-    { apiVersion: API_VERSION, kind: 'ServiceBinding', name, uid: bound.metadata.uid, controller: true, blockOwnerDeletion: true },
+    {
+      apiVersion: API_VERSION,
+      kind: 'ServiceBinding',
+      name,
+      uid: bound.metadata.uid,
+      controller: true,
+      blockOwnerDeletion: true,
+    },
   ]);
   assert.equal(secret.type, 'servicebinding.io/depot-test');
   assert.deepEqual(secretValues(secret), expected);
@@ -201,11 +240,22 @@ describe('catalog controller: ServiceBindings', () => {
     assert.ok(put, 'no bind request reached the broker');
     assert.ok(put.url.startsWith(bindingPath(instanceIdOf(db), bound.metadata.uid!)), put.url);
     const namespace = await kube().client.get<KubeObject>(R.Namespace, ns);
-    const body = put.body as { service_id: string; plan_id: string; bind_resource: { app_guid: string }; context: Record<string, unknown>; parameters?: unknown };
+    const body = put.body as {
+      service_id: string;
+      plan_id: string;
+      bind_resource: { app_guid: string };
+      context: Record<string, unknown>;
+      parameters?: unknown;
+    };
     assert.equal(body.service_id, '0e570000-7e57-4000-8000-000000000000');
     assert.equal(body.plan_id, '0e570000-7e57-4000-8000-000000000001');
     assert.equal(body.bind_resource.app_guid, namespace.metadata.uid);
-    assert.deepEqual(body.context, { platform: 'kubernetes', namespace: ns, clusterid: 'test-cluster', instance_name: 'db' });
+    assert.deepEqual(body.context, {
+      platform: 'kubernetes',
+      namespace: ns,
+      clusterid: 'test-cluster',
+      instance_name: 'db',
+    });
     assert.equal(body.parameters, undefined, 'no parameters: the field is omitted');
     assert.equal(bound.status?.externalProperties?.parameters, undefined);
   });
@@ -241,7 +291,11 @@ describe('catalog controller: ServiceBindings', () => {
     const waiting = await waitBinding(ns, 'app', 'ErrorInstanceNotReady');
     assertCondition(waiting, 'Ready', 'False', 'ErrorInstanceNotReady');
     assert.equal(condition(waiting, 'Failed'), undefined);
-    assert.notEqual(condition(await getInstance(ns, 'db'), 'Ready')?.status, 'True', 'the instance was still provisioning');
+    assert.notEqual(
+      condition(await getInstance(ns, 'db'), 'Ready')?.status,
+      'True',
+      'the instance was still provisioning',
+    );
     assert.equal(binds(created.metadata.uid!).length, 0, 'no bind before the instance is ready');
 
     await assertBound(ns, 'app', 'app', { ...DEFAULT_CREDENTIALS, ...SERVICEBINDING_KEYS });
@@ -288,18 +342,29 @@ describe('catalog controller: ServiceBindings', () => {
   it('merges parametersFrom a Secret with plain parameters, and shows the Secret values as <redacted>', async () => {
     const ns = 'bind-params-from';
     await readyInstance(ns, 'db');
-    await createSecret(ns, 'bind-params', { params: JSON.stringify({ credentials: { username: 'alice', password: 's3cret-pw', port: 6543 } }) });
+    await createSecret(ns, 'bind-params', {
+      params: JSON.stringify({ credentials: { username: 'alice', password: 's3cret-pw', port: 6543 } }),
+    });
     const created = await createBinding(ns, 'app', {
       instanceRef: { name: 'db' },
       parameters: { tier: 'gold' },
       parametersFrom: [{ secretKeyRef: { name: 'bind-params', key: 'params' } }],
     });
-    const { bound } = await assertBound(ns, 'app', 'app', { username: 'alice', password: 's3cret-pw', port: '6543', ...SERVICEBINDING_KEYS });
+    const { bound } = await assertBound(ns, 'app', 'app', {
+      username: 'alice',
+      password: 's3cret-pw',
+      port: '6543',
+      ...SERVICEBINDING_KEYS,
+    });
     const merged = { credentials: { username: 'alice', password: 's3cret-pw', port: 6543 }, tier: 'gold' };
     assert.deepEqual((binds(created.metadata.uid!)[0]?.body as { parameters?: unknown }).parameters, merged);
     assert.deepEqual(bound.status?.externalProperties?.parameters, { credentials: '<redacted>', tier: 'gold' });
     assert.match(bound.status?.externalProperties?.parameterChecksum ?? '', /^[0-9a-f]{64}$/);
-    assert.equal(bound.status?.externalProperties?.parameterChecksum, goChecksum(merged), 'checksum of the unredacted parameters');
+    assert.equal(
+      bound.status?.externalProperties?.parameterChecksum,
+      goChecksum(merged),
+      'checksum of the unredacted parameters',
+    );
     assert.ok(!JSON.stringify(bound.status).includes('s3cret-pw'), 'a Secret-sourced value leaked into status');
   });
 
@@ -308,10 +373,26 @@ describe('catalog controller: ServiceBindings', () => {
     await readyInstance(ns, 'db');
     await createSecret(ns, 'params', { good: '{"tier":"gold"}', notjson: 'tier=gold', array: '[1,2]' });
     const cases: Array<{ name: string; spec: Partial<ServiceBinding['spec']>; message: RegExp }> = [
-      { name: 'missing-secret', spec: { parametersFrom: [{ secretKeyRef: { name: 'later', key: 'p' } }] }, message: /later.*not found/ },
-      { name: 'missing-key', spec: { parametersFrom: [{ secretKeyRef: { name: 'params', key: 'absent' } }] }, message: /no key "absent"/ },
-      { name: 'not-json', spec: { parametersFrom: [{ secretKeyRef: { name: 'params', key: 'notjson' } }] }, message: /not JSON/ },
-      { name: 'not-object', spec: { parametersFrom: [{ secretKeyRef: { name: 'params', key: 'array' } }] }, message: /not a JSON object/ },
+      {
+        name: 'missing-secret',
+        spec: { parametersFrom: [{ secretKeyRef: { name: 'later', key: 'p' } }] },
+        message: /later.*not found/,
+      },
+      {
+        name: 'missing-key',
+        spec: { parametersFrom: [{ secretKeyRef: { name: 'params', key: 'absent' } }] },
+        message: /no key "absent"/,
+      },
+      {
+        name: 'not-json',
+        spec: { parametersFrom: [{ secretKeyRef: { name: 'params', key: 'notjson' } }] },
+        message: /not JSON/,
+      },
+      {
+        name: 'not-object',
+        spec: { parametersFrom: [{ secretKeyRef: { name: 'params', key: 'array' } }] },
+        message: /not a JSON object/,
+      },
       {
         name: 'duplicate',
         spec: { parameters: { tier: 'silver' }, parametersFrom: [{ secretKeyRef: { name: 'params', key: 'good' } }] },
@@ -319,7 +400,8 @@ describe('catalog controller: ServiceBindings', () => {
       },
     ];
     const uids: Record<string, string> = {};
-    for (const c of cases) uids[c.name] = (await createBinding(ns, c.name, { instanceRef: { name: 'db' }, ...c.spec })).metadata.uid!;
+    for (const c of cases)
+      uids[c.name] = (await createBinding(ns, c.name, { instanceRef: { name: 'db' }, ...c.spec })).metadata.uid!;
     for (const c of cases) {
       const blocked = await waitBinding(ns, c.name, 'ErrorWithParameters');
       assertCondition(blocked, 'Ready', 'False', 'ErrorWithParameters');
@@ -388,7 +470,8 @@ describe('catalog controller: ServiceBindings', () => {
     const later = await getBinding(ns, 'app');
     assertCondition(later, 'Ready', 'False', 'ErrorInjectingBindResult');
     const { items } = await kube().client.list<Secret>(R.Secret, { namespace: ns });
-    for (const s of items) assert.ok(!('stolen' in (s.data ?? {})), `Secret ${s.metadata.name} got the other namespace's key`);
+    for (const s of items)
+      assert.ok(!('stolen' in (s.data ?? {})), `Secret ${s.metadata.name} got the other namespace's key`);
     assert.equal(await findSecret(ns, 'app'), undefined);
     assert.ok(!JSON.stringify(later).includes('top-secret-value'));
   });
@@ -400,10 +483,23 @@ describe('catalog controller: ServiceBindings', () => {
     await readyInstance(ns, 'db');
     const plain = await createSecret(ns, 'app', { mine: 'do-not-touch' });
     // One that looks like ours (our label) but is owned by another (older) binding.
-    const lookalike = await createSecret(ns, 'other', { mine: 'also-not-yours' }, {
-      labels: { [MANAGED_BY_LABEL]: 'depot-catalog-controller' },
-      ownerReferences: [{ apiVersion: API_VERSION, kind: 'ServiceBinding', name: 'other', uid: '00000000-0000-4000-8000-000000000000', controller: true }],
-    });
+    const lookalike = await createSecret(
+      ns,
+      'other',
+      { mine: 'also-not-yours' },
+      {
+        labels: { [MANAGED_BY_LABEL]: 'depot-catalog-controller' },
+        ownerReferences: [
+          {
+            apiVersion: API_VERSION,
+            kind: 'ServiceBinding',
+            name: 'other',
+            uid: '00000000-0000-4000-8000-000000000000',
+            controller: true,
+          },
+        ],
+      },
+    );
     await createBinding(ns, 'app', { instanceRef: { name: 'db' } });
     await createBinding(ns, 'other', { instanceRef: { name: 'db' } });
     for (const name of ['app', 'other']) {
@@ -433,7 +529,10 @@ describe('catalog controller: ServiceBindings', () => {
   it('reports a Secret the API refuses (a credential key) as ErrorInjectingBindResult; refuses an invalid secretName before binding', async () => {
     const ns = 'bind-invalid-secret';
     await readyInstance(ns, 'db');
-    const badKey = await createBinding(ns, 'bad-key', { instanceRef: { name: 'db' }, parameters: { credentials: { 'not a key': 'x', fine: 'y' } } });
+    const badKey = await createBinding(ns, 'bad-key', {
+      instanceRef: { name: 'db' },
+      parameters: { credentials: { 'not a key': 'x', fine: 'y' } },
+    });
     const badName = await createBinding(ns, 'bad-name', { instanceRef: { name: 'db' }, secretName: 'Not_A_DNS_Name' });
     const keyBlocked = await waitBinding(ns, 'bad-key', 'ErrorInjectingBindResult', 'Ready', 10_000);
     assertCondition(keyBlocked, 'Ready', 'False', 'ErrorInjectingBindResult');
@@ -443,7 +542,10 @@ describe('catalog controller: ServiceBindings', () => {
     assert.match(condition(nameBlocked, 'Failed')!.message, /Not_A_DNS_Name/);
     assert.equal(binds(badName.metadata.uid!).length, 0, 'no bind for a spec the API server would refuse');
     assert.equal(await depotBindingState(badName.metadata.uid!), undefined);
-    assert.deepEqual((await kube().client.list<Secret>(R.Secret, { namespace: ns })).items.map((x) => x.metadata.name), []);
+    assert.deepEqual(
+      (await kube().client.list<Secret>(R.Secret, { namespace: ns })).items.map((x) => x.metadata.name),
+      [],
+    );
     // The broker did bind: deleting the binding unbinds it there.
     await remove(kube(), R.ServiceBinding, 'bad-key', ns);
     await waitForGone(kube(), R.ServiceBinding, 'bad-key', ns);
@@ -455,13 +557,20 @@ describe('catalog controller: ServiceBindings', () => {
   it('writes a deleted binding Secret again, with the same owner and credentials', async () => {
     const ns = 'bind-secret-deleted';
     await readyInstance(ns, 'db');
-    await createBinding(ns, 'app', { instanceRef: { name: 'db' }, parameters: { credentials: { token: 'first-token' } } });
+    await createBinding(ns, 'app', {
+      instanceRef: { name: 'db' },
+      parameters: { credentials: { token: 'first-token' } },
+    });
     const { secret: first } = await assertBound(ns, 'app', 'app', { token: 'first-token', ...SERVICEBINDING_KEYS });
     await remove(kube(), R.Secret, 'app', ns);
-    const again = await waitFor(async () => {
-      const s = await findSecret(ns, 'app');
-      return s && s.metadata.uid !== first.metadata.uid ? s : undefined;
-    }, 15_000, 'the Secret to be written again');
+    const again = await waitFor(
+      async () => {
+        const s = await findSecret(ns, 'app');
+        return s && s.metadata.uid !== first.metadata.uid ? s : undefined;
+      },
+      15_000,
+      'the Secret to be written again',
+    );
     assert.deepEqual(again.data, first.data);
     assert.equal(again.type, first.type);
     assert.deepEqual(again.metadata.ownerReferences, first.metadata.ownerReferences);
@@ -539,7 +648,15 @@ describe('catalog controller: ServiceBindings', () => {
     const uid = bound.metadata.uid!;
 
     await remove(kube(), R.ServiceBinding, 'app', ns);
-    const retrying = await waitForReason<ServiceBinding>(kube(), R.ServiceBinding, 'app', ns, 'UnbindCallFailed', 'Ready', 10_000);
+    const retrying = await waitForReason<ServiceBinding>(
+      kube(),
+      R.ServiceBinding,
+      'app',
+      ns,
+      'UnbindCallFailed',
+      'Ready',
+      10_000,
+    );
     assert.equal(condition(retrying, 'Ready')?.status, 'Unknown');
     assert.ok(retrying.metadata.deletionTimestamp);
     assert.equal(await findSecret(ns, 'app'), undefined, 'the Secret goes before the unbind');
@@ -570,7 +687,10 @@ describe('catalog controller: ServiceBindings', () => {
     // RETRY_BASE_DELAY_MS is 100: three retries back off 100 + 200 + 400 ms; allow for one early
     // retry from a genuine event (the Secret's deletion), which still leaves well over 300 ms.
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
-    assert.ok(times[3]! - times[0]! >= 300, `3 retries within ${times[3]! - times[0]!} ms (gaps: ${gaps.join(', ')} ms)`);
+    assert.ok(
+      times[3]! - times[0]! >= 300,
+      `3 retries within ${times[3]! - times[0]!} ms (gaps: ${gaps.join(', ')} ms)`,
+    );
   });
 
   it('a binding stuck on unbinding (its instance is gone) is released by the depot/abandon annotation, without an unbind', async () => {
@@ -587,7 +707,15 @@ describe('catalog controller: ServiceBindings', () => {
     await waitForGone(kube(), R.ServiceInstance, 'db', ns);
 
     await remove(kube(), R.ServiceBinding, 'app', ns);
-    const stuck = await waitForReason<ServiceBinding>(kube(), R.ServiceBinding, 'app', ns, 'ReferencesNonexistentInstance', 'Ready', 10_000);
+    const stuck = await waitForReason<ServiceBinding>(
+      kube(),
+      R.ServiceBinding,
+      'app',
+      ns,
+      'ReferencesNonexistentInstance',
+      'Ready',
+      10_000,
+    );
     assert.equal(condition(stuck, 'Ready')?.status, 'Unknown');
     assert.match(condition(stuck, 'Ready')!.message, /depot\/abandon/);
     await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -611,11 +739,22 @@ describe('catalog controller: ServiceBindings', () => {
     const { bound } = await assertBound(ns, 'app', 'app', { ...DEFAULT_CREDENTIALS, ...SERVICEBINDING_KEYS });
 
     await remove(kube(), R.ServiceInstance, 'db', ns);
-    const blocked = await waitForReason<ServiceInstance>(kube(), R.ServiceInstance, 'db', ns, 'DeprovisionBlockedByExistingCredentials');
+    const blocked = await waitForReason<ServiceInstance>(
+      kube(),
+      R.ServiceInstance,
+      'db',
+      ns,
+      'DeprovisionBlockedByExistingCredentials',
+    );
     assert.equal(condition(blocked, 'Ready')?.status, 'False');
     await new Promise((resolve) => setTimeout(resolve, 1000));
     assert.ok(await kube().client.find(R.ServiceInstance, 'db', ns), 'the instance waits for its bindings');
-    assert.ok(!proxy!.requests.some((r) => r.method === 'DELETE' && r.url.startsWith(`/v2/service_instances/${instanceIdOf(db)}?`)), 'no deprovision while bound');
+    assert.ok(
+      !proxy!.requests.some(
+        (r) => r.method === 'DELETE' && r.url.startsWith(`/v2/service_instances/${instanceIdOf(db)}?`),
+      ),
+      'no deprovision while bound',
+    );
     // The binding still works meanwhile.
     assertCondition(await getBinding(ns, 'app'), 'Ready', 'True', 'InjectedBindResult');
     assert.ok(await findSecret(ns, 'app'));
@@ -632,6 +771,11 @@ describe('catalog controller: ServiceBindings', () => {
     await waitForGone(kube(), R.ServiceBinding, 'late', ns);
     await waitForGone(kube(), R.ServiceInstance, 'db', ns, 20_000);
     assert.equal(await depotBindingState(bound.metadata.uid!), 'deleted');
-    assert.ok(proxy!.requests.some((r) => r.method === 'DELETE' && r.url.startsWith(`/v2/service_instances/${instanceIdOf(db)}?`)), 'deprovisioned at last');
+    assert.ok(
+      proxy!.requests.some(
+        (r) => r.method === 'DELETE' && r.url.startsWith(`/v2/service_instances/${instanceIdOf(db)}?`),
+      ),
+      'deprovisioned at last',
+    );
   });
 });

@@ -12,9 +12,25 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { CatalogResponse, ServiceOffering } from '../osb/index.js';
-import type { KubeObject, ServiceBroker, ServiceClass, ServiceInstance, ServicePlan } from '../catalog-controller/api/v1beta1.js';
+import type {
+  KubeObject,
+  ServiceBroker,
+  ServiceClass,
+  ServiceInstance,
+  ServicePlan,
+} from '../catalog-controller/api/v1beta1.js';
 import { objectPath, type Resource } from '../catalog-controller/kube/resources.js';
-import { PASSWORD, REDIS_SERVICE_ID, SERVICE_ID, SMALL_PLAN_ID, STANDARD_PLAN_ID, USERNAME, instancePath, osb, type TestDepot } from './helpers.js';
+import {
+  PASSWORD,
+  REDIS_SERVICE_ID,
+  SERVICE_ID,
+  SMALL_PLAN_ID,
+  STANDARD_PLAN_ID,
+  USERNAME,
+  instancePath,
+  osb,
+  type TestDepot,
+} from './helpers.js';
 import {
   R,
   brokerAuthSecret,
@@ -90,15 +106,33 @@ async function createClusterBroker(name: string, spec: ServiceBroker['spec']): P
 }
 
 async function waitReady(name: string, namespace?: string): Promise<ServiceBroker> {
-  return waitForReason<ServiceBroker>(kube(), namespace ? R.ServiceBroker : R.ClusterServiceBroker, name, namespace, 'FetchedCatalog', 'Ready', 15_000);
+  return waitForReason<ServiceBroker>(
+    kube(),
+    namespace ? R.ServiceBroker : R.ClusterServiceBroker,
+    name,
+    namespace,
+    'FetchedCatalog',
+    'Ready',
+    15_000,
+  );
 }
 
 async function getBroker(name: string, namespace?: string): Promise<ServiceBroker> {
   return kube().client.get<ServiceBroker>(namespace ? R.ServiceBroker : R.ClusterServiceBroker, name, namespace);
 }
 
-async function mergePatch<T>(resource: Resource, name: string, namespace: string | undefined, patch: object): Promise<T> {
-  return (await kube().client.request('PATCH', objectPath(resource, name, namespace), patch, 'application/merge-patch+json')) as T;
+async function mergePatch<T>(
+  resource: Resource,
+  name: string,
+  namespace: string | undefined,
+  patch: object,
+): Promise<T> {
+  return (await kube().client.request(
+    'PATCH',
+    objectPath(resource, name, namespace),
+    patch,
+    'application/merge-patch+json',
+  )) as T;
 }
 
 /** `svcat sync broker`: relistRequests++. Returns the new generation. */
@@ -115,21 +149,35 @@ async function requestRelist(name: string): Promise<number> {
 async function waitRelisted(name: string, generation: number): Promise<ServiceBroker> {
   let last: ServiceBroker | undefined;
   try {
-    return await waitFor(async () => {
-      last = await getBroker(name);
-      const ready = condition(last, 'Ready');
-      return last.status?.reconciledGeneration === generation && ready?.status === 'True' && ready.reason === 'FetchedCatalog' ? last : undefined;
-    }, 15_000, `broker ${name} relisted at generation ${generation}`);
+    return await waitFor(
+      async () => {
+        last = await getBroker(name);
+        const ready = condition(last, 'Ready');
+        return last.status?.reconciledGeneration === generation &&
+          ready?.status === 'True' &&
+          ready.reason === 'FetchedCatalog'
+          ? last
+          : undefined;
+      },
+      15_000,
+      `broker ${name} relisted at generation ${generation}`,
+    );
   } catch (error) {
     throw new Error(`${(error as Error).message}; last status: ${JSON.stringify(last?.status)}`);
   }
 }
 
 /** The classes or plans whose spec names the broker, by name. */
-async function entriesOf<T extends ServiceClass | ServicePlan>(resource: Resource, brokerName: string, namespace?: string): Promise<T[]> {
+async function entriesOf<T extends ServiceClass | ServicePlan>(
+  resource: Resource,
+  brokerName: string,
+  namespace?: string,
+): Promise<T[]> {
   const { items } = await kube().client.list<T>(resource, namespace ? { namespace } : {});
   const field = namespace ? 'serviceBrokerName' : 'clusterServiceBrokerName';
-  return items.filter((e) => e.spec[field] === brokerName).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  return items
+    .filter((e) => e.spec[field] === brokerName)
+    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
 }
 
 const clusterClasses = (brokerName: string) => entriesOf<ServiceClass>(R.ClusterServiceClass, brokerName);
@@ -177,8 +225,16 @@ async function assertMirrors(b: ServiceBroker, catalog: CatalogResponse): Promis
   const classRefField = cluster ? 'clusterServiceClassRef' : 'serviceClassRef';
   const brokerLabel = cluster ? LABEL.clusterBrokerName : LABEL.brokerName;
   const classRefLabel = cluster ? LABEL.clusterClassRef : LABEL.classRef;
-  const classes = await entriesOf<ServiceClass>(cluster ? R.ClusterServiceClass : R.ServiceClass, b.metadata.name, namespace);
-  const plans = await entriesOf<ServicePlan>(cluster ? R.ClusterServicePlan : R.ServicePlan, b.metadata.name, namespace);
+  const classes = await entriesOf<ServiceClass>(
+    cluster ? R.ClusterServiceClass : R.ServiceClass,
+    b.metadata.name,
+    namespace,
+  );
+  const plans = await entriesOf<ServicePlan>(
+    cluster ? R.ClusterServicePlan : R.ServicePlan,
+    b.metadata.name,
+    namespace,
+  );
   const owner = {
     apiVersion: API_VERSION,
     kind: cluster ? 'ClusterServiceBroker' : 'ServiceBroker',
@@ -315,12 +371,16 @@ async function cleanUp(): Promise<void> {
     const { items } = await k.client.list<KubeObject>(resource);
     await Promise.all(items.map((o) => k.client.delete(resource, o.metadata.name, o.metadata.namespace)));
   }
-  await waitFor(async () => {
-    for (const resource of [R.ClusterServicePlan, R.ClusterServiceClass, R.ServicePlan, R.ServiceClass]) {
-      if ((await k.client.list(resource)).items.length > 0) return false;
-    }
-    return true;
-  }, 10_000, 'classes and plans cleaned up');
+  await waitFor(
+    async () => {
+      for (const resource of [R.ClusterServicePlan, R.ClusterServiceClass, R.ServicePlan, R.ServiceClass]) {
+        if ((await k.client.list(resource)).items.length > 0) return false;
+      }
+      return true;
+    },
+    10_000,
+    'classes and plans cleaned up',
+  );
 }
 
 /** A controller that exited (a crash, a lost lease) would only show as timeouts: say so at once. */
@@ -328,7 +388,9 @@ function assertControllerRunning(): void {
   const c = controller;
   if (!c) throw new Error('the controller did not start');
   if (c.child.exitCode !== null || c.child.signalCode !== null) {
-    throw new Error(`the controller exited (code ${c.child.exitCode}, signal ${c.child.signalCode}); last lines:\n${c.logs.slice(-15).join('\n')}`);
+    throw new Error(
+      `the controller exited (code ${c.child.exitCode}, signal ${c.child.signalCode}); last lines:\n${c.logs.slice(-15).join('\n')}`,
+    );
   }
 }
 
@@ -336,7 +398,10 @@ function assertControllerRunning(): void {
 
 describe('catalog controller: brokers and catalogs', () => {
   before(async () => {
-    const [kubeStarted, depotStarted] = await Promise.allSettled([startKubeApi(), startTestBroker('controller-brokers')]);
+    const [kubeStarted, depotStarted] = await Promise.allSettled([
+      startKubeApi(),
+      startTestBroker('controller-brokers'),
+    ]);
     if (kubeStarted.status === 'fulfilled') api = kubeStarted.value;
     if (depotStarted.status === 'fulfilled') depot = depotStarted.value;
     if (kubeStarted.status === 'rejected') throw kubeStarted.reason;
@@ -346,7 +411,12 @@ describe('catalog controller: brokers and catalogs', () => {
     const res = await osb(broker()).get('/v2/catalog');
     assert.equal(res.status, 200);
     realCatalog = res.body as CatalogResponse;
-    assert.deepEqual(realCatalog.services.map((s) => s.name).sort(), ['depot-test', 'depot-test-single', 'postgresql', 'redis']);
+    assert.deepEqual(realCatalog.services.map((s) => s.name).sort(), [
+      'depot-test',
+      'depot-test-single',
+      'postgresql',
+      'redis',
+    ]);
     await brokerAuthSecret(kube(), AUTH_NS, 'depot-basic');
   });
 
@@ -381,20 +451,29 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.equal(b.status?.reconciledGeneration, b.metadata.generation);
     assert.equal(b.status?.operationStartTime, undefined);
     const retrieved = Date.parse(b.status?.lastCatalogRetrievalTime ?? '');
-    assert.ok(retrieved >= createdAt - 1000 && retrieved <= Date.now(), `lastCatalogRetrievalTime ${b.status?.lastCatalogRetrievalTime}`);
+    assert.ok(
+      retrieved >= createdAt - 1000 && retrieved <= Date.now(),
+      `lastCatalogRetrievalTime ${b.status?.lastCatalogRetrievalTime}`,
+    );
     assert.deepEqual(b.metadata.finalizers, [FINALIZER]);
     assert.equal(condition(b, 'Failed'), undefined);
 
     await assertMirrors(b, realCatalog);
     await waitFor(
-      async () => (await eventsOf('basic', 'FetchedCatalog')).some((e) => e.type === 'Normal' && e.involvedObject.kind === 'ClusterServiceBroker'),
+      async () =>
+        (await eventsOf('basic', 'FetchedCatalog')).some(
+          (e) => e.type === 'Normal' && e.involvedObject.kind === 'ClusterServiceBroker',
+        ),
       5_000,
       'a Normal event FetchedCatalog',
     );
 
     // kubectl get clusterservicebrokers: NAME URL STATUS AGE, STATUS from lastConditionState.
     const { stdout } = await kube().kubectl('get', 'clusterservicebrokers');
-    const [header, ...rows] = stdout.trim().split('\n').map((line) => line.trim().split(/\s+/));
+    const [header, ...rows] = stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/));
     assert.deepEqual(header, ['NAME', 'URL', 'STATUS', 'AGE']);
     const row = rows.find((r) => r[0] === 'basic');
     assert.ok(row, stdout);
@@ -404,13 +483,31 @@ describe('catalog controller: brokers and catalogs', () => {
 
   it('bearer auth: the token is sent as "Authorization: Bearer"; a rejected token is ErrorFetchingCatalog until the Secret holds the right one', async () => {
     const proxy = await startProxy();
-    proxy.intercept = (req) => (req.headers.authorization === 'Bearer right-token' ? undefined : { status: 401, body: { description: 'bad token' } });
-    await kube().client.create(R.Secret, { metadata: { name: 'bearer', namespace: AUTH_NS }, data: { token: b64('wrong-token') } } as KubeObject);
-    await createClusterBroker('bearer', { url: proxy.url, authInfo: { bearer: { secretRef: { namespace: AUTH_NS, name: 'bearer' } } } });
+    proxy.intercept = (req) =>
+      req.headers.authorization === 'Bearer right-token'
+        ? undefined
+        : { status: 401, body: { description: 'bad token' } };
+    await kube().client.create(R.Secret, {
+      metadata: { name: 'bearer', namespace: AUTH_NS },
+      data: { token: b64('wrong-token') },
+    } as KubeObject);
+    await createClusterBroker('bearer', {
+      url: proxy.url,
+      authInfo: { bearer: { secretRef: { namespace: AUTH_NS, name: 'bearer' } } },
+    });
 
-    const failing = await waitForReason<ServiceBroker>(kube(), R.ClusterServiceBroker, 'bearer', undefined, 'ErrorFetchingCatalog');
+    const failing = await waitForReason<ServiceBroker>(
+      kube(),
+      R.ClusterServiceBroker,
+      'bearer',
+      undefined,
+      'ErrorFetchingCatalog',
+    );
     assert.equal(condition(failing, 'Ready')?.status, 'False');
-    assert.match(condition(failing, 'Ready')?.message ?? '', /^Error fetching catalog\. Error getting broker catalog: .*401/);
+    assert.match(
+      condition(failing, 'Ready')?.message ?? '',
+      /^Error fetching catalog\. Error getting broker catalog: .*401/,
+    );
     assert.equal(failing.status?.lastConditionState, 'ErrorFetchingCatalog');
     assert.deepEqual(await clusterClasses('bearer'), []);
     assert.ok(catalogGets(proxy).length >= 1);
@@ -430,23 +527,39 @@ describe('catalog controller: brokers and catalogs', () => {
     await createClusterBroker('open', { url: proxy.url });
     const b = await waitReady('open');
     assert.ok(catalogGets(proxy).length >= 1);
-    assert.ok(catalogGets(proxy).every((r) => r.headers.authorization === undefined), 'no Authorization header');
-    assert.ok(catalogGets(proxy).every((r) => typeof r.headers['x-broker-api-version'] === 'string'), 'X-Broker-API-Version sent');
+    assert.ok(
+      catalogGets(proxy).every((r) => r.headers.authorization === undefined),
+      'no Authorization header',
+    );
+    assert.ok(
+      catalogGets(proxy).every((r) => typeof r.headers['x-broker-api-version'] === 'string'),
+      'X-Broker-API-Version sent',
+    );
     await assertMirrors(b, realCatalog);
   });
 
   it('a missing auth Secret: Ready False ErrorFetchingCatalog and a Warning event ErrorGettingAuthCredentials; Ready once the Secret is created', async () => {
     await createClusterBroker('no-secret', { url: broker().baseUrl, authInfo: basicAuth('not-yet') });
-    const failing = await waitForReason<ServiceBroker>(kube(), R.ClusterServiceBroker, 'no-secret', undefined, 'ErrorFetchingCatalog');
+    const failing = await waitForReason<ServiceBroker>(
+      kube(),
+      R.ClusterServiceBroker,
+      'no-secret',
+      undefined,
+      'ErrorFetchingCatalog',
+    );
     assert.equal(condition(failing, 'Ready')?.status, 'False');
     assert.match(condition(failing, 'Ready')?.message ?? '', /not-yet/);
     assert.equal(failing.status?.lastConditionState, 'ErrorFetchingCatalog');
     assert.ok(failing.status?.operationStartTime, 'operationStartTime set while failing');
     assert.notEqual(failing.status?.reconciledGeneration, failing.metadata.generation);
-    const warnings = await waitFor(async () => {
-      const found = await eventsOf('no-secret', 'ErrorGettingAuthCredentials');
-      return found.length > 0 ? found : undefined;
-    }, 5_000, 'event ErrorGettingAuthCredentials');
+    const warnings = await waitFor(
+      async () => {
+        const found = await eventsOf('no-secret', 'ErrorGettingAuthCredentials');
+        return found.length > 0 ? found : undefined;
+      },
+      5_000,
+      'event ErrorGettingAuthCredentials',
+    );
     assert.equal(warnings[0]?.type, 'Warning');
     assert.equal(warnings[0]?.involvedObject.kind, 'ClusterServiceBroker');
     assert.deepEqual(await clusterClasses('no-secret'), []);
@@ -462,10 +575,20 @@ describe('catalog controller: brokers and catalogs', () => {
   it('an auth Secret without "password": ErrorFetchingCatalog; Ready once the key is added', async () => {
     await brokerAuthSecret(kube(), AUTH_NS, 'half', { username: USERNAME });
     await createClusterBroker('half-secret', { url: broker().baseUrl, authInfo: basicAuth('half') });
-    const failing = await waitForReason<ServiceBroker>(kube(), R.ClusterServiceBroker, 'half-secret', undefined, 'ErrorFetchingCatalog');
+    const failing = await waitForReason<ServiceBroker>(
+      kube(),
+      R.ClusterServiceBroker,
+      'half-secret',
+      undefined,
+      'ErrorFetchingCatalog',
+    );
     assert.equal(condition(failing, 'Ready')?.status, 'False');
     assert.match(condition(failing, 'Ready')?.message ?? '', /password/);
-    await waitFor(async () => (await eventsOf('half-secret', 'ErrorGettingAuthCredentials')).length > 0, 5_000, 'event ErrorGettingAuthCredentials');
+    await waitFor(
+      async () => (await eventsOf('half-secret', 'ErrorGettingAuthCredentials')).length > 0,
+      5_000,
+      'event ErrorGettingAuthCredentials',
+    );
 
     await mergePatch(R.Secret, 'half', AUTH_NS, { data: { password: b64(PASSWORD) } });
     await waitReady('half-secret');
@@ -475,10 +598,17 @@ describe('catalog controller: brokers and catalogs', () => {
   it('a catalog answering 500: ErrorFetchingCatalog, retried with backoff, Ready again without user action', async () => {
     const proxy = await startProxy();
     let broken = true;
-    proxy.intercept = (req) => (broken && isCatalogGet(req) ? { status: 500, body: { description: 'catalog store down' } } : undefined);
+    proxy.intercept = (req) =>
+      broken && isCatalogGet(req) ? { status: 500, body: { description: 'catalog store down' } } : undefined;
     await createClusterBroker('flaky', { url: proxy.url });
 
-    const failing = await waitForReason<ServiceBroker>(kube(), R.ClusterServiceBroker, 'flaky', undefined, 'ErrorFetchingCatalog');
+    const failing = await waitForReason<ServiceBroker>(
+      kube(),
+      R.ClusterServiceBroker,
+      'flaky',
+      undefined,
+      'ErrorFetchingCatalog',
+    );
     assert.equal(condition(failing, 'Ready')?.status, 'False');
     assert.match(condition(failing, 'Ready')?.message ?? '', /Error getting broker catalog: .*500.*catalog store down/);
     assert.ok(failing.status?.operationStartTime);
@@ -509,7 +639,11 @@ describe('catalog controller: brokers and catalogs', () => {
     const generation = await requestRelist('manual');
     const relisted = await waitRelisted('manual', generation);
     assert.ok(catalogGets(proxy).length > fetched, 'relistRequests++ fetched the catalog');
-    assert.ok(Date.parse(relisted.status?.lastCatalogRetrievalTime ?? '') > Date.parse(b.status?.lastCatalogRetrievalTime ?? ''), 'lastCatalogRetrievalTime moved');
+    assert.ok(
+      Date.parse(relisted.status?.lastCatalogRetrievalTime ?? '') >
+        Date.parse(b.status?.lastCatalogRetrievalTime ?? ''),
+      'lastCatalogRetrievalTime moved',
+    );
     const afterRelist = catalogGets(proxy).length;
     await sleep(1500);
     assert.equal(catalogGets(proxy).length, afterRelist, 'still no relist on a timer');
@@ -526,18 +660,29 @@ describe('catalog controller: brokers and catalogs', () => {
     const b = await waitReady('periodic');
     const first = fetchedAt.length;
     await waitFor(async () => fetchedAt.length >= first + 2, 8_000, 'two relists');
-    const gaps = fetchedAt.slice(first - 1).map((t, i, all) => (i === 0 ? 0 : t - all[i - 1]!)).slice(1);
+    const gaps = fetchedAt
+      .slice(first - 1)
+      .map((t, i, all) => (i === 0 ? 0 : t - all[i - 1]!))
+      .slice(1);
     for (const gap of gaps) assert.ok(gap >= 1800 && gap <= 4000, `relist gaps ${gaps.join(', ')} ms`);
 
     const later = await getBroker('periodic');
     assert.equal(later.metadata.generation, 1);
     assert.equal(later.status?.reconciledGeneration, 1);
-    assert.ok(Date.parse(later.status?.lastCatalogRetrievalTime ?? '') > Date.parse(b.status?.lastCatalogRetrievalTime ?? ''), 'lastCatalogRetrievalTime moved');
+    assert.ok(
+      Date.parse(later.status?.lastCatalogRetrievalTime ?? '') > Date.parse(b.status?.lastCatalogRetrievalTime ?? ''),
+      'lastCatalogRetrievalTime moved',
+    );
   });
 
   it('relistBehavior "" (what svcat sends) is accepted as written and means Duration: relists on the timer', async () => {
     const proxy = await startProxy();
-    const created = await createClusterBroker('zero', { url: proxy.url, relistBehavior: '', relistRequests: 0, relistDuration: '1s' });
+    const created = await createClusterBroker('zero', {
+      url: proxy.url,
+      relistBehavior: '',
+      relistRequests: 0,
+      relistDuration: '1s',
+    });
     assert.equal(created.spec.relistBehavior, '');
     await waitReady('zero');
     const fetched = catalogGets(proxy).length;
@@ -559,8 +704,21 @@ describe('catalog controller: brokers and catalogs', () => {
       const singlePlan = await kube().client.get<ServicePlan>(R.ClusterServicePlan, SINGLE_PLAN_ID);
 
       await ensureNamespace(kube(), 'shrinking');
-      await create(kube(), R.ServiceInstance, instance('keeper', 'shrinking', { clusterServiceClassExternalName: 'depot-test-single', clusterServicePlanExternalName: 'default' }));
-      const keeper = await waitForReason<ServiceInstance>(kube(), R.ServiceInstance, 'keeper', 'shrinking', 'ProvisionedSuccessfully');
+      await create(
+        kube(),
+        R.ServiceInstance,
+        instance('keeper', 'shrinking', {
+          clusterServiceClassExternalName: 'depot-test-single',
+          clusterServicePlanExternalName: 'default',
+        }),
+      );
+      const keeper = await waitForReason<ServiceInstance>(
+        kube(),
+        R.ServiceInstance,
+        'keeper',
+        'shrinking',
+        'ProvisionedSuccessfully',
+      );
       assert.equal(keeper.spec.clusterServiceClassRef?.name, SINGLE_SERVICE_ID);
       assert.equal(keeper.spec.clusterServicePlanRef?.name, SINGLE_PLAN_ID);
 
@@ -575,19 +733,35 @@ describe('catalog controller: brokers and catalogs', () => {
       assert.equal(flaggedClass.metadata.uid, singleClass.metadata.uid);
       assert.equal(flaggedPlan.metadata.uid, singlePlan.metadata.uid);
       // Unaffected entries stay as they were.
-      assert.ok(!(await kube().client.get<ServiceClass>(R.ClusterServiceClass, TEST_SERVICE_ID)).status?.removedFromBrokerCatalog);
-      assert.ok(!(await kube().client.get<ServicePlan>(R.ClusterServicePlan, OK_PLAN_ID)).status?.removedFromBrokerCatalog);
+      assert.ok(
+        !(await kube().client.get<ServiceClass>(R.ClusterServiceClass, TEST_SERVICE_ID)).status
+          ?.removedFromBrokerCatalog,
+      );
+      assert.ok(
+        !(await kube().client.get<ServicePlan>(R.ClusterServicePlan, OK_PLAN_ID)).status?.removedFromBrokerCatalog,
+      );
       // The instance is not touched.
       const stillThere = await kube().client.get<ServiceInstance>(R.ServiceInstance, 'keeper', 'shrinking');
       assert.equal(stillThere.metadata.deletionTimestamp, undefined);
       assert.equal(condition(stillThere, 'Ready')?.status, 'True');
       // A new instance of the removed class is refused (§2.2 step 10).
-      await create(kube(), R.ServiceInstance, instance('latecomer', 'shrinking', { clusterServiceClassExternalName: 'depot-test-single', clusterServicePlanExternalName: 'default' }));
+      await create(
+        kube(),
+        R.ServiceInstance,
+        instance('latecomer', 'shrinking', {
+          clusterServiceClassExternalName: 'depot-test-single',
+          clusterServicePlanExternalName: 'default',
+        }),
+      );
       await waitForReason(kube(), R.ServiceInstance, 'latecomer', 'shrinking', 'ReferencesDeletedServiceClass');
       await deleteOrRelease(R.ServiceInstance, { metadata: { name: 'latecomer', namespace: 'shrinking' } }, 5_000);
       // Still kept a moment later: the instance uses it.
       await sleep(500);
-      assert.equal((await kube().client.get<ServiceClass>(R.ClusterServiceClass, SINGLE_SERVICE_ID)).status?.removedFromBrokerCatalog, true);
+      assert.equal(
+        (await kube().client.get<ServiceClass>(R.ClusterServiceClass, SINGLE_SERVICE_ID)).status
+          ?.removedFromBrokerCatalog,
+        true,
+      );
 
       // Back in the catalog: the same objects, no longer flagged; the deleted plan is created again.
       served = undefined;
@@ -604,7 +778,11 @@ describe('catalog controller: brokers and catalogs', () => {
       // Removed again, then the last instance goes: the class and plan go with it.
       served = catalogWithout([SINGLE_SERVICE_ID]);
       await waitRelisted('shrinking', await requestRelist('shrinking'));
-      assert.equal((await kube().client.get<ServiceClass>(R.ClusterServiceClass, SINGLE_SERVICE_ID)).status?.removedFromBrokerCatalog, true);
+      assert.equal(
+        (await kube().client.get<ServiceClass>(R.ClusterServiceClass, SINGLE_SERVICE_ID)).status
+          ?.removedFromBrokerCatalog,
+        true,
+      );
       await kube().client.delete(R.ServiceInstance, 'keeper', 'shrinking');
       await waitForGone(kube(), R.ServiceInstance, 'keeper', 'shrinking', 15_000);
       await waitForGone(kube(), R.ClusterServicePlan, SINGLE_PLAN_ID, undefined, 10_000);
@@ -624,7 +802,12 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.deepEqual(names(await clusterPlans('only-single')), [SINGLE_PLAN_ID]);
 
     const updated = await mergePatch<ServiceBroker>(R.ClusterServiceBroker, 'only-single', undefined, {
-      spec: { catalogRestrictions: { serviceClass: ['spec.externalName==depot-test'], servicePlan: ['spec.externalName in (ok, slow)'] } },
+      spec: {
+        catalogRestrictions: {
+          serviceClass: ['spec.externalName==depot-test'],
+          servicePlan: ['spec.externalName in (ok, slow)'],
+        },
+      },
     });
     await waitRelisted('only-single', updated.metadata.generation!);
     await waitForGone(kube(), R.ClusterServicePlan, SINGLE_PLAN_ID, undefined, 5_000);
@@ -649,7 +832,11 @@ describe('catalog controller: brokers and catalogs', () => {
       authInfo: basicAuth(),
       catalogRestrictions: {
         serviceClass: [`name in (${SERVICE_ID}, ${SINGLE_SERVICE_ID})`],
-        servicePlan: ['spec.free==true', 'spec.externalName!=standard', `spec.clusterServiceClass.name notin (${TEST_SERVICE_ID})`],
+        servicePlan: [
+          'spec.free==true',
+          'spec.externalName!=standard',
+          `spec.clusterServiceClass.name notin (${TEST_SERVICE_ID})`,
+        ],
       },
     });
     await waitReady('mixed');
@@ -674,7 +861,13 @@ describe('catalog controller: brokers and catalogs', () => {
       authInfo: basicAuth(),
       catalogRestrictions: { serviceClass: ['spec.externalName in (depot-test'] },
     });
-    const b = await waitForReason<ServiceBroker>(kube(), R.ClusterServiceBroker, 'bad-restriction', undefined, 'ErrorSyncingCatalog');
+    const b = await waitForReason<ServiceBroker>(
+      kube(),
+      R.ClusterServiceBroker,
+      'bad-restriction',
+      undefined,
+      'ErrorSyncingCatalog',
+    );
     assert.equal(condition(b, 'Ready')?.status, 'False');
     assert.equal(b.status?.lastConditionState, 'ErrorSyncingCatalog');
     assert.deepEqual(await clusterClasses('bad-restriction'), []);
@@ -684,14 +877,32 @@ describe('catalog controller: brokers and catalogs', () => {
   it('a service without plans: Ready False ErrorSyncingCatalog and nothing is written; fine once a restriction leaves it out', async () => {
     const catalog: CatalogResponse = {
       services: [
-        { id: 'f0000000-0000-4000-8000-000000000001', name: 'fine', description: 'fine', bindable: true, plans: [{ id: 'f0000000-0000-4000-8000-000000000002', name: 'p', description: 'p' }] },
-        { id: 'f0000000-0000-4000-8000-000000000003', name: 'empty', description: 'no plans', bindable: true, plans: [] },
+        {
+          id: 'f0000000-0000-4000-8000-000000000001',
+          name: 'fine',
+          description: 'fine',
+          bindable: true,
+          plans: [{ id: 'f0000000-0000-4000-8000-000000000002', name: 'p', description: 'p' }],
+        },
+        {
+          id: 'f0000000-0000-4000-8000-000000000003',
+          name: 'empty',
+          description: 'no plans',
+          bindable: true,
+          plans: [],
+        },
       ],
     };
     const proxy = await startProxy();
     proxy.intercept = (req) => (isCatalogGet(req) ? { status: 200, body: catalog } : undefined);
     await createClusterBroker('planless', { url: proxy.url });
-    const failing = await waitForReason<ServiceBroker>(kube(), R.ClusterServiceBroker, 'planless', undefined, 'ErrorSyncingCatalog');
+    const failing = await waitForReason<ServiceBroker>(
+      kube(),
+      R.ClusterServiceBroker,
+      'planless',
+      undefined,
+      'ErrorSyncingCatalog',
+    );
     assert.equal(condition(failing, 'Ready')?.status, 'False');
     assert.match(condition(failing, 'Ready')?.message ?? '', /must have at least one plan/);
     // convertAndFilterCatalog fails before anything is created.
@@ -716,7 +927,13 @@ describe('catalog controller: brokers and catalogs', () => {
     const proxy = await startProxy();
     proxy.intercept = (req) => (served && isCatalogGet(req) ? { status: 200, body: served } : undefined);
     await createClusterBroker('refused', { url: proxy.url });
-    const failing = await waitForReason<ServiceBroker>(kube(), R.ClusterServiceBroker, 'refused', undefined, 'ErrorSyncingCatalog');
+    const failing = await waitForReason<ServiceBroker>(
+      kube(),
+      R.ClusterServiceBroker,
+      'refused',
+      undefined,
+      'ErrorSyncingCatalog',
+    );
     assert.equal(condition(failing, 'Ready')?.status, 'False');
     assert.match(condition(failing, 'Ready')?.message ?? '', new RegExp(`ClusterServicePlan.*${SINGLE_PLAN_ID}`));
     assert.equal(await kube().client.find(R.ClusterServicePlan, SINGLE_PLAN_ID), undefined);
@@ -726,11 +943,17 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.ok(await kube().client.find(R.ClusterServicePlan, SINGLE_PLAN_ID));
   });
 
-  it('two ClusterServiceBrokers with the same ids: the second is ErrorSyncingCatalog and does not take over or delete the first one\'s classes', async () => {
+  it("two ClusterServiceBrokers with the same ids: the second is ErrorSyncingCatalog and does not take over or delete the first one's classes", async () => {
     await createClusterBroker('first', { url: broker().baseUrl, authInfo: basicAuth() });
     const first = await waitReady('first');
     await createClusterBroker('second', { url: broker().baseUrl, authInfo: basicAuth() });
-    const second = await waitForReason<ServiceBroker>(kube(), R.ClusterServiceBroker, 'second', undefined, 'ErrorSyncingCatalog');
+    const second = await waitForReason<ServiceBroker>(
+      kube(),
+      R.ClusterServiceBroker,
+      'second',
+      undefined,
+      'ErrorSyncingCatalog',
+    );
     assert.match(condition(second, 'Ready')?.message ?? '', /already exists for Broker "first"/);
     assert.deepEqual(await clusterClasses('second'), []);
 
@@ -780,44 +1003,58 @@ describe('catalog controller: brokers and catalogs', () => {
     }
   });
 
-  it(
-    'OSB ids with "..", "-." or ".-", or cut to 30 characters ending in ".", are escaped as GenerateEscapedName does',
-    async () => {
-      const cut = `${'a'.repeat(29)}.${'b'.repeat(40)}`;
-      const catalog: CatalogResponse = {
-        services: [
-          {
-            id: 'svc..x',
-            name: 'dots',
-            description: 'Ids a DNS subdomain does not allow as they are.',
-            bindable: true,
-            plans: [
-              { id: 'p-.1', name: 'p1', description: 'p1' },
-              { id: 'p.-2', name: 'p2', description: 'p2' },
-              { id: cut, name: 'p3', description: 'p3' },
-            ],
-          },
-        ],
-      };
-      const proxy = await startProxy();
-      proxy.intercept = (req) => (isCatalogGet(req) ? { status: 200, body: catalog } : undefined);
-      await createClusterBroker('dots', { url: proxy.url });
-      const b = await waitFor(async () => {
+  it('OSB ids with "..", "-." or ".-", or cut to 30 characters ending in ".", are escaped as GenerateEscapedName does', async () => {
+    const cut = `${'a'.repeat(29)}.${'b'.repeat(40)}`;
+    const catalog: CatalogResponse = {
+      services: [
+        {
+          id: 'svc..x',
+          name: 'dots',
+          description: 'Ids a DNS subdomain does not allow as they are.',
+          bindable: true,
+          plans: [
+            { id: 'p-.1', name: 'p1', description: 'p1' },
+            { id: 'p.-2', name: 'p2', description: 'p2' },
+            { id: cut, name: 'p3', description: 'p3' },
+          ],
+        },
+      ],
+    };
+    const proxy = await startProxy();
+    proxy.intercept = (req) => (isCatalogGet(req) ? { status: 200, body: catalog } : undefined);
+    await createClusterBroker('dots', { url: proxy.url });
+    const b = await waitFor(
+      async () => {
         const current = await getBroker('dots');
         return condition(current, 'Ready') ? current : undefined;
-      }, 10_000, 'a Ready condition on broker dots');
-      assert.equal(condition(b, 'Ready')?.reason, 'FetchedCatalog', condition(b, 'Ready')?.message);
-      assert.deepEqual(names(await clusterClasses('dots')), ['svc.z2ezx']);
-      assert.deepEqual(names(await clusterPlans('dots')), [`${'a'.repeat(29)}-${md5(cut)}`, 'p-z2ez1', 'p.z2dz2'].sort());
-    },
-  );
+      },
+      10_000,
+      'a Ready condition on broker dots',
+    );
+    assert.equal(condition(b, 'Ready')?.reason, 'FetchedCatalog', condition(b, 'Ready')?.message);
+    assert.deepEqual(names(await clusterClasses('dots')), ['svc.z2ezx']);
+    assert.deepEqual(names(await clusterPlans('dots')), [`${'a'.repeat(29)}-${md5(cut)}`, 'p-z2ez1', 'p.z2dz2'].sort());
+  });
 
   it('deleting the broker deletes its classes and plans and removes the finalizer; instances are left alone', async () => {
     await createClusterBroker('doomed', { url: broker().baseUrl, authInfo: basicAuth() });
     await waitReady('doomed');
     await ensureNamespace(kube(), 'doomed');
-    await create(kube(), R.ServiceInstance, instance('survivor', 'doomed', { clusterServiceClassExternalName: 'depot-test', clusterServicePlanExternalName: 'ok' }));
-    const before = await waitForReason<ServiceInstance>(kube(), R.ServiceInstance, 'survivor', 'doomed', 'ProvisionedSuccessfully');
+    await create(
+      kube(),
+      R.ServiceInstance,
+      instance('survivor', 'doomed', {
+        clusterServiceClassExternalName: 'depot-test',
+        clusterServicePlanExternalName: 'ok',
+      }),
+    );
+    const before = await waitForReason<ServiceInstance>(
+      kube(),
+      R.ServiceInstance,
+      'survivor',
+      'doomed',
+      'ProvisionedSuccessfully',
+    );
     const externalID = before.spec.externalID;
     assert.ok(externalID);
     assert.ok((await clusterClasses('doomed')).length > 0);
@@ -828,7 +1065,11 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.deepEqual(await clusterPlans('doomed'), []);
     assert.equal((await kube().client.list(R.ClusterServiceClass)).items.length, 0);
     assert.equal((await kube().client.list(R.ClusterServicePlan)).items.length, 0);
-    await waitFor(async () => (await eventsOf('doomed', 'DeletedClusterServiceBrokerSuccessfully')).length > 0, 5_000, 'event DeletedClusterServiceBrokerSuccessfully');
+    await waitFor(
+      async () => (await eventsOf('doomed', 'DeletedClusterServiceBrokerSuccessfully')).length > 0,
+      5_000,
+      'event DeletedClusterServiceBrokerSuccessfully',
+    );
 
     await sleep(500);
     const afterwards = await kube().client.get<ServiceInstance>(R.ServiceInstance, 'survivor', 'doomed');
@@ -840,7 +1081,9 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.equal(atDepot.status, 200, JSON.stringify(atDepot.body));
 
     // Tidy up without a broker: Depot's abandon annotation (afterEach strips the finalizer if need be).
-    await mergePatch(R.ServiceInstance, 'survivor', 'doomed', { metadata: { annotations: { 'depot/abandon': 'true' } } });
+    await mergePatch(R.ServiceInstance, 'survivor', 'doomed', {
+      metadata: { annotations: { 'depot/abandon': 'true' } },
+    });
   });
 
   it('a namespaced ServiceBroker: ServiceClasses and ServicePlans in its namespace; an instance by serviceClassExternalName becomes Ready', async () => {
@@ -862,12 +1105,28 @@ describe('catalog controller: brokers and catalogs', () => {
       metadata: { name: 'team-broker', namespace: 'team-b' },
       spec: { url: broker().baseUrl, authInfo: { basic: { secretRef: { name: 'team-auth' } } } },
     });
-    const other = await waitForReason<ServiceBroker>(kube(), R.ServiceBroker, 'team-broker', 'team-b', 'ErrorFetchingCatalog');
+    const other = await waitForReason<ServiceBroker>(
+      kube(),
+      R.ServiceBroker,
+      'team-broker',
+      'team-b',
+      'ErrorFetchingCatalog',
+    );
     assert.match(condition(other, 'Ready')?.message ?? '', /team-b\/team-auth/);
     assert.equal((await kube().client.list(R.ServiceClass, { namespace: 'team-b' })).items.length, 0);
 
-    await create(kube(), R.ServiceInstance, instance('db', 'team-a', { serviceClassExternalName: 'depot-test-single' }));
-    const ready = await waitForReason<ServiceInstance>(kube(), R.ServiceInstance, 'db', 'team-a', 'ProvisionedSuccessfully');
+    await create(
+      kube(),
+      R.ServiceInstance,
+      instance('db', 'team-a', { serviceClassExternalName: 'depot-test-single' }),
+    );
+    const ready = await waitForReason<ServiceInstance>(
+      kube(),
+      R.ServiceInstance,
+      'db',
+      'team-a',
+      'ProvisionedSuccessfully',
+    );
     assert.equal(condition(ready, 'Ready')?.status, 'True');
     assert.equal(ready.spec.serviceClassRef?.name, SINGLE_SERVICE_ID);
     assert.equal(ready.spec.servicePlanRef?.name, SINGLE_PLAN_ID);
@@ -879,6 +1138,10 @@ describe('catalog controller: brokers and catalogs', () => {
     await waitForGone(kube(), R.ServiceBroker, 'team-broker', 'team-a', 10_000);
     assert.equal((await kube().client.list(R.ServiceClass, { namespace: 'team-a' })).items.length, 0);
     assert.equal((await kube().client.list(R.ServicePlan, { namespace: 'team-a' })).items.length, 0);
-    await waitFor(async () => (await eventsOf('team-broker', 'DeletedSuccessfully', 'team-a')).length > 0, 5_000, 'event DeletedSuccessfully');
+    await waitFor(
+      async () => (await eventsOf('team-broker', 'DeletedSuccessfully', 'team-a')).length > 0,
+      5_000,
+      'event DeletedSuccessfully',
+    );
   });
 });

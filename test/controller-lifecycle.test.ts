@@ -62,13 +62,29 @@ describe('walkthrough', () => {
   test('a ServiceInstance and a ServiceBinding give a Secret whose uri opens a psql session; deleting both leaves nothing behind', async () => {
     const c = await controller();
     await waitForReason(api, R.ClusterServiceBroker, 'depot', undefined, 'FetchedCatalog');
-    await create(api, R.ServiceInstance, instance('orders-db', NS, {
-      clusterServiceClassExternalName: 'postgresql',
-      clusterServicePlanExternalName: 'small',
-      parameters: { extensions: ['citext'] },
-    }));
-    await create(api, R.ServiceBinding, binding('orders-db-binding', NS, { instanceRef: { name: 'orders-db' }, secretName: 'orders-db-credentials' }));
-    await api.kubectl('wait', '-n', NS, '--for=condition=Ready', '--timeout=30s', 'serviceinstance/orders-db', 'servicebinding/orders-db-binding');
+    await create(
+      api,
+      R.ServiceInstance,
+      instance('orders-db', NS, {
+        clusterServiceClassExternalName: 'postgresql',
+        clusterServicePlanExternalName: 'small',
+        parameters: { extensions: ['citext'] },
+      }),
+    );
+    await create(
+      api,
+      R.ServiceBinding,
+      binding('orders-db-binding', NS, { instanceRef: { name: 'orders-db' }, secretName: 'orders-db-credentials' }),
+    );
+    await api.kubectl(
+      'wait',
+      '-n',
+      NS,
+      '--for=condition=Ready',
+      '--timeout=30s',
+      'serviceinstance/orders-db',
+      'servicebinding/orders-db-binding',
+    );
 
     const secret = await api.client.get<Secret>(R.Secret, 'orders-db-credentials', NS);
     const creds = secretValues(secret);
@@ -78,14 +94,20 @@ describe('walkthrough', () => {
     const session = new pg.Client({ connectionString: creds.uri });
     await session.connect();
     try {
-      const { rows } = await session.query<{ db: string; who: string }>('select current_database() as db, session_user as who');
+      const { rows } = await session.query<{ db: string; who: string }>(
+        'select current_database() as db, session_user as who',
+      );
       assert.equal(rows[0]!.db, creds.database);
       assert.equal(rows[0]!.who, creds.username);
       await session.query('create table orders (id citext primary key)');
     } finally {
       await session.end();
     }
-    assert.equal(await passwordMatchesRole(creds.username!, creds.password!), true, 'the bound password is the role\'s password');
+    assert.equal(
+      await passwordMatchesRole(creds.username!, creds.password!),
+      true,
+      "the bound password is the role's password",
+    );
 
     const bound = await api.client.get<ServiceBinding>(R.ServiceBinding, 'orders-db-binding', NS);
     assert.equal(bound.status?.binding?.name, 'orders-db-credentials');
@@ -107,12 +129,27 @@ describe('walkthrough', () => {
 describe('restarts', () => {
   test('a controller killed during an async provision resumes polling from status', async () => {
     const first = await controller();
-    await create(api, R.ServiceInstance, instance('survivor', NS, { clusterServiceClassExternalName: 'depot-test', clusterServicePlanExternalName: 'slow' }));
+    await create(
+      api,
+      R.ServiceInstance,
+      instance('survivor', NS, {
+        clusterServiceClassExternalName: 'depot-test',
+        clusterServicePlanExternalName: 'slow',
+      }),
+    );
     const provisioning = await waitForReason<ServiceInstance>(api, R.ServiceInstance, 'survivor', NS, 'Provisioning');
     assert.equal(provisioning.status?.asyncOpInProgress, true);
     await first.stop('SIGKILL');
     const second = await controller({ LEASE_DURATION_SECONDS: '2' });
-    const ready = await waitForReason<ServiceInstance>(api, R.ServiceInstance, 'survivor', NS, 'ProvisionedSuccessfully', 'Ready', 30_000);
+    const ready = await waitForReason<ServiceInstance>(
+      api,
+      R.ServiceInstance,
+      'survivor',
+      NS,
+      'ProvisionedSuccessfully',
+      'Ready',
+      30_000,
+    );
     assert.equal(ready.status?.lastOperation, undefined);
     assert.equal(ready.status?.externalProperties?.clusterServicePlanExternalName, 'slow');
     await second.stop();
@@ -120,7 +157,11 @@ describe('restarts', () => {
 
   test('a controller killed right after recording a bind intent completes the bind after restart', async () => {
     const first = await controller();
-    await create(api, R.ServiceInstance, instance('intent', NS, { clusterServiceClassExternalName: 'depot-test-single' }));
+    await create(
+      api,
+      R.ServiceInstance,
+      instance('intent', NS, { clusterServiceClassExternalName: 'depot-test-single' }),
+    );
     await waitForReason(api, R.ServiceInstance, 'intent', NS, 'ProvisionedSuccessfully');
     await first.stop();
     // What a crash between "intent written" and "broker answered" leaves behind, written by hand.
@@ -134,12 +175,23 @@ describe('restarts', () => {
         unbindStatus: 'Required',
         observedGeneration: created.metadata.generation,
         inProgressProperties: {},
-        conditions: [{ type: 'Ready', status: 'False', reason: 'BindingRequestInFlight', message: 'Binding request for ServiceBinding in-flight to Broker', lastTransitionTime: new Date().toISOString() }],
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'False',
+            reason: 'BindingRequestInFlight',
+            message: 'Binding request for ServiceBinding in-flight to Broker',
+            lastTransitionTime: new Date().toISOString(),
+          },
+        ],
       },
     });
     const second = await controller();
     await waitForReason(api, R.ServiceBinding, 'intent-binding', NS, 'InjectedBindResult');
-    assert.equal(secretValues(await api.client.get<Secret>(R.Secret, 'intent-binding', NS))['special-key-1'], 'special-value-1');
+    assert.equal(
+      secretValues(await api.client.get<Secret>(R.Secret, 'intent-binding', NS))['special-key-1'],
+      'special-value-1',
+    );
     await second.stop();
   });
 });
@@ -147,19 +199,38 @@ describe('restarts', () => {
 describe('leader election', () => {
   test('two replicas: one leads; when it stops the other takes over and reconciles', async () => {
     const a = await controller({ CONTROLLER_ID: 'replica-a' });
-    await waitFor(async () => (await api.client.find<Lease>(R.Lease, 'depot-catalog-controller', 'default'))?.spec.holderIdentity === 'replica-a', 10_000, 'replica-a to lead');
+    await waitFor(
+      async () =>
+        (await api.client.find<Lease>(R.Lease, 'depot-catalog-controller', 'default'))?.spec.holderIdentity ===
+        'replica-a',
+      10_000,
+      'replica-a to lead',
+    );
     const b = await controller({ CONTROLLER_ID: 'replica-b' });
     await new Promise((resolve) => setTimeout(resolve, 1500));
     assert.match(await a.metrics(), /^depot_controller_leader 1$/m);
     assert.match(await b.metrics(), /^depot_controller_leader 0$/m);
-    assert.equal((await api.client.get<Lease>(R.Lease, 'depot-catalog-controller', 'default')).spec.holderIdentity, 'replica-a');
+    assert.equal(
+      (await api.client.get<Lease>(R.Lease, 'depot-catalog-controller', 'default')).spec.holderIdentity,
+      'replica-a',
+    );
 
     const stoppedAt = Date.now();
     assert.equal(await a.stop('SIGTERM'), 0, 'a clean stop exits 0');
-    await waitFor(async () => (await api.client.get<Lease>(R.Lease, 'depot-catalog-controller', 'default')).spec.holderIdentity === 'replica-b', 10_000, 'replica-b to lead');
+    await waitFor(
+      async () =>
+        (await api.client.get<Lease>(R.Lease, 'depot-catalog-controller', 'default')).spec.holderIdentity ===
+        'replica-b',
+      10_000,
+      'replica-b to lead',
+    );
     const handover = Date.now() - stoppedAt;
     assert.ok(handover < 3000, `released lease taken over in ${handover} ms`);
-    await create(api, R.ServiceInstance, instance('after-handover', NS, { clusterServiceClassExternalName: 'depot-test-single' }));
+    await create(
+      api,
+      R.ServiceInstance,
+      instance('after-handover', NS, { clusterServiceClassExternalName: 'depot-test-single' }),
+    );
     await waitForReason(api, R.ServiceInstance, 'after-handover', NS, 'ProvisionedSuccessfully');
     await b.stop();
   });
@@ -170,8 +241,17 @@ describe('deploy/ manifests', () => {
     const deploy = path.resolve(import.meta.dirname, '../deploy');
     await api.kubectl('apply', '-f', path.join(deploy, '00-namespace.yaml'));
     const { stdout } = await api.kubectl('apply', '--dry-run=server', '-f', deploy);
-    for (const object of ['deployment.apps/depot-broker', 'service/depot-broker', 'deployment.apps/depot-worker', 'deployment.apps/depot-catalog-controller', 'clusterrole.rbac.authorization.k8s.io/depot-catalog-controller']) {
-      assert.match(stdout, new RegExp(`${object.replace(/[./]/g, '\\$&')} (created|configured|unchanged) \\(server dry run\\)`));
+    for (const object of [
+      'deployment.apps/depot-broker',
+      'service/depot-broker',
+      'deployment.apps/depot-worker',
+      'deployment.apps/depot-catalog-controller',
+      'clusterrole.rbac.authorization.k8s.io/depot-catalog-controller',
+    ]) {
+      assert.match(
+        stdout,
+        new RegExp(`${object.replace(/[./]/g, '\\$&')} (created|configured|unchanged) \\(server dry run\\)`),
+      );
     }
   });
 });
@@ -179,9 +259,25 @@ describe('deploy/ manifests', () => {
 describe('events', () => {
   test('every Ready transition of an instance is an Event', async () => {
     const c = await controller();
-    await create(api, R.ServiceInstance, instance('evented', NS, { clusterServiceClassExternalName: 'depot-test', clusterServicePlanExternalName: 'provision-fail400' }));
+    await create(
+      api,
+      R.ServiceInstance,
+      instance('evented', NS, {
+        clusterServiceClassExternalName: 'depot-test',
+        clusterServicePlanExternalName: 'provision-fail400',
+      }),
+    );
     await waitForReason(api, R.ServiceInstance, 'evented', NS, 'ClusterServiceBrokerReturnedFailure', 'Failed');
-    const { stdout } = await api.kubectl('get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=evented', '-o', 'jsonpath={range .items[*]}{.type}/{.reason}{"\\n"}{end}');
+    const { stdout } = await api.kubectl(
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      'involvedObject.name=evented',
+      '-o',
+      'jsonpath={range .items[*]}{.type}/{.reason}{"\\n"}{end}',
+    );
     const events = stdout.trim().split('\n');
     assert.ok(events.includes('Normal/ProvisionRequestInFlight'), stdout);
     assert.ok(events.includes('Warning/ProvisionCallFailed'), stdout);

@@ -164,10 +164,11 @@ async function startFakeBroker(name: string, accepts: number[]): Promise<FakeBro
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  fake.close = () => new Promise((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
+  fake.close = () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
   fakes.push(fake);
   return fake;
 }
@@ -234,11 +235,15 @@ const getBroker = (name: string, scope: BrokerScope = {}): Promise<ServiceBroker
 async function waitAgreed(name: string, version: string, scope: BrokerScope = {}): Promise<ServiceBroker> {
   let last: ServiceBroker | undefined;
   try {
-    return await waitFor(async () => {
-      last = await getBroker(name, scope);
-      const fetched = condition(last, 'Ready')?.reason === 'FetchedCatalog';
-      return last.status?.osbApiVersion === version && fetched ? last : undefined;
-    }, 20_000, `broker ${name} agreed on ${version}`);
+    return await waitFor(
+      async () => {
+        last = await getBroker(name, scope);
+        const fetched = condition(last, 'Ready')?.reason === 'FetchedCatalog';
+        return last.status?.osbApiVersion === version && fetched ? last : undefined;
+      },
+      20_000,
+      `broker ${name} agreed on ${version}`,
+    );
   } catch (error) {
     throw new Error(`${(error as Error).message}; last status: ${JSON.stringify(last?.status)}`, { cause: error });
   }
@@ -390,10 +395,14 @@ describe('OSB API version negotiation', () => {
     await waitAgreed('upgraded', '2.17');
     assert.deepEqual(catalogOffers(fake).slice(offered), ['2.17']);
 
-    await create(kube(), R.ServiceInstance, instance('db-217', NS, {
-      clusterServiceClassExternalName: `fake-${fake.serviceId}`,
-      clusterServicePlanExternalName: 'small',
-    }));
+    await create(
+      kube(),
+      R.ServiceInstance,
+      instance('db-217', NS, {
+        clusterServiceClassExternalName: `fake-${fake.serviceId}`,
+        clusterServicePlanExternalName: 'small',
+      }),
+    );
     await waitForReason(kube(), R.ServiceInstance, 'db-217', NS, 'ProvisionedSuccessfully');
     const [provision] = calls(fake, 'PUT', /^\/v2\/service_instances\/[^/]+$/);
     assert.equal(provision?.version, '2.17');
@@ -407,10 +416,14 @@ describe('OSB API version negotiation', () => {
     await register('pinned', fake, {}, { [PIN]: '2.14' });
     await waitAgreed('pinned', '2.14');
     assert.deepEqual(catalogOffers(fake), ['2.14']);
-    await create(kube(), R.ServiceInstance, instance('db-pinned', NS, {
-      clusterServiceClassExternalName: `fake-${fake.serviceId}`,
-      clusterServicePlanExternalName: 'small',
-    }));
+    await create(
+      kube(),
+      R.ServiceInstance,
+      instance('db-pinned', NS, {
+        clusterServiceClassExternalName: `fake-${fake.serviceId}`,
+        clusterServicePlanExternalName: 'small',
+      }),
+    );
     await waitForReason(kube(), R.ServiceInstance, 'db-pinned', NS, 'ProvisionedSuccessfully');
     assert.deepEqual(offences(fake, 14), []);
 
@@ -458,10 +471,14 @@ describe('OSB API version negotiation', () => {
     await edit<ServiceBroker>(kube(), R.ClusterServiceBroker, 'unpinned', undefined, (b) => {
       b.metadata.annotations = { ...b.metadata.annotations, [PIN]: '2.17' };
     });
-    const repinned = await waitFor(async () => {
-      const b = await getBroker('unpinned');
-      return b.status?.osbApiVersionPinned === true ? b : undefined;
-    }, 20_000, 'the broker relisted with the pin');
+    const repinned = await waitFor(
+      async () => {
+        const b = await getBroker('unpinned');
+        return b.status?.osbApiVersionPinned === true ? b : undefined;
+      },
+      20_000,
+      'the broker relisted with the pin',
+    );
     assert.equal(repinned.status?.osbApiVersion, '2.17');
     assert.deepEqual(catalogOffers(fake), ['2.13', '2.17', '2.17']);
   });
@@ -470,10 +487,14 @@ describe('OSB API version negotiation', () => {
     const fake = await startFakeBroker('async-pinned', [13, 14]);
     await register('async-pinned', fake);
     await waitAgreed('async-pinned', '2.14');
-    await create(kube(), R.ServiceInstance, instance('db-async', NS, {
-      clusterServiceClassExternalName: `fake-${fake.serviceId}`,
-      clusterServicePlanExternalName: 'small',
-    }));
+    await create(
+      kube(),
+      R.ServiceInstance,
+      instance('db-async', NS, {
+        clusterServiceClassExternalName: `fake-${fake.serviceId}`,
+        clusterServicePlanExternalName: 'small',
+      }),
+    );
     await waitForReason(kube(), R.ServiceInstance, 'db-async', NS, 'ProvisionedSuccessfully');
     fake.bindingState = 'in progress';
     await create(kube(), R.ServiceBinding, binding('db-async', NS, { instanceRef: { name: 'db-async' } }));
@@ -488,12 +509,16 @@ describe('OSB API version negotiation', () => {
     // Two more polls: the second was sent after the controller had written (and cached) 2.13.
     const polls = (): FakeRequest[] => calls(fake, 'GET', /\/service_bindings\/[^/]+\/last_operation$/);
     const before = polls().length;
-    const seen = await waitFor(async () => {
-      const b = await kube().client.get<ServiceBinding>(R.ServiceBinding, 'db-async', NS);
-      const ready = condition(b, 'Ready');
-      if (ready?.reason !== 'Binding') return ready ?? { reason: 'none', message: JSON.stringify(b.status) };
-      return polls().length >= before + 2 ? ready : undefined;
-    }, 20_000, 'two polls of the binding after the pin');
+    const seen = await waitFor(
+      async () => {
+        const b = await kube().client.get<ServiceBinding>(R.ServiceBinding, 'db-async', NS);
+        const ready = condition(b, 'Ready');
+        if (ready?.reason !== 'Binding') return ready ?? { reason: 'none', message: JSON.stringify(b.status) };
+        return polls().length >= before + 2 ? ready : undefined;
+      },
+      20_000,
+      'two polls of the binding after the pin',
+    );
     assert.equal(seen.reason, 'Binding', `still binding after the pin; Ready: ${seen.message}`);
 
     fake.bindingState = 'succeeded';
@@ -504,7 +529,11 @@ describe('OSB API version negotiation', () => {
     // Polled and fetched at 2.14, the version the bind was accepted at; no orphan mitigation.
     assert.deepEqual([...new Set(polls().map((r) => r.version))], ['2.14']);
     const fetched = calls(fake, 'GET', /\/service_bindings\/[^/]+$/);
-    assert.deepEqual(fetched.map((r) => r.version), ['2.14'], 'the credentials came from GET binding');
+    assert.deepEqual(
+      fetched.map((r) => r.version),
+      ['2.14'],
+      'the credentials came from GET binding',
+    );
     assert.deepEqual(calls(fake, 'DELETE', /\/service_bindings\//), []);
 
     // Once the operation is over, the binding speaks the pinned 2.13: a synchronous unbind.
@@ -520,6 +549,9 @@ describe('OSB API version negotiation', () => {
     const failing = await waitForBroker('pin-refused', 'ErrorFetchingCatalog');
     const message = condition(failing, 'Ready')?.message ?? '';
     assert.match(message, /does not accept OSB API version 2\.14 \(annotation depot\/osb-api-version\): Status: 412/);
-    assert.ok(catalogOffers(fake).every((v) => v === '2.14'), `offered: ${catalogOffers(fake).join(', ')}`);
+    assert.ok(
+      catalogOffers(fake).every((v) => v === '2.14'),
+      `offered: ${catalogOffers(fake).join(', ')}`,
+    );
   });
 });

@@ -189,10 +189,14 @@ describe('svcat v0.3 commands, replayed', () => {
     assert.equal(body.spec.relistBehavior, '');
     assert.equal(body.spec.relistRequests, 0);
     // `svcat get brokers` shows Ready; "" meant relistBehavior Duration, as the original's webhook defaulted it.
-    const ready = await waitFor(async () => {
-      const b = await kube().client.get<ServiceBroker>(R.ClusterServiceBroker, 'depot');
-      return condition(b, 'Ready')?.status === 'True' ? b : undefined;
-    }, 20_000, 'broker depot Ready');
+    const ready = await waitFor(
+      async () => {
+        const b = await kube().client.get<ServiceBroker>(R.ClusterServiceBroker, 'depot');
+        return condition(b, 'Ready')?.status === 'True' ? b : undefined;
+      },
+      20_000,
+      'broker depot Ready',
+    );
     assertCondition(ready, 'Ready', 'True', 'FetchedCatalog');
     assert.equal(ready.status?.lastConditionState, 'Ready');
     assert.equal(ready.status?.osbApiVersion, '2.17');
@@ -201,10 +205,14 @@ describe('svcat v0.3 commands, replayed', () => {
   it('register nsbroker --scope namespace: accepted; namespaced classes; deregister removes them', async () => {
     const [created] = await replay(svcatCommand('svcat register nsbroker '));
     accepted(created, 'POST servicebrokers');
-    await waitFor(async () => {
-      const b = await kube().client.get<ServiceBroker>(R.ServiceBroker, 'nsbroker', NS);
-      return condition(b, 'Ready')?.reason === 'FetchedCatalog';
-    }, 20_000, 'nsbroker Ready');
+    await waitFor(
+      async () => {
+        const b = await kube().client.get<ServiceBroker>(R.ServiceBroker, 'nsbroker', NS);
+        return condition(b, 'Ready')?.reason === 'FetchedCatalog';
+      },
+      20_000,
+      'nsbroker Ready',
+    );
     const selector = encodeURIComponent(`servicecatalog.k8s.io/spec.externalName=${sha224('postgresql')}`);
     const classes = await send('GET', `${SC}/namespaces/${NS}/serviceclasses?labelSelector=${selector}`);
     assert.deepEqual(listed(classes, 'list serviceclasses'), [SERVICE_ID]);
@@ -223,10 +231,14 @@ describe('svcat v0.3 commands, replayed', () => {
     const [, put] = await replay(SVCAT_COMMANDS_NOT_RECORDED.syncBroker);
     const written = accepted(put, 'PUT clusterservicebroker') as ServiceBroker;
     assert.equal(written.spec.relistRequests, 1);
-    const relisted = await waitFor(async () => {
-      const b = await kube().client.get<ServiceBroker>(R.ClusterServiceBroker, 'depot');
-      return b.status?.reconciledGeneration === written.metadata.generation ? b : undefined;
-    }, 20_000, 'depot relisted');
+    const relisted = await waitFor(
+      async () => {
+        const b = await kube().client.get<ServiceBroker>(R.ClusterServiceBroker, 'depot');
+        return b.status?.reconciledGeneration === written.metadata.generation ? b : undefined;
+      },
+      20_000,
+      'depot relisted',
+    );
     assertCondition(relisted, 'Ready', 'True', 'FetchedCatalog');
     const retrieved = (b: ServiceBroker): number => Date.parse(b.status?.lastCatalogRetrievalTime ?? '');
     assert.ok(retrieved(relisted) > retrieved(earlier), 'lastCatalogRetrievalTime moved');
@@ -281,12 +293,16 @@ describe('svcat v0.3 commands, replayed', () => {
     const [, put] = await replay(svcatCommand('svcat touch instance db '));
     const touched = accepted(put, 'PUT serviceinstance db') as ServiceInstance;
     assert.equal(touched.spec.updateRequests, 1);
-    const again = await waitFor(async () => {
-      const db = await kube().client.get<ServiceInstance>(R.ServiceInstance, 'db', NS);
-      const failed = condition(db, 'Failed')?.status === 'True';
-      const settled = db.status?.observedGeneration === touched.metadata.generation && failed;
-      return settled && instanceCalls('PUT', id) === 2 ? db : undefined;
-    }, 30_000, 'db provisioned again after the touch');
+    const again = await waitFor(
+      async () => {
+        const db = await kube().client.get<ServiceInstance>(R.ServiceInstance, 'db', NS);
+        const failed = condition(db, 'Failed')?.status === 'True';
+        const settled = db.status?.observedGeneration === touched.metadata.generation && failed;
+        return settled && instanceCalls('PUT', id) === 2 ? db : undefined;
+      },
+      30_000,
+      'db provisioned again after the touch',
+    );
     assertCondition(again, 'Failed', 'True', 'ClusterServiceBrokerReturnedFailure');
   });
 
@@ -310,7 +326,7 @@ describe('svcat v0.3 commands, replayed', () => {
     assert.equal(bound.spec.externalID, bound.metadata.uid);
   });
 
-  it('describe binding --show-secrets: db-app has no Secret yet; db2\'s Secret holds working credentials', async () => {
+  it("describe binding --show-secrets: db-app has no Secret yet; db2's Secret holds working credentials", async () => {
     const [dbApp, dbAppSecret] = await replay(svcatCommand('svcat describe binding db-app '));
     assert.equal((accepted(dbApp, 'GET servicebinding db-app') as ServiceBinding).spec.secretName, 'db-app-creds');
     assert.ok(gone(dbAppSecret!), `no Secret db-app-creds: ${JSON.stringify(dbAppSecret)}`);
@@ -346,7 +362,10 @@ describe('svcat v0.3 commands, replayed', () => {
     accepted(instance, 'GET serviceinstance db2');
     const all = (accepted(bindings, 'list servicebindings') as Listed<ServiceBinding>).items;
     const ofDb2 = all.filter((b) => b.spec.instanceRef.name === 'db2');
-    assert.deepEqual(ofDb2.map((b) => b.metadata.name), ['db2']);
+    assert.deepEqual(
+      ofDb2.map((b) => b.metadata.name),
+      ['db2'],
+    );
     accepted(deleted, 'DELETE servicebinding db2');
     assert.ok(gone(waited!));
     assert.equal(await kube().client.find(R.Secret, 'db2', NS), undefined);

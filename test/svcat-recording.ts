@@ -40,83 +40,82 @@ const DELETE_OPTIONS = { kind: 'DeleteOptions', apiVersion: 'servicecatalog.k8s.
 export const SVCAT_COMMANDS: RecordedCommand[] = [
   {
     command:
-      "svcat register depot --url http://127.0.0.1:18198" +
-      " --scope cluster --basic-secret depot-auth --namespace shop",
+      'svcat register depot --url http://127.0.0.1:18198' +
+      ' --scope cluster --basic-secret depot-auth --namespace shop',
     requests: [
       {
         method: 'POST',
         path: '/apis/servicecatalog.k8s.io/v1beta1/clusterservicebrokers',
         body: {
-          "kind": "ClusterServiceBroker",
-          "apiVersion": "servicecatalog.k8s.io/v1beta1",
-          "metadata": {
-            "name": "depot",
-            "creationTimestamp": null
+          kind: 'ClusterServiceBroker',
+          apiVersion: 'servicecatalog.k8s.io/v1beta1',
+          metadata: {
+            name: 'depot',
+            creationTimestamp: null,
           },
-          "spec": {
-            "url": "http://127.0.0.1:18198",
-            "relistBehavior": "",
-            "relistRequests": 0,
-            "catalogRestrictions": {},
-            "authInfo": {
-              "basic": {
-                "secretRef": {
-                  "namespace": "shop",
-                  "name": "depot-auth"
-                }
-              }
-            }
+          spec: {
+            url: 'http://127.0.0.1:18198',
+            relistBehavior: '',
+            relistRequests: 0,
+            catalogRestrictions: {},
+            authInfo: {
+              basic: {
+                secretRef: {
+                  namespace: 'shop',
+                  name: 'depot-auth',
+                },
+              },
+            },
           },
-          "status": {
-            "conditions": null,
-            "reconciledGeneration": 0,
-            "lastConditionState": ""
-          }
+          status: {
+            conditions: null,
+            reconciledGeneration: 0,
+            lastConditionState: '',
+          },
         },
       },
     ],
   },
   {
     command:
-      "svcat register nsbroker --url http://127.0.0.1:18198" +
-      " --scope namespace --namespace shop --basic-secret depot-auth",
+      'svcat register nsbroker --url http://127.0.0.1:18198' +
+      ' --scope namespace --namespace shop --basic-secret depot-auth',
     requests: [
       {
         method: 'POST',
         path: '/apis/servicecatalog.k8s.io/v1beta1/namespaces/shop/servicebrokers',
         body: {
-          "kind": "ServiceBroker",
-          "apiVersion": "servicecatalog.k8s.io/v1beta1",
-          "metadata": {
-            "name": "nsbroker",
-            "creationTimestamp": null
+          kind: 'ServiceBroker',
+          apiVersion: 'servicecatalog.k8s.io/v1beta1',
+          metadata: {
+            name: 'nsbroker',
+            creationTimestamp: null,
           },
-          "spec": {
-            "url": "http://127.0.0.1:18198",
-            "relistBehavior": "",
-            "relistRequests": 0,
-            "catalogRestrictions": {},
-            "authInfo": {
-              "basic": {
-                "secretRef": {
-                  "name": "depot-auth"
-                }
-              }
-            }
+          spec: {
+            url: 'http://127.0.0.1:18198',
+            relistBehavior: '',
+            relistRequests: 0,
+            catalogRestrictions: {},
+            authInfo: {
+              basic: {
+                secretRef: {
+                  name: 'depot-auth',
+                },
+              },
+            },
           },
-          "status": {
-            "conditions": null,
-            "reconciledGeneration": 0,
-            "lastConditionState": ""
-          }
+          status: {
+            conditions: null,
+            reconciledGeneration: 0,
+            lastConditionState: '',
+          },
         },
       },
     ],
   },
   {
     command:
-      "svcat provision db --class postgresql" +
-      " --plan small -n shop --param extensions=citext --wait --timeout 120s",
+      'svcat provision db --class postgresql' + ' --plan small -n shop --param extensions=citext --wait --timeout 120s',
     requests: [
       {
         method: 'GET',
@@ -142,34 +141,34 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
         method: 'POST',
         path: '/apis/servicecatalog.k8s.io/v1beta1/namespaces/shop/serviceinstances',
         body: {
-          "kind": "ServiceInstance",
-          "apiVersion": "servicecatalog.k8s.io/v1beta1",
-          "metadata": {
-            "name": "db",
-            "namespace": "shop",
-            "creationTimestamp": null
+          kind: 'ServiceInstance',
+          apiVersion: 'servicecatalog.k8s.io/v1beta1',
+          metadata: {
+            name: 'db',
+            namespace: 'shop',
+            creationTimestamp: null,
           },
-          "spec": {
-            "clusterServiceClassName": "3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11",
-            "clusterServicePlanName": "9c5b7d2a-1e4f-4a8b-b6c3-7d0e2f9a5b12",
-            "parameters": {
-              "extensions": "citext"
+          spec: {
+            clusterServiceClassName: '3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11',
+            clusterServicePlanName: '9c5b7d2a-1e4f-4a8b-b6c3-7d0e2f9a5b12',
+            parameters: {
+              extensions: 'citext',
             },
-            "externalID": "",
-            "updateRequests": 0
+            externalID: '',
+            updateRequests: 0,
           },
-          "status": {
-            "conditions": null,
-            "asyncOpInProgress": false,
-            "orphanMitigationInProgress": false,
-            "reconciledGeneration": 0,
-            "observedGeneration": 0,
-            "provisionStatus": "",
-            "deprovisionStatus": "",
-            "lastConditionState": "",
-            "userSpecifiedPlanName": "",
-            "userSpecifiedClassName": ""
-          }
+          status: {
+            conditions: null,
+            asyncOpInProgress: false,
+            orphanMitigationInProgress: false,
+            reconciledGeneration: 0,
+            observedGeneration: 0,
+            provisionStatus: '',
+            deprovisionStatus: '',
+            lastConditionState: '',
+            userSpecifiedPlanName: '',
+            userSpecifiedClassName: '',
+          },
         },
       },
       {
@@ -181,8 +180,8 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
   },
   {
     command:
-      "svcat provision db2 --class postgresql" +
-      " --plan small -n shop --secret db-params[params] --wait --timeout 120s",
+      'svcat provision db2 --class postgresql' +
+      ' --plan small -n shop --secret db-params[params] --wait --timeout 120s',
     requests: [
       {
         method: 'GET',
@@ -208,40 +207,40 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
         method: 'POST',
         path: '/apis/servicecatalog.k8s.io/v1beta1/namespaces/shop/serviceinstances',
         body: {
-          "kind": "ServiceInstance",
-          "apiVersion": "servicecatalog.k8s.io/v1beta1",
-          "metadata": {
-            "name": "db2",
-            "namespace": "shop",
-            "creationTimestamp": null
+          kind: 'ServiceInstance',
+          apiVersion: 'servicecatalog.k8s.io/v1beta1',
+          metadata: {
+            name: 'db2',
+            namespace: 'shop',
+            creationTimestamp: null,
           },
-          "spec": {
-            "clusterServiceClassName": "3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11",
-            "clusterServicePlanName": "9c5b7d2a-1e4f-4a8b-b6c3-7d0e2f9a5b12",
-            "parameters": {},
-            "parametersFrom": [
+          spec: {
+            clusterServiceClassName: '3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11',
+            clusterServicePlanName: '9c5b7d2a-1e4f-4a8b-b6c3-7d0e2f9a5b12',
+            parameters: {},
+            parametersFrom: [
               {
-                "secretKeyRef": {
-                  "name": "db-params",
-                  "key": "params"
-                }
-              }
+                secretKeyRef: {
+                  name: 'db-params',
+                  key: 'params',
+                },
+              },
             ],
-            "externalID": "",
-            "updateRequests": 0
+            externalID: '',
+            updateRequests: 0,
           },
-          "status": {
-            "conditions": null,
-            "asyncOpInProgress": false,
-            "orphanMitigationInProgress": false,
-            "reconciledGeneration": 0,
-            "observedGeneration": 0,
-            "provisionStatus": "",
-            "deprovisionStatus": "",
-            "lastConditionState": "",
-            "userSpecifiedPlanName": "",
-            "userSpecifiedClassName": ""
-          }
+          status: {
+            conditions: null,
+            asyncOpInProgress: false,
+            orphanMitigationInProgress: false,
+            reconciledGeneration: 0,
+            observedGeneration: 0,
+            provisionStatus: '',
+            deprovisionStatus: '',
+            lastConditionState: '',
+            userSpecifiedPlanName: '',
+            userSpecifiedClassName: '',
+          },
         },
       },
       {
@@ -253,8 +252,8 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
   },
   {
     command:
-      "svcat provision db3 --class postgresql" +
-      " --plan standard -n shop --params-json {\"extensions\":[\"hstore\"]} --wait --timeout 120s",
+      'svcat provision db3 --class postgresql' +
+      ' --plan standard -n shop --params-json {"extensions":["hstore"]} --wait --timeout 120s',
     requests: [
       {
         method: 'GET',
@@ -280,36 +279,34 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
         method: 'POST',
         path: '/apis/servicecatalog.k8s.io/v1beta1/namespaces/shop/serviceinstances',
         body: {
-          "kind": "ServiceInstance",
-          "apiVersion": "servicecatalog.k8s.io/v1beta1",
-          "metadata": {
-            "name": "db3",
-            "namespace": "shop",
-            "creationTimestamp": null
+          kind: 'ServiceInstance',
+          apiVersion: 'servicecatalog.k8s.io/v1beta1',
+          metadata: {
+            name: 'db3',
+            namespace: 'shop',
+            creationTimestamp: null,
           },
-          "spec": {
-            "clusterServiceClassName": "3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11",
-            "clusterServicePlanName": "4e8a1f3c-7b2d-4c6e-9f05-8a3b1c7d2e13",
-            "parameters": {
-              "extensions": [
-                "hstore"
-              ]
+          spec: {
+            clusterServiceClassName: '3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11',
+            clusterServicePlanName: '4e8a1f3c-7b2d-4c6e-9f05-8a3b1c7d2e13',
+            parameters: {
+              extensions: ['hstore'],
             },
-            "externalID": "",
-            "updateRequests": 0
+            externalID: '',
+            updateRequests: 0,
           },
-          "status": {
-            "conditions": null,
-            "asyncOpInProgress": false,
-            "orphanMitigationInProgress": false,
-            "reconciledGeneration": 0,
-            "observedGeneration": 0,
-            "provisionStatus": "",
-            "deprovisionStatus": "",
-            "lastConditionState": "",
-            "userSpecifiedPlanName": "",
-            "userSpecifiedClassName": ""
-          }
+          status: {
+            conditions: null,
+            asyncOpInProgress: false,
+            orphanMitigationInProgress: false,
+            reconciledGeneration: 0,
+            observedGeneration: 0,
+            provisionStatus: '',
+            deprovisionStatus: '',
+            lastConditionState: '',
+            userSpecifiedPlanName: '',
+            userSpecifiedClassName: '',
+          },
         },
       },
       {
@@ -320,7 +317,7 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
     ],
   },
   {
-    command: "svcat touch instance db -n shop",
+    command: 'svcat touch instance db -n shop',
     requests: [
       {
         method: 'GET',
@@ -334,35 +331,35 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
     ],
   },
   {
-    command: "svcat bind db -n shop --name db-app --secret-name db-app-creds --wait --timeout 120s",
+    command: 'svcat bind db -n shop --name db-app --secret-name db-app-creds --wait --timeout 120s',
     requests: [
       {
         method: 'POST',
         path: '/apis/servicecatalog.k8s.io/v1beta1/namespaces/shop/servicebindings',
         body: {
-          "kind": "ServiceBinding",
-          "apiVersion": "servicecatalog.k8s.io/v1beta1",
-          "metadata": {
-            "name": "db-app",
-            "namespace": "shop",
-            "creationTimestamp": null
+          kind: 'ServiceBinding',
+          apiVersion: 'servicecatalog.k8s.io/v1beta1',
+          metadata: {
+            name: 'db-app',
+            namespace: 'shop',
+            creationTimestamp: null,
           },
-          "spec": {
-            "instanceRef": {
-              "name": "db"
+          spec: {
+            instanceRef: {
+              name: 'db',
             },
-            "parameters": {},
-            "secretName": "db-app-creds",
-            "externalID": ""
+            parameters: {},
+            secretName: 'db-app-creds',
+            externalID: '',
           },
-          "status": {
-            "conditions": null,
-            "asyncOpInProgress": false,
-            "reconciledGeneration": 0,
-            "orphanMitigationInProgress": false,
-            "unbindStatus": "",
-            "lastConditionState": ""
-          }
+          status: {
+            conditions: null,
+            asyncOpInProgress: false,
+            reconciledGeneration: 0,
+            orphanMitigationInProgress: false,
+            unbindStatus: '',
+            lastConditionState: '',
+          },
         },
       },
       {
@@ -373,34 +370,34 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
     ],
   },
   {
-    command: "svcat bind db2 -n shop --wait --timeout 120s",
+    command: 'svcat bind db2 -n shop --wait --timeout 120s',
     requests: [
       {
         method: 'POST',
         path: '/apis/servicecatalog.k8s.io/v1beta1/namespaces/shop/servicebindings',
         body: {
-          "kind": "ServiceBinding",
-          "apiVersion": "servicecatalog.k8s.io/v1beta1",
-          "metadata": {
-            "name": "db2",
-            "namespace": "shop",
-            "creationTimestamp": null
+          kind: 'ServiceBinding',
+          apiVersion: 'servicecatalog.k8s.io/v1beta1',
+          metadata: {
+            name: 'db2',
+            namespace: 'shop',
+            creationTimestamp: null,
           },
-          "spec": {
-            "instanceRef": {
-              "name": "db2"
+          spec: {
+            instanceRef: {
+              name: 'db2',
             },
-            "parameters": {},
-            "externalID": ""
+            parameters: {},
+            externalID: '',
           },
-          "status": {
-            "conditions": null,
-            "asyncOpInProgress": false,
-            "reconciledGeneration": 0,
-            "orphanMitigationInProgress": false,
-            "unbindStatus": "",
-            "lastConditionState": ""
-          }
+          status: {
+            conditions: null,
+            asyncOpInProgress: false,
+            reconciledGeneration: 0,
+            orphanMitigationInProgress: false,
+            unbindStatus: '',
+            lastConditionState: '',
+          },
         },
       },
       {
@@ -411,7 +408,7 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
     ],
   },
   {
-    command: "svcat describe binding db-app -n shop --show-secrets",
+    command: 'svcat describe binding db-app -n shop --show-secrets',
     requests: [
       {
         method: 'GET',
@@ -424,7 +421,7 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
     ],
   },
   {
-    command: "svcat unbind -n shop --name db-app --wait --timeout 120s",
+    command: 'svcat unbind -n shop --name db-app --wait --timeout 120s',
     requests: [
       {
         method: 'DELETE',
@@ -439,7 +436,7 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
     ],
   },
   {
-    command: "svcat unbind db2 -n shop --wait --timeout 120s",
+    command: 'svcat unbind db2 -n shop --wait --timeout 120s',
     requests: [
       {
         method: 'GET',
@@ -462,7 +459,7 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
     ],
   },
   {
-    command: "svcat deprovision db -n shop --wait --timeout 120s",
+    command: 'svcat deprovision db -n shop --wait --timeout 120s',
     requests: [
       {
         method: 'DELETE',
@@ -477,7 +474,7 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
     ],
   },
   {
-    command: "svcat deprovision db2 -n shop --wait --timeout 120s",
+    command: 'svcat deprovision db2 -n shop --wait --timeout 120s',
     requests: [
       {
         method: 'DELETE',
@@ -492,7 +489,7 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
     ],
   },
   {
-    command: "svcat deprovision db3 -n shop --wait --timeout 120s",
+    command: 'svcat deprovision db3 -n shop --wait --timeout 120s',
     requests: [
       {
         method: 'DELETE',
@@ -507,7 +504,7 @@ export const SVCAT_COMMANDS: RecordedCommand[] = [
     ],
   },
   {
-    command: "svcat deregister depot --scope cluster",
+    command: 'svcat deregister depot --scope cluster',
     requests: [
       {
         method: 'DELETE',
@@ -524,13 +521,21 @@ export const SVCAT_COMMANDS_NOT_RECORDED: Record<'syncBroker' | 'deregisterNsbro
     command: 'svcat sync broker depot --scope cluster',
     requests: [
       { method: 'GET', path: '/apis/servicecatalog.k8s.io/v1beta1/clusterservicebrokers/depot' },
-      { method: 'PUT', path: '/apis/servicecatalog.k8s.io/v1beta1/clusterservicebrokers/depot', increment: 'relistRequests' },
+      {
+        method: 'PUT',
+        path: '/apis/servicecatalog.k8s.io/v1beta1/clusterservicebrokers/depot',
+        increment: 'relistRequests',
+      },
     ],
   },
   deregisterNsbroker: {
     command: 'svcat deregister nsbroker --scope namespace -n shop',
     requests: [
-      { method: 'DELETE', path: '/apis/servicecatalog.k8s.io/v1beta1/namespaces/shop/servicebrokers/nsbroker', body: DELETE_OPTIONS },
+      {
+        method: 'DELETE',
+        path: '/apis/servicecatalog.k8s.io/v1beta1/namespaces/shop/servicebrokers/nsbroker',
+        body: DELETE_OPTIONS,
+      },
     ],
   },
 };

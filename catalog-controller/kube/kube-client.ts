@@ -71,7 +71,10 @@ export class KubeClient {
     }
   }
 
-  async list<T extends KubeObject>(resource: Resource, options: { namespace?: string; labelSelector?: string } = {}): Promise<ListResult<T>> {
+  async list<T extends KubeObject>(
+    resource: Resource,
+    options: { namespace?: string; labelSelector?: string } = {},
+  ): Promise<ListResult<T>> {
     const query = options.labelSelector ? `?labelSelector=${encodeURIComponent(options.labelSelector)}` : '';
     const body = (await this.request('GET', collectionPath(resource, options.namespace) + query)) as {
       items?: T[];
@@ -92,7 +95,11 @@ export class KubeClient {
 
   /** PUT of the whole object; fails with 409 Conflict when its resourceVersion is stale. */
   async update<T extends KubeObject>(resource: Resource, object: T): Promise<T> {
-    const updated = await this.request('PUT', objectPath(resource, object.metadata.name, object.metadata.namespace), object);
+    const updated = await this.request(
+      'PUT',
+      objectPath(resource, object.metadata.name, object.metadata.namespace),
+      object,
+    );
     this.onWrite(resource, 'update');
     return updated as T;
   }
@@ -153,7 +160,11 @@ export class KubeClient {
     }
     if (status >= 200 && status < 300) return parsed;
     const statusObject = parsed as { reason?: string; message?: string };
-    throw new KubeApiError(status, statusObject.reason ?? '', `${method} ${path}: ${status} ${statusObject.message ?? text.slice(0, 200)}`);
+    throw new KubeApiError(
+      status,
+      statusObject.reason ?? '',
+      `${method} ${path}: ${status} ${statusObject.message ?? text.slice(0, 200)}`,
+    );
   }
 
   private connectionPool(options: https.RequestOptions): https.Agent | http.Agent {

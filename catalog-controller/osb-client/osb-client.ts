@@ -102,33 +102,76 @@ export class OsbClient {
 
   /** DELETE /v2/service_instances/:instance_id?service_id&plan_id&accepts_incomplete=true */
   deprovision(instanceId: string, query: PlanQuery, options: CallOptions = {}): Promise<OsbOutcome> {
-    return this.call('DELETE', `v2/service_instances/${enc(instanceId)}?${planQuery(query)}&accepts_incomplete=true`, undefined, options);
+    return this.call(
+      'DELETE',
+      `v2/service_instances/${enc(instanceId)}?${planQuery(query)}&accepts_incomplete=true`,
+      undefined,
+      options,
+    );
   }
 
   /** GET /v2/service_instances/:instance_id/last_operation */
   instanceLastOperation(instanceId: string, query: PollQuery, options: CallOptions = {}): Promise<OsbOutcome> {
-    return this.call('GET', `v2/service_instances/${enc(instanceId)}/last_operation?${pollQuery(query)}`, undefined, options);
+    return this.call(
+      'GET',
+      `v2/service_instances/${enc(instanceId)}/last_operation?${pollQuery(query)}`,
+      undefined,
+      options,
+    );
   }
 
   /**
    * PUT /v2/service_instances/:instance_id/service_bindings/:binding_id. `acceptsIncomplete`
    * only from 2.14 (asynchronous bindings): an older broker binds synchronously.
    */
-  bind(instanceId: string, bindingId: string, body: BindRequest, acceptsIncomplete: boolean, options: CallOptions = {}): Promise<OsbOutcome> {
+  bind(
+    instanceId: string,
+    bindingId: string,
+    body: BindRequest,
+    acceptsIncomplete: boolean,
+    options: CallOptions = {},
+  ): Promise<OsbOutcome> {
     const query = acceptsIncomplete && this.supports('asyncBindings') ? '?accepts_incomplete=true' : '';
-    return this.call('PUT', `${bindingPath(instanceId, bindingId)}${query}`, trimToVersion(body, 'bindRequest', this.minor), options);
+    return this.call(
+      'PUT',
+      `${bindingPath(instanceId, bindingId)}${query}`,
+      trimToVersion(body, 'bindRequest', this.minor),
+      options,
+    );
   }
 
   /** DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id (`acceptsIncomplete` as for bind). */
-  unbind(instanceId: string, bindingId: string, query: PlanQuery, acceptsIncomplete: boolean, options: CallOptions = {}): Promise<OsbOutcome> {
+  unbind(
+    instanceId: string,
+    bindingId: string,
+    query: PlanQuery,
+    acceptsIncomplete: boolean,
+    options: CallOptions = {},
+  ): Promise<OsbOutcome> {
     const incomplete = acceptsIncomplete && this.supports('asyncBindings') ? '&accepts_incomplete=true' : '';
-    return this.call('DELETE', `${bindingPath(instanceId, bindingId)}?${planQuery(query)}${incomplete}`, undefined, options);
+    return this.call(
+      'DELETE',
+      `${bindingPath(instanceId, bindingId)}?${planQuery(query)}${incomplete}`,
+      undefined,
+      options,
+    );
   }
 
   /** GET /v2/service_instances/:instance_id/service_bindings/:binding_id/last_operation (2.14). */
-  bindingLastOperation(instanceId: string, bindingId: string, query: PollQuery, options: CallOptions = {}): Promise<OsbOutcome> {
-    if (!this.supports('asyncBindings')) return this.unsupported('the binding last_operation endpoint', 'asyncBindings');
-    return this.call('GET', `${bindingPath(instanceId, bindingId)}/last_operation?${pollQuery(query)}`, undefined, options);
+  bindingLastOperation(
+    instanceId: string,
+    bindingId: string,
+    query: PollQuery,
+    options: CallOptions = {},
+  ): Promise<OsbOutcome> {
+    if (!this.supports('asyncBindings'))
+      return this.unsupported('the binding last_operation endpoint', 'asyncBindings');
+    return this.call(
+      'GET',
+      `${bindingPath(instanceId, bindingId)}/last_operation?${pollQuery(query)}`,
+      undefined,
+      options,
+    );
   }
 
   /** GET /v2/service_instances/:instance_id/service_bindings/:binding_id (2.14). */
@@ -147,12 +190,18 @@ export class OsbClient {
    * asynchronous binding, use a client at 2.14 at least (see the binding reconciler).
    */
   private unsupported(what: string, feature: OsbFeature): Promise<OsbOutcome> {
-    return Promise.resolve({ kind: 'transport', message: `${what} is not in OSB API ${formatApiVersion(this.minor)} (${feature})` });
+    return Promise.resolve({
+      kind: 'transport',
+      message: `${what} is not in OSB API ${formatApiVersion(this.minor)} (${feature})`,
+    });
   }
 
   private call(method: string, path: string, body?: unknown, options: CallOptions = {}): Promise<OsbOutcome> {
     const url = new URL(path, this.base);
-    const headers: Record<string, string | number> = { [API_VERSION_HEADER]: formatApiVersion(this.minor), accept: 'application/json' };
+    const headers: Record<string, string | number> = {
+      [API_VERSION_HEADER]: formatApiVersion(this.minor),
+      accept: 'application/json',
+    };
     if (this.options.authorization) headers.authorization = this.options.authorization;
     if (options.identity) headers[ORIGINATING_IDENTITY_HEADER] = formatOriginatingIdentity(options.identity);
     // spec.md, "Request Identity" (2.15): if the platform supports it, on every request.

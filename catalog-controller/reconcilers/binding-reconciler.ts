@@ -103,8 +103,18 @@ export class BindingReconciler {
     // What the original's webhook refused: a Secret name the API server would refuse later,
     // after the broker had already bound.
     const secretName = secretNameOf(binding);
-    if (secretName.length > 253 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(secretName)) {
-      return this.block(binding, new Blocked(Reason.InvalidSpec, `spec.secretName "${secretName}" is not a valid Secret name (lowercase letters, digits, "-" and ".", at most 253 characters)`, true));
+    if (
+      secretName.length > 253 ||
+      !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(secretName)
+    ) {
+      return this.block(
+        binding,
+        new Blocked(
+          Reason.InvalidSpec,
+          `spec.secretName "${secretName}" is not a valid Secret name (lowercase letters, digits, "-" and ".", at most 253 characters)`,
+          true,
+        ),
+      );
     }
     const target = this.target(binding, true);
     if (target instanceof Blocked) return this.block(binding, target);
@@ -112,14 +122,19 @@ export class BindingReconciler {
     if (!bindable) {
       return this.block(
         binding,
-        new Blocked(Reason.ErrorNonbindableServiceClass, `References a non-bindable ${target.cls.kind} (K8S: "${target.cls.metadata.name}" ExternalName: "${target.cls.spec.externalName}") and Plan ("${target.plan?.spec.externalName ?? target.planId}") combination`, true),
+        new Blocked(
+          Reason.ErrorNonbindableServiceClass,
+          `References a non-bindable ${target.cls.kind} (K8S: "${target.cls.metadata.name}" ExternalName: "${target.cls.spec.externalName}") and Plan ("${target.plan?.spec.externalName ?? target.planId}") combination`,
+          true,
+        ),
       );
     }
     if (!binding.metadata.finalizers?.includes(FINALIZER) || !binding.spec.externalID || !binding.spec.secretName) {
       // What the original's webhook set on create: the finalizer, externalID and secretName.
       binding = await this.ctx.updateObject(R, binding, (copy) => {
         if (copy.metadata.deletionTimestamp) return false;
-        if (!copy.metadata.finalizers?.includes(FINALIZER)) copy.metadata.finalizers = [...(copy.metadata.finalizers ?? []), FINALIZER];
+        if (!copy.metadata.finalizers?.includes(FINALIZER))
+          copy.metadata.finalizers = [...(copy.metadata.finalizers ?? []), FINALIZER];
         copy.spec.externalID ||= copy.metadata.uid;
         copy.spec.secretName ||= copy.metadata.name;
         return true;
@@ -134,34 +149,70 @@ export class BindingReconciler {
     };
 
     const status = binding.status ?? {};
-    if (status.currentOperation !== 'Bind' || status.observedGeneration !== binding.metadata.generation || status.inProgressProperties?.parameterChecksum !== properties.parameterChecksum) {
+    if (
+      status.currentOperation !== 'Bind' ||
+      status.observedGeneration !== binding.metadata.generation ||
+      status.inProgressProperties?.parameterChecksum !== properties.parameterChecksum
+    ) {
       binding = await this.writeStatus(binding, (s) => {
-        if (s.observedGeneration !== binding.metadata.generation) s.conditions = removeCondition(s.conditions, ConditionType.Failed);
+        if (s.observedGeneration !== binding.metadata.generation)
+          s.conditions = removeCondition(s.conditions, ConditionType.Failed);
         s.observedGeneration = binding.metadata.generation;
         s.currentOperation = 'Bind';
         s.operationStartTime = this.ctx.now();
         s.inProgressProperties = properties;
         s.unbindStatus = 'Required';
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.BindingRequestInFlight, 'Binding request for ServiceBinding in-flight to Broker', this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          'False',
+          Reason.BindingRequestInFlight,
+          'Binding request for ServiceBinding in-flight to Broker',
+          this.ctx.now(),
+        );
       });
     }
-    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) return this.bindFailed(binding, target, Reason.ErrorReconciliationRetryTimeout, RETRY_TIMEOUT_MESSAGE, false);
+    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime))
+      return this.bindFailed(binding, target, Reason.ErrorReconciliationRetryTimeout, RETRY_TIMEOUT_MESSAGE, false);
 
     const client = await brokerClient(this.ctx, target.broker);
     if (client instanceof Blocked) return this.block(binding, client);
     const body = await this.bindRequest(binding, target, parameters);
     const acceptsIncomplete = asyncBindings(target, client);
-    const outcome = await client.bind(instanceIdOf(target.instance), bindingId(binding), body, acceptsIncomplete, this.identity(binding));
+    const outcome = await client.bind(
+      instanceIdOf(target.instance),
+      bindingId(binding),
+      body,
+      acceptsIncomplete,
+      this.identity(binding),
+    );
     return this.afterBind(binding, target, outcome);
   }
 
-  private async afterBind(binding: ServiceBinding, target: Target, outcome: OsbOutcome): Promise<ReconcileResult | void> {
+  private async afterBind(
+    binding: ServiceBinding,
+    target: Target,
+    outcome: OsbOutcome,
+  ): Promise<ReconcileResult | void> {
     if (outcome.kind === 'timeout') {
-      return this.bindFailed(binding, target, Reason.BindCallFailed, `Communication with the ServiceBroker timed out; Bind operation will not be retried: ${outcome.message}`, true);
+      return this.bindFailed(
+        binding,
+        target,
+        Reason.BindCallFailed,
+        `Communication with the ServiceBroker timed out; Bind operation will not be retried: ${outcome.message}`,
+        true,
+      );
     }
     if (outcome.kind === 'transport') {
       await this.writeStatus(binding, (s) => {
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.BindCallFailed, `Error creating ServiceBinding for ServiceInstance "${target.instance.metadata.name}": ${outcome.message}`, this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          'False',
+          Reason.BindCallFailed,
+          `Error creating ServiceBinding for ServiceInstance "${target.instance.metadata.name}": ${outcome.message}`,
+          this.ctx.now(),
+        );
       });
       return { backoff: true };
     }
@@ -177,17 +228,37 @@ export class BindingReconciler {
     if (!isTerminal(outcome) && !ambiguous) {
       // 401, 403, 404, 408, 429, 3xx: the request may succeed later (auth fixed, broker back).
       await this.writeStatus(binding, (s) => {
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.BindCallFailed, `ServiceBroker returned failure; bind will be retried: ${describeOutcome(outcome)}`, this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          'False',
+          Reason.BindCallFailed,
+          `ServiceBroker returned failure; bind will be retried: ${describeOutcome(outcome)}`,
+          this.ctx.now(),
+        );
       });
       return { backoff: true };
     }
     return this.bindFailed(binding, target, Reason.ServiceBindingReturnedFailure, message, ambiguous);
   }
 
-  private async bindFailed(binding: ServiceBinding, target: Target | undefined, failedReason: string, message: string, orphan: boolean): Promise<ReconcileResult | void> {
+  private async bindFailed(
+    binding: ServiceBinding,
+    target: Target | undefined,
+    failedReason: string,
+    message: string,
+    orphan: boolean,
+  ): Promise<ReconcileResult | void> {
     const mitigate = orphan && target?.broker.spec.disableOrphanMitigation !== true;
     await this.writeStatus(binding, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', mitigate ? Reason.ServiceBindingNeedsOrphanMitigation : Reason.BindCallFailed, mitigate ? 'Starting orphan mitigation' : message, this.ctx.now());
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'False',
+        mitigate ? Reason.ServiceBindingNeedsOrphanMitigation : Reason.BindCallFailed,
+        mitigate ? 'Starting orphan mitigation' : message,
+        this.ctx.now(),
+      );
       s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', failedReason, message, this.ctx.now());
       delete s.asyncOpInProgress;
       delete s.lastOperation;
@@ -213,7 +284,14 @@ export class BindingReconciler {
       // or name that is not valid) is ErrorInjectingBindResult, retried; not a silent log line.
       if (error instanceof InjectionError || error instanceof SecretTransformError || error instanceof KubeApiError) {
         await this.writeStatus(binding, (s) => {
-          s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.ErrorInjectingBindResult, `Error injecting bind result: ${error.message}`, this.ctx.now());
+          s.conditions = setCondition(
+            s.conditions,
+            ConditionType.Ready,
+            'False',
+            Reason.ErrorInjectingBindResult,
+            `Error injecting bind result: ${error.message}`,
+            this.ctx.now(),
+          );
           delete s.asyncOpInProgress;
           delete s.lastOperation;
         });
@@ -223,7 +301,14 @@ export class BindingReconciler {
     }
     await this.writeStatus(binding, (s) => {
       s.conditions = removeCondition(s.conditions, ConditionType.Failed);
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'True', Reason.InjectedBindResult, 'Injected bind result', this.ctx.now());
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'True',
+        Reason.InjectedBindResult,
+        'Injected bind result',
+        this.ctx.now(),
+      );
       if (s.inProgressProperties) s.externalProperties = s.inProgressProperties;
       delete s.inProgressProperties;
       delete s.currentOperation;
@@ -258,20 +343,34 @@ export class BindingReconciler {
     const outcome = retrievable
       ? await client.fetchBinding(instanceIdOf(target.instance), bindingId(binding))
       : await client.bind(instanceIdOf(target.instance), bindingId(binding), rebind!, false, this.identity(binding));
-    const body = outcome.kind === 'response' && outcome.status >= 200 && outcome.status < 300 ? asObject(outcome.body) : undefined;
+    const body =
+      outcome.kind === 'response' && outcome.status >= 200 && outcome.status < 300 ? asObject(outcome.body) : undefined;
     if (!body) {
       await this.writeStatus(binding, (s) => {
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.ErrorInjectingBindResult, `Error injecting bind result: the Secret "${name}" is missing and the broker's credentials could not be fetched: ${describeOutcome(outcome)}`, this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          'False',
+          Reason.ErrorInjectingBindResult,
+          `Error injecting bind result: the Secret "${name}" is missing and the broker's credentials could not be fetched: ${describeOutcome(outcome)}`,
+          this.ctx.now(),
+        );
       });
       return { backoff: true };
     }
-    this.ctx.logger.info({ binding: objectKey(binding.metadata), secret: name }, 'writing a missing binding Secret again');
+    this.ctx.logger.info(
+      { binding: objectKey(binding.metadata), secret: name },
+      'writing a missing binding Secret again',
+    );
     return this.inject(binding, target, body);
   }
 
-
   /** The bind body the original sent: app_guid and bind_resource.app_guid are the namespace's UID. */
-  private async bindRequest(binding: ServiceBinding, target: Target, parameters: JsonObject | undefined): Promise<BindRequest> {
+  private async bindRequest(
+    binding: ServiceBinding,
+    target: Target,
+    parameters: JsonObject | undefined,
+  ): Promise<BindRequest> {
     const namespaceUid = await this.ctx.namespaceUid(binding.metadata.namespace!);
     return {
       service_id: target.serviceId,
@@ -286,7 +385,9 @@ export class BindingReconciler {
   private async writeSecret(binding: ServiceBinding, target: Target, credentials: JsonObject): Promise<void> {
     const namespace = binding.metadata.namespace!;
     const name = secretNameOf(binding);
-    const values = await transformCredentials(credentials, binding.spec.secretTransforms, namespace, (secretName) => this.ctx.readSecret(namespace, secretName));
+    const values = await transformCredentials(credentials, binding.spec.secretTransforms, namespace, (secretName) =>
+      this.ctx.readSecret(namespace, secretName),
+    );
     // servicebinding.io: `type` (the kind of service) and `provider`, unless the broker sent its own.
     const serviceType = typeof values.type === 'string' ? values.type : target.cls.spec.externalName;
     if (!('type' in values)) values.type = serviceType;
@@ -296,7 +397,16 @@ export class BindingReconciler {
         name,
         namespace,
         labels: { [MANAGED_BY_LABEL]: MANAGED_BY },
-        ownerReferences: [{ apiVersion: API_VERSION, kind: 'ServiceBinding', name: binding.metadata.name, uid: binding.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+        ownerReferences: [
+          {
+            apiVersion: API_VERSION,
+            kind: 'ServiceBinding',
+            name: binding.metadata.name,
+            uid: binding.metadata.uid!,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
       },
       type: `servicebinding.io/${serviceType}`,
       data: secretData(values),
@@ -309,12 +419,15 @@ export class BindingReconciler {
       } catch (error) {
         if (!(error instanceof KubeApiError && error.isAlreadyExists)) throw error;
         existing = await this.ctx.readSecret(namespace, name);
-        if (!existing) throw new InjectionError(`Secret "${namespace}/${name}" was being created by someone else; will retry`);
+        if (!existing)
+          throw new InjectionError(`Secret "${namespace}/${name}" was being created by someone else; will retry`);
       }
     }
     if (!isControlledBy(existing, binding)) {
       const owner = existing.metadata.ownerReferences?.find((o) => o.controller);
-      throw new InjectionError(`Secret "${namespace}/${name}" is not owned by ServiceBinding, controllerRef: ${owner ? `${owner.kind}/${owner.name}` : 'none'}`);
+      throw new InjectionError(
+        `Secret "${namespace}/${name}" is not owned by ServiceBinding, controllerRef: ${owner ? `${owner.kind}/${owner.name}` : 'none'}`,
+      );
     }
     if (JSON.stringify(existing.data ?? {}) === JSON.stringify(desired.data)) return;
     if (existing.type !== desired.type) {
@@ -336,20 +449,34 @@ export class BindingReconciler {
     if (!binding.metadata.finalizers?.includes(FINALIZER)) return;
     // ejectServiceBinding: the Secret goes first, so no pod mounts credentials about to stop working.
     const name = secretNameOf(binding);
-    const secret = this.ctx.informers.bindingSecrets.get(`${binding.metadata.namespace}/${name}`) ?? (await this.ctx.readSecret(binding.metadata.namespace!, name));
+    const secret =
+      this.ctx.informers.bindingSecrets.get(`${binding.metadata.namespace}/${name}`) ??
+      (await this.ctx.readSecret(binding.metadata.namespace!, name));
     if (secret && isControlledBy(secret, binding)) {
       try {
         await this.ctx.client.delete(Resources.Secret, name, binding.metadata.namespace, { uid: secret.metadata.uid! });
       } catch (error) {
         if (!(error instanceof KubeApiError)) throw error;
         await this.writeStatus(binding, (s) => {
-          s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.ErrorEjectingServiceBinding, `Error ejecting binding: ${error.message}`, this.ctx.now());
+          s.conditions = setCondition(
+            s.conditions,
+            ConditionType.Ready,
+            'False',
+            Reason.ErrorEjectingServiceBinding,
+            `Error ejecting binding: ${error.message}`,
+            this.ctx.now(),
+          );
         });
         return { backoff: true };
       }
     }
     if (binding.metadata.annotations?.[ABANDON_ANNOTATION] === 'true') {
-      this.ctx.events.record(binding, 'Warning', Reason.Abandoned, `The binding was abandoned (annotation ${ABANDON_ANNOTATION}); the broker was not asked to unbind it.`);
+      this.ctx.events.record(
+        binding,
+        'Warning',
+        Reason.Abandoned,
+        `The binding was abandoned (annotation ${ABANDON_ANNOTATION}); the broker was not asked to unbind it.`,
+      );
       return this.removeFinalizer(binding);
     }
     const teardown = binding.status?.unbindStatus ?? '';
@@ -362,13 +489,27 @@ export class BindingReconciler {
     const target = this.target(binding, false);
     if (target instanceof Blocked) {
       await this.writeStatus(binding, (s) => {
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'Unknown', target.reason, `${target.message} To give up on unbinding, annotate the binding with ${ABANDON_ANNOTATION}="true".`, this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          'Unknown',
+          target.reason,
+          `${target.message} To give up on unbinding, annotate the binding with ${ABANDON_ANNOTATION}="true".`,
+          this.ctx.now(),
+        );
       });
       return { backoff: true };
     }
     if (target.instance.status?.asyncOpInProgress) {
       await this.writeStatus(binding, (s) => {
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.ErrorAsyncOperationInProgress, `Cannot unbind while ServiceInstance "${target.instance.metadata.name}" has an operation in progress`, this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          'False',
+          Reason.ErrorAsyncOperationInProgress,
+          `Cannot unbind while ServiceInstance "${target.instance.metadata.name}" has an operation in progress`,
+          this.ctx.now(),
+        );
       });
       return { backoff: true };
     }
@@ -376,26 +517,50 @@ export class BindingReconciler {
       binding = await this.writeStatus(binding, (s) => {
         s.currentOperation = 'Unbind';
         s.operationStartTime = this.ctx.now();
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.UnbindingRequestInFlight, 'Unbind request for ServiceBinding in-flight to Broker', this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          'False',
+          Reason.UnbindingRequestInFlight,
+          'Unbind request for ServiceBinding in-flight to Broker',
+          this.ctx.now(),
+        );
       });
     }
-    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) return this.unbindGaveUp(binding, orphanMitigation, RETRY_TIMEOUT_MESSAGE);
+    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime))
+      return this.unbindGaveUp(binding, orphanMitigation, RETRY_TIMEOUT_MESSAGE);
     const client = await brokerClient(this.ctx, target.broker);
     if (client instanceof Blocked) return this.block(binding, client);
     const acceptsIncomplete = asyncBindings(target, client);
-    const outcome = await client.unbind(instanceIdOf(target.instance), bindingId(binding), { service_id: target.serviceId, plan_id: target.planId }, acceptsIncomplete, this.identity(binding));
+    const outcome = await client.unbind(
+      instanceIdOf(target.instance),
+      bindingId(binding),
+      { service_id: target.serviceId, plan_id: target.planId },
+      acceptsIncomplete,
+      this.identity(binding),
+    );
     if (outcome.kind === 'response' && (outcome.status === 200 || outcome.status === 410)) return this.unbound(binding);
     const body = outcome.kind === 'response' ? asObject(outcome.body) : undefined;
     if (outcome.kind === 'response' && outcome.status === 202 && body) {
       this.pending.set(objectKey(binding.metadata), acceptedOperation(this.ctx, 'Unbind', body));
       return { requeueAfterMs: this.ctx.config.pollInitialDelayMs };
     }
-    return this.unbindRetry(binding, `Error unbinding from ServiceInstance "${target.instance.metadata.name}": ${describeOutcome(outcome)}`);
+    return this.unbindRetry(
+      binding,
+      `Error unbinding from ServiceInstance "${target.instance.metadata.name}": ${describeOutcome(outcome)}`,
+    );
   }
 
   private async unbindRetry(binding: ServiceBinding, message: string): Promise<ReconcileResult> {
     await this.writeStatus(binding, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'Unknown', Reason.UnbindCallFailed, message, this.ctx.now());
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'Unknown',
+        Reason.UnbindCallFailed,
+        message,
+        this.ctx.now(),
+      );
       delete s.asyncOpInProgress;
       delete s.lastOperation;
     });
@@ -404,9 +569,25 @@ export class BindingReconciler {
 
   private async unbindGaveUp(binding: ServiceBinding, orphanMitigation: boolean, message: string): Promise<void> {
     await this.writeStatus(binding, (s) => {
-      const hint = binding.metadata.deletionTimestamp ? ` To remove the binding anyway, annotate it with ${ABANDON_ANNOTATION}="true".` : '';
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'Unknown', orphanMitigation ? Reason.OrphanMitigationFailed : Reason.UnbindCallFailed, `${message}.${hint}`, this.ctx.now());
-      s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', Reason.ErrorReconciliationRetryTimeout, `${message}.${hint}`, this.ctx.now());
+      const hint = binding.metadata.deletionTimestamp
+        ? ` To remove the binding anyway, annotate it with ${ABANDON_ANNOTATION}="true".`
+        : '';
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'Unknown',
+        orphanMitigation ? Reason.OrphanMitigationFailed : Reason.UnbindCallFailed,
+        `${message}.${hint}`,
+        this.ctx.now(),
+      );
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Failed,
+        'True',
+        Reason.ErrorReconciliationRetryTimeout,
+        `${message}.${hint}`,
+        this.ctx.now(),
+      );
       s.unbindStatus = 'Failed';
       delete s.orphanMitigationInProgress;
       delete s.asyncOpInProgress;
@@ -422,7 +603,14 @@ export class BindingReconciler {
       return this.removeFinalizer(binding);
     }
     const written = await this.writeStatus(binding, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', orphanMitigation ? Reason.OrphanMitigationSuccessful : Reason.UnboundSuccessfully, orphanMitigation ? 'Orphan mitigation was completed successfully' : 'The binding was deleted successfully', this.ctx.now());
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'False',
+        orphanMitigation ? Reason.OrphanMitigationSuccessful : Reason.UnboundSuccessfully,
+        orphanMitigation ? 'Orphan mitigation was completed successfully' : 'The binding was deleted successfully',
+        this.ctx.now(),
+      );
       s.unbindStatus = 'Succeeded';
       delete s.orphanMitigationInProgress;
       delete s.currentOperation;
@@ -441,7 +629,8 @@ export class BindingReconciler {
     const key = objectKey(binding.metadata);
     const status = binding.status ?? {};
     if (pending && Date.now() < pending.dueAt) return { requeueAfterMs: pending.dueAt - Date.now() };
-    const operation: BindingOperation = pending?.operation ?? (status.orphanMitigationInProgress ? 'Unbind' : (status.currentOperation || 'Bind'));
+    const operation: BindingOperation =
+      pending?.operation ?? (status.orphanMitigationInProgress ? 'Unbind' : status.currentOperation || 'Bind');
     const target = this.target(binding, false);
     if (target instanceof Blocked) {
       this.pending.delete(key);
@@ -458,13 +647,23 @@ export class BindingReconciler {
       this.identity(binding),
     );
     if (operation === 'Unbind' && outcome.kind === 'response' && outcome.status === 410) return this.unbound(binding);
-    const answer = outcome.kind === 'response' && outcome.status === 200 ? (asObject(outcome.body) as LastOperationResponse | undefined) : undefined;
+    const answer =
+      outcome.kind === 'response' && outcome.status === 200
+        ? (asObject(outcome.body) as LastOperationResponse | undefined)
+        : undefined;
     if (answer?.state === 'succeeded') {
       this.pending.delete(key);
       if (operation === 'Unbind') return this.unbound(binding);
       const fetched = await client.fetchBinding(instanceIdOf(target.instance), bindingId(binding));
       const body = fetched.kind === 'response' && fetched.status === 200 ? asObject(fetched.body) : undefined;
-      if (!body) return this.bindFailed(binding, target, Reason.FetchingBindingFailed, `Could not fetch the binding from the broker: ${describeOutcome(fetched)}`, true);
+      if (!body)
+        return this.bindFailed(
+          binding,
+          target,
+          Reason.FetchingBindingFailed,
+          `Could not fetch the binding from the broker: ${describeOutcome(fetched)}`,
+          true,
+        );
       return this.inject(binding, target, body);
     }
     if (answer?.state === 'failed') {
@@ -476,11 +675,22 @@ export class BindingReconciler {
     const polls = (pending?.polls ?? 0) + 1;
     if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) {
       this.pending.delete(key);
-      if (operation === 'Unbind') return this.unbindGaveUp(binding, status.orphanMitigationInProgress === true, RETRY_TIMEOUT_MESSAGE);
-      return this.bindFailed(binding, target, Reason.ErrorReconciliationRetryTimeout, 'The asynchronous bind did not finish in time', true);
+      if (operation === 'Unbind')
+        return this.unbindGaveUp(binding, status.orphanMitigationInProgress === true, RETRY_TIMEOUT_MESSAGE);
+      return this.bindFailed(
+        binding,
+        target,
+        Reason.ErrorReconciliationRetryTimeout,
+        'The asynchronous bind did not finish in time',
+        true,
+      );
     }
     const inProgress = answer?.state === 'in progress';
-    const reason = inProgress ? (operation === 'Bind' ? Reason.Binding : Reason.Unbinding) : Reason.ErrorPollingLastOperation;
+    const reason = inProgress
+      ? operation === 'Bind'
+        ? Reason.Binding
+        : Reason.Unbinding
+      : Reason.ErrorPollingLastOperation;
     const base = inProgress
       ? operation === 'Bind'
         ? 'The binding is being created asynchronously'
@@ -507,27 +717,52 @@ export class BindingReconciler {
   /** The instance, class, plan and broker; `forBind` also requires the instance to be Ready. */
   private target(binding: ServiceBinding, forBind: boolean): Target | Blocked {
     const instanceName = binding.spec.instanceRef?.name;
-    const instance = instanceName ? this.ctx.informers.serviceInstances.get(`${binding.metadata.namespace}/${instanceName}`) : undefined;
+    const instance = instanceName
+      ? this.ctx.informers.serviceInstances.get(`${binding.metadata.namespace}/${instanceName}`)
+      : undefined;
     if (!instance) {
-      return new Blocked(Reason.ReferencesNonexistentInstance, `References a non-existent ServiceInstance "${binding.metadata.namespace}/${instanceName}"`);
+      return new Blocked(
+        Reason.ReferencesNonexistentInstance,
+        `References a non-existent ServiceInstance "${binding.metadata.namespace}/${instanceName}"`,
+      );
     }
     if (forBind) {
       if (instance.metadata.deletionTimestamp) {
-        return new Blocked(Reason.ErrorInstanceNotReady, `Binding cannot begin because referenced ServiceInstance "${binding.metadata.namespace}/${instanceName}" is being deleted`);
+        return new Blocked(
+          Reason.ErrorInstanceNotReady,
+          `Binding cannot begin because referenced ServiceInstance "${binding.metadata.namespace}/${instanceName}" is being deleted`,
+        );
       }
       if (!isReady(instance.status?.conditions) || instance.status?.asyncOpInProgress) {
-        return new Blocked(Reason.ErrorInstanceNotReady, `Binding cannot begin because referenced ServiceInstance "${binding.metadata.namespace}/${instanceName}" is not ready`);
+        return new Blocked(
+          Reason.ErrorInstanceNotReady,
+          `Binding cannot begin because referenced ServiceInstance "${binding.metadata.namespace}/${instanceName}" is not ready`,
+        );
       }
     }
     const refs = instanceRefs(this.ctx, instance);
-    if ('invalid' in refs) return new Blocked(Reason.ErrorInstanceNotReady, `ServiceInstance "${instanceName}" is invalid: ${refs.invalid}`);
+    if ('invalid' in refs)
+      return new Blocked(Reason.ErrorInstanceNotReady, `ServiceInstance "${instanceName}" is invalid: ${refs.invalid}`);
     const { scope, classRef, cls, brokerName, broker, planRef, plan } = refs;
-    if (!classRef) return new Blocked('ErrorInstanceRefsUnresolved', `ServiceInstance "${instanceName}" has not been resolved to a class and plan yet`);
-    if (!cls) return new Blocked(Reason.ReferencesNonexistentServiceClass, `References a non-existent ${scope.class.kind} "${classRef}"`);
-    if (!broker) return new Blocked(Reason.ReferencesNonexistentBroker, `References a non-existent broker "${brokerName}"`);
+    if (!classRef)
+      return new Blocked(
+        'ErrorInstanceRefsUnresolved',
+        `ServiceInstance "${instanceName}" has not been resolved to a class and plan yet`,
+      );
+    if (!cls)
+      return new Blocked(
+        Reason.ReferencesNonexistentServiceClass,
+        `References a non-existent ${scope.class.kind} "${classRef}"`,
+      );
+    if (!broker)
+      return new Blocked(Reason.ReferencesNonexistentBroker, `References a non-existent broker "${brokerName}"`);
     // The plan the broker has for the instance (externalProperties), as the original sent.
     const planId = planIdOf(instance.status?.externalProperties) ?? plan?.spec.externalID;
-    if (!planId) return new Blocked(Reason.ReferencesNonexistentServicePlan, `References a non-existent ${scope.plan.kind} "${planRef}"`);
+    if (!planId)
+      return new Blocked(
+        Reason.ReferencesNonexistentServicePlan,
+        `References a non-existent ${scope.plan.kind} "${planRef}"`,
+      );
     return { instance, broker, cls, plan, serviceId: cls.spec.externalID, planId };
   }
 
@@ -537,9 +772,23 @@ export class BindingReconciler {
 
   private async block(binding: ServiceBinding, blocked: Blocked): Promise<ReconcileResult | void> {
     await this.writeStatus(binding, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', blocked.reason, blocked.message, this.ctx.now());
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'False',
+        blocked.reason,
+        blocked.message,
+        this.ctx.now(),
+      );
       if (blocked.terminal) {
-        s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', blocked.reason, blocked.message, this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Failed,
+          'True',
+          blocked.reason,
+          blocked.message,
+          this.ctx.now(),
+        );
         s.observedGeneration = binding.metadata.generation;
         delete s.currentOperation;
       }
@@ -555,7 +804,6 @@ export class BindingReconciler {
   private writeStatus(binding: ServiceBinding, mutate: (s: ServiceBindingStatus) => void): Promise<ServiceBinding> {
     return this.ctx.writeStatus<ServiceBinding, ServiceBindingStatus>(R, binding, mutate);
   }
-
 }
 
 /**
@@ -563,7 +811,9 @@ export class BindingReconciler {
  * with GET binding), and only from OSB 2.14; an older broker binds synchronously.
  */
 function asyncBindings(target: Target, client: OsbClient): boolean {
-  return target.cls.spec.bindingRetrievable === true && client.supports('asyncBindings') && client.supports('fetchBinding');
+  return (
+    target.cls.spec.bindingRetrievable === true && client.supports('asyncBindings') && client.supports('fetchBinding')
+  );
 }
 
 /** The first version with both asynchronous bindings (their last_operation endpoint) and GET binding. */
@@ -592,6 +842,9 @@ function bindingId(binding: ServiceBinding): string {
 }
 
 function isControlledBy(secret: Secret, binding: ServiceBinding): boolean {
-  return secret.metadata.ownerReferences?.some((o) => o.controller && o.kind === 'ServiceBinding' && o.uid === binding.metadata.uid) ?? false;
+  return (
+    secret.metadata.ownerReferences?.some(
+      (o) => o.controller && o.kind === 'ServiceBinding' && o.uid === binding.metadata.uid,
+    ) ?? false
+  );
 }
-

@@ -1,5 +1,11 @@
 import { isDeepStrictEqual } from 'node:util';
-import { formatApiVersion, type ApiMinor, type CatalogResponse, type ServiceOffering, type ServicePlan as OsbPlan } from '../../osb/index.js';
+import {
+  formatApiVersion,
+  type ApiMinor,
+  type CatalogResponse,
+  type ServiceOffering,
+  type ServicePlan as OsbPlan,
+} from '../../osb/index.js';
 import {
   API_VERSION,
   ConditionType,
@@ -81,7 +87,10 @@ export class BrokerReconciler {
     if (broker.spec.relistBehavior === 'Manual') return undefined;
     const parsed = broker.spec.relistDuration ? parseDuration(broker.spec.relistDuration) : undefined;
     // A floor, so a tenant's `relistDuration: 1ms` cannot make a catalog-fetch loop.
-    return Math.max(parsed && parsed > 0 ? parsed : this.ctx.config.brokerRelistIntervalMs, this.ctx.config.minRelistIntervalMs);
+    return Math.max(
+      parsed && parsed > 0 ? parsed : this.ctx.config.brokerRelistIntervalMs,
+      this.ctx.config.minRelistIntervalMs,
+    );
   }
 
   /**
@@ -90,7 +99,11 @@ export class BrokerReconciler {
    * an upgraded broker is noticed; the agreed version goes into the status write the relist
    * makes anyway, so negotiating costs no writes, only a 412 per version the broker lacks.
    */
-  private async relist(broker: ServiceBroker, scope: CatalogScope, interval: number | undefined): Promise<ReconcileResult | void> {
+  private async relist(
+    broker: ServiceBroker,
+    scope: CatalogScope,
+    interval: number | undefined,
+  ): Promise<ReconcileResult | void> {
     const pinned = pinnedApiMinor(broker);
     if (typeof pinned === 'object') return this.invalidPin(broker, pinned.invalid);
     let catalog: CatalogResponse;
@@ -100,14 +113,20 @@ export class BrokerReconciler {
       const fetched = await fetchCatalog(client, versionsToOffer(pinned));
       const { outcome } = fetched;
       if (outcome.kind !== 'response' || outcome.status !== 200 || !isCatalog(outcome.body)) {
-        return this.fetchFailed(broker, `Error fetching catalog. Error getting broker catalog: ${catalogFailure(fetched, pinned !== undefined)}`);
+        return this.fetchFailed(
+          broker,
+          `Error fetching catalog. Error getting broker catalog: ${catalogFailure(fetched, pinned !== undefined)}`,
+        );
       }
       catalog = outcome.body;
       minor = fetched.minor;
     } catch (error) {
       if (error instanceof BrokerAuthError) {
         this.ctx.events.record(broker, 'Warning', Reason.ErrorGettingAuthCredentials, error.message);
-        return this.fetchFailed(broker, `Error fetching catalog. Error getting broker auth credentials: ${error.message}`);
+        return this.fetchFailed(
+          broker,
+          `Error fetching catalog. Error getting broker auth credentials: ${error.message}`,
+        );
       }
       throw error;
     }
@@ -117,7 +136,14 @@ export class BrokerReconciler {
       await this.removeUnused(broker, scope);
       await this.writeStatus(broker, (s) => {
         s.conditions = removeCondition(s.conditions, ConditionType.Failed);
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'True', Reason.FetchedCatalog, 'Successfully fetched catalog entries from broker.', this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          'True',
+          Reason.FetchedCatalog,
+          'Successfully fetched catalog entries from broker.',
+          this.ctx.now(),
+        );
         s.reconciledGeneration = broker.metadata.generation;
         s.lastCatalogRetrievalTime = this.ctx.now();
         s.osbApiVersion = formatApiVersion(minor);
@@ -125,11 +151,21 @@ export class BrokerReconciler {
         else s.osbApiVersionPinned = true;
         delete s.operationStartTime;
       });
-      this.ctx.logger.info({ broker: objectKey(broker.metadata), osbApiVersion: formatApiVersion(minor), ...counts }, 'catalog synced');
+      this.ctx.logger.info(
+        { broker: objectKey(broker.metadata), osbApiVersion: formatApiVersion(minor), ...counts },
+        'catalog synced',
+      );
     } catch (error) {
       if (error instanceof CatalogSyncError || error instanceof RestrictionError) {
         await this.writeStatus(broker, (s) => {
-          s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.ErrorSyncingCatalog, `Error syncing catalog from ServiceBroker: ${error.message}`, this.ctx.now());
+          s.conditions = setCondition(
+            s.conditions,
+            ConditionType.Ready,
+            'False',
+            Reason.ErrorSyncingCatalog,
+            `Error syncing catalog from ServiceBroker: ${error.message}`,
+            this.ctx.now(),
+          );
         });
         return { backoff: true };
       }
@@ -141,7 +177,14 @@ export class BrokerReconciler {
   /** An annotation that names no version: reported, not retried (editing it brings the broker back). */
   private async invalidPin(broker: ServiceBroker, message: string): Promise<void> {
     await this.writeStatus(broker, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.InvalidSpec, message, this.ctx.now());
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'False',
+        Reason.InvalidSpec,
+        message,
+        this.ctx.now(),
+      );
     });
   }
 
@@ -149,21 +192,46 @@ export class BrokerReconciler {
     const started = broker.status?.operationStartTime ?? this.ctx.now();
     if (pastRetryDuration(this.ctx, started)) {
       await this.writeStatus(broker, (s) => {
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.ErrorFetchingCatalog, message, this.ctx.now());
-        s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', Reason.ErrorReconciliationRetryTimeout, RETRY_TIMEOUT_MESSAGE, this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          'False',
+          Reason.ErrorFetchingCatalog,
+          message,
+          this.ctx.now(),
+        );
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Failed,
+          'True',
+          Reason.ErrorReconciliationRetryTimeout,
+          RETRY_TIMEOUT_MESSAGE,
+          this.ctx.now(),
+        );
         s.reconciledGeneration = broker.metadata.generation;
         delete s.operationStartTime;
       });
       return {};
     }
     await this.writeStatus(broker, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.ErrorFetchingCatalog, message, this.ctx.now());
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'False',
+        Reason.ErrorFetchingCatalog,
+        message,
+        this.ctx.now(),
+      );
       s.operationStartTime = started;
     });
     return { backoff: true };
   }
 
-  private async syncCatalog(broker: ServiceBroker, scope: CatalogScope, catalog: CatalogResponse): Promise<{ classes: number; plans: number }> {
+  private async syncCatalog(
+    broker: ServiceBroker,
+    scope: CatalogScope,
+    catalog: CatalogResponse,
+  ): Promise<{ classes: number; plans: number }> {
     const brokerName = broker.metadata.name;
     const namespace = broker.metadata.namespace;
     const classPredicates = (broker.spec.catalogRestrictions?.serviceClass ?? []).map(parsePredicate);
@@ -183,7 +251,12 @@ export class BrokerReconciler {
 
     // The whole catalog is converted and filtered before anything is written, so a catalog the
     // controller cannot use changes nothing (convertAndFilterCatalog).
-    const accepted: Array<{ service: ServiceOffering; existingClass: ServiceClass | undefined; className: string; acceptedPlans: OsbPlan[] }> = [];
+    const accepted: Array<{
+      service: ServiceOffering;
+      existingClass: ServiceClass | undefined;
+      className: string;
+      acceptedPlans: OsbPlan[];
+    }> = [];
     for (const service of catalog.services) {
       const existingClass =
         classes.find((c) => c.spec.externalID === service.id && c.spec[scope.brokerNameField] === brokerName) ??
@@ -195,14 +268,26 @@ export class BrokerReconciler {
         throw new CatalogSyncError(`service "${service.name}" (${service.id}) must have at least one plan`);
       }
       const acceptedPlans = service.plans.filter((plan) =>
-        matches(planPredicates, planProperties(plan, existingPlanName(plans, plan, className) ?? escapedName(plan.id), className, scope.cluster)),
+        matches(
+          planPredicates,
+          planProperties(
+            plan,
+            existingPlanName(plans, plan, className) ?? escapedName(plan.id),
+            className,
+            scope.cluster,
+          ),
+        ),
       );
       if (acceptedPlans.length === 0) continue;
       if (existingClass && existingClass.spec[scope.brokerNameField] !== brokerName) {
-        throw new CatalogSyncError(`${scope.class.kind} "${className}" already exists for Broker "${existingClass.spec[scope.brokerNameField]}"`);
+        throw new CatalogSyncError(
+          `${scope.class.kind} "${className}" already exists for Broker "${existingClass.spec[scope.brokerNameField]}"`,
+        );
       }
       if (existingClass && existingClass.spec.externalID !== service.id) {
-        throw new CatalogSyncError(`${scope.class.kind} "${className}" already exists with OSB guid "${existingClass.spec.externalID}"`);
+        throw new CatalogSyncError(
+          `${scope.class.kind} "${className}" already exists with OSB guid "${existingClass.spec.externalID}"`,
+        );
       }
       accepted.push({ service, existingClass, className, acceptedPlans });
     }
@@ -227,7 +312,12 @@ export class BrokerReconciler {
         [scope.brokerNameLabel]: labelValue(brokerName),
       };
       await this.upsertEntry<ServiceClass>(scope.class, existingClass, {
-        metadata: { name: className, ...(namespace ? { namespace } : {}), labels: classLabels, ownerReferences: [owner] },
+        metadata: {
+          name: className,
+          ...(namespace ? { namespace } : {}),
+          labels: classLabels,
+          ownerReferences: [owner],
+        },
         spec: classSpec as ServiceClass['spec'],
       });
       keptClasses.add(className);
@@ -236,7 +326,9 @@ export class BrokerReconciler {
         const planName = existingPlanName(plans, plan, className) ?? escapedName(plan.id);
         const existingPlan = plans.find((p) => p.metadata.name === planName);
         if (existingPlan && existingPlan.spec[scope.brokerNameField] !== brokerName) {
-          throw new CatalogSyncError(`${scope.plan.kind} "${planName}" already exists for Broker "${existingPlan.spec[scope.brokerNameField]}"`);
+          throw new CatalogSyncError(
+            `${scope.plan.kind} "${planName}" already exists for Broker "${existingPlan.spec[scope.brokerNameField]}"`,
+          );
         }
         const planSpec = {
           ...withoutFields(existingPlan?.spec, PLAN_FIELDS_FROM_CATALOG),
@@ -251,7 +343,12 @@ export class BrokerReconciler {
           [scope.cluster ? LABEL.clusterClassRef : LABEL.classRef]: labelValue(className),
         };
         await this.upsertEntry<ServicePlan>(scope.plan, existingPlan, {
-          metadata: { name: planName, ...(namespace ? { namespace } : {}), labels: planLabels, ownerReferences: [owner] },
+          metadata: {
+            name: planName,
+            ...(namespace ? { namespace } : {}),
+            labels: planLabels,
+            ownerReferences: [owner],
+          },
           spec: planSpec as ServicePlan['spec'],
         });
         keptPlans.add(planName);
@@ -260,37 +357,57 @@ export class BrokerReconciler {
 
     // Entries of this broker missing from the catalog are flagged, not deleted (instances may use them).
     for (const plan of plans) {
-      if (plan.spec[scope.brokerNameField] === brokerName && isOwnedBy(plan, brokerName) && !keptPlans.has(plan.metadata.name)) {
+      if (
+        plan.spec[scope.brokerNameField] === brokerName &&
+        isOwnedBy(plan, brokerName) &&
+        !keptPlans.has(plan.metadata.name)
+      ) {
         await this.flagRemoved(scope.plan, plan, true);
       }
     }
     for (const cls of classes) {
-      if (cls.spec[scope.brokerNameField] === brokerName && isOwnedBy(cls, brokerName) && !keptClasses.has(cls.metadata.name)) {
+      if (
+        cls.spec[scope.brokerNameField] === brokerName &&
+        isOwnedBy(cls, brokerName) &&
+        !keptClasses.has(cls.metadata.name)
+      ) {
         await this.flagRemoved(scope.class, cls, true);
       }
     }
     return { classes: keptClasses.size, plans: keptPlans.size };
   }
 
-  private async upsertEntry<T extends ServiceClass | ServicePlan>(resource: Resource, existing: T | undefined, desired: T): Promise<void> {
+  private async upsertEntry<T extends ServiceClass | ServicePlan>(
+    resource: Resource,
+    existing: T | undefined,
+    desired: T,
+  ): Promise<void> {
     // A write the API server refuses is the broker's ErrorSyncingCatalog, as in the original's
     // "Error reconciling ClusterServiceClass (K8S: … ExternalName: …)", not a silent retry.
     const refused = (error: unknown): unknown =>
       error instanceof KubeApiError
-        ? new CatalogSyncError(`Error reconciling ${resource.kind} (K8S: "${desired.metadata.name}" ExternalName: "${desired.spec.externalName}"): ${error.message}`)
+        ? new CatalogSyncError(
+            `Error reconciling ${resource.kind} (K8S: "${desired.metadata.name}" ExternalName: "${desired.spec.externalName}"): ${error.message}`,
+          )
         : error;
     if (!existing) {
       try {
         await this.ctx.createObject<T>(resource, desired);
       } catch (error) {
         if (!(error instanceof KubeApiError && error.isAlreadyExists)) throw refused(error);
-        throw new CatalogSyncError(`${resource.kind} "${desired.metadata.name}" already exists; it will be adopted on the next relist`);
+        throw new CatalogSyncError(
+          `${resource.kind} "${desired.metadata.name}" already exists; it will be adopted on the next relist`,
+        );
       }
       return;
     }
     let current = existing;
     const labels = { ...(existing.metadata.labels ?? {}), ...(desired.metadata.labels ?? {}) };
-    if (!isDeepStrictEqual(existing.spec, desired.spec) || !isDeepStrictEqual(existing.metadata.labels, labels) || !existing.metadata.ownerReferences?.length) {
+    if (
+      !isDeepStrictEqual(existing.spec, desired.spec) ||
+      !isDeepStrictEqual(existing.metadata.labels, labels) ||
+      !existing.metadata.ownerReferences?.length
+    ) {
       try {
         current = await this.ctx.updateObject(resource, existing, (copy) => {
           copy.spec = desired.spec;
@@ -317,9 +434,16 @@ export class BrokerReconciler {
     const namespace = broker.metadata.namespace;
     const instances = this.ctx.informers.serviceInstances.list();
     const uses = (field: 'classRefField' | 'instancePlanRefField', name: string): boolean =>
-      instances.some((i: ServiceInstance) => i.spec[scope[field]]?.name === name && (!namespace || i.metadata.namespace === namespace));
+      instances.some(
+        (i: ServiceInstance) =>
+          i.spec[scope[field]]?.name === name && (!namespace || i.metadata.namespace === namespace),
+      );
     for (const plan of this.ctx.informerOf<ServicePlan>(scope.plan).list(namespace)) {
-      if (plan.spec[scope.brokerNameField] === broker.metadata.name && plan.status?.removedFromBrokerCatalog && !uses('instancePlanRefField', plan.metadata.name)) {
+      if (
+        plan.spec[scope.brokerNameField] === broker.metadata.name &&
+        plan.status?.removedFromBrokerCatalog &&
+        !uses('instancePlanRefField', plan.metadata.name)
+      ) {
         await this.ctx.client.delete(scope.plan, plan.metadata.name, plan.metadata.namespace);
       }
     }
@@ -327,7 +451,12 @@ export class BrokerReconciler {
     for (const cls of this.ctx.informerOf<ServiceClass>(scope.class).list(namespace)) {
       if (cls.spec[scope.brokerNameField] !== broker.metadata.name || !cls.status?.removedFromBrokerCatalog) continue;
       if (uses('classRefField', cls.metadata.name)) continue;
-      if (plansLeft.some((p) => p.spec[scope.classRefField]?.name === cls.metadata.name && !p.status?.removedFromBrokerCatalog)) continue;
+      if (
+        plansLeft.some(
+          (p) => p.spec[scope.classRefField]?.name === cls.metadata.name && !p.status?.removedFromBrokerCatalog,
+        )
+      )
+        continue;
       await this.ctx.client.delete(scope.class, cls.metadata.name, cls.metadata.namespace);
     }
   }
@@ -337,10 +466,12 @@ export class BrokerReconciler {
     if (!broker.metadata.finalizers?.includes(FINALIZER)) return;
     const namespace = broker.metadata.namespace;
     for (const plan of this.ctx.informerOf<ServicePlan>(scope.plan).list(namespace)) {
-      if (plan.spec[scope.brokerNameField] === broker.metadata.name) await this.ctx.client.delete(scope.plan, plan.metadata.name, namespace);
+      if (plan.spec[scope.brokerNameField] === broker.metadata.name)
+        await this.ctx.client.delete(scope.plan, plan.metadata.name, namespace);
     }
     for (const cls of this.ctx.informerOf<ServiceClass>(scope.class).list(namespace)) {
-      if (cls.spec[scope.brokerNameField] === broker.metadata.name) await this.ctx.client.delete(scope.class, cls.metadata.name, namespace);
+      if (cls.spec[scope.brokerNameField] === broker.metadata.name)
+        await this.ctx.client.delete(scope.class, cls.metadata.name, namespace);
     }
     this.ctx.forgetOsbClient(broker);
     const reason = scope.cluster ? Reason.DeletedClusterServiceBrokerSuccessfully : Reason.DeletedSuccessfully;
@@ -351,7 +482,6 @@ export class BrokerReconciler {
   private writeStatus(broker: ServiceBroker, mutate: (s: ServiceBrokerStatus) => void): Promise<ServiceBroker> {
     return this.ctx.writeStatus<ServiceBroker, ServiceBrokerStatus>(this.resource, broker, mutate);
   }
-
 
   /** Key of the broker that owns a class or plan, for requeueing it. */
   static brokerKeyOf(scope: CatalogScope, entry: ServiceClass | ServicePlan): string | undefined {
@@ -386,8 +516,10 @@ function catalogFailure({ outcome, tried }: CatalogFetch, pinned: boolean): stri
 }
 
 function existingPlanName(plans: ServicePlan[], plan: OsbPlan, className: string): string | undefined {
-  return plans.find((p) => p.spec.externalID === plan.id && (p.spec.clusterServiceClassRef ?? p.spec.serviceClassRef)?.name === className)
-    ?.metadata.name;
+  return plans.find(
+    (p) =>
+      p.spec.externalID === plan.id && (p.spec.clusterServiceClassRef ?? p.spec.serviceClassRef)?.name === className,
+  )?.metadata.name;
 }
 
 function isOwnedBy(entry: ServiceClass | ServicePlan, brokerName: string): boolean {
@@ -401,8 +533,15 @@ function isOwnedBy(entry: ServiceClass | ServicePlan, brokerName: string): boole
  */
 const CLASS_FIELDS_FROM_CATALOG = ['externalMetadata', 'tags', 'requires'];
 const PLAN_FIELDS_FROM_CATALOG = [
-  'bindable', 'externalMetadata', 'instanceCreateParameterSchema', 'instanceUpdateParameterSchema',
-  'serviceBindingCreateParameterSchema', 'planUpdatable', 'maximumPollingDuration', 'maintenanceInfo', 'bindingRotatable',
+  'bindable',
+  'externalMetadata',
+  'instanceCreateParameterSchema',
+  'instanceUpdateParameterSchema',
+  'serviceBindingCreateParameterSchema',
+  'planUpdatable',
+  'maximumPollingDuration',
+  'maintenanceInfo',
+  'bindingRotatable',
 ];
 
 function withoutFields<T extends object>(spec: T | undefined, fields: string[]): Partial<T> {
@@ -419,9 +558,15 @@ function convertPlan(plan: OsbPlan): Partial<ServicePlan['spec']> {
     free: plan.free ?? false,
     ...(plan.bindable !== undefined ? { bindable: plan.bindable } : {}),
     ...(plan.metadata ? { externalMetadata: plan.metadata } : {}),
-    ...(plan.schemas?.service_instance?.create?.parameters ? { instanceCreateParameterSchema: plan.schemas.service_instance.create.parameters } : {}),
-    ...(plan.schemas?.service_instance?.update?.parameters ? { instanceUpdateParameterSchema: plan.schemas.service_instance.update.parameters } : {}),
-    ...(plan.schemas?.service_binding?.create?.parameters ? { serviceBindingCreateParameterSchema: plan.schemas.service_binding.create.parameters } : {}),
+    ...(plan.schemas?.service_instance?.create?.parameters
+      ? { instanceCreateParameterSchema: plan.schemas.service_instance.create.parameters }
+      : {}),
+    ...(plan.schemas?.service_instance?.update?.parameters
+      ? { instanceUpdateParameterSchema: plan.schemas.service_instance.update.parameters }
+      : {}),
+    ...(plan.schemas?.service_binding?.create?.parameters
+      ? { serviceBindingCreateParameterSchema: plan.schemas.service_binding.create.parameters }
+      : {}),
     ...(plan.plan_updateable !== undefined ? { planUpdatable: plan.plan_updateable } : {}),
     ...(plan.maximum_polling_duration !== undefined ? { maximumPollingDuration: plan.maximum_polling_duration } : {}),
     ...(plan.maintenance_info ? { maintenanceInfo: plan.maintenance_info } : {}),
@@ -432,10 +577,13 @@ function convertPlan(plan: OsbPlan): Partial<ServicePlan['spec']> {
 /** Enough of a catalog to name classes and plans: ids and names are strings, plans an array of such. */
 function isCatalog(body: unknown): body is CatalogResponse {
   const services = (body as { services?: unknown } | undefined)?.services;
-  const named = (o: unknown): boolean => !!o && typeof (o as { id?: unknown }).id === 'string' && typeof (o as { name?: unknown }).name === 'string';
+  const named = (o: unknown): boolean =>
+    !!o && typeof (o as { id?: unknown }).id === 'string' && typeof (o as { name?: unknown }).name === 'string';
   return (
     Array.isArray(services) &&
-    services.every((s: ServiceOffering) => named(s) && (s.plans === undefined || (Array.isArray(s.plans) && s.plans.every(named))))
+    services.every(
+      (s: ServiceOffering) => named(s) && (s.plans === undefined || (Array.isArray(s.plans) && s.plans.every(named))),
+    )
   );
 }
 
@@ -453,4 +601,3 @@ export function parseDuration(text: string): number | undefined {
   }
   return total;
 }
-

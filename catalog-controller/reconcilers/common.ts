@@ -34,11 +34,15 @@ export async function objectParameters(
   object: ServiceInstance | ServiceBinding,
 ): Promise<ResolvedParameters | Blocked> {
   try {
-    return await resolveParameters(object.metadata.namespace!, object.spec.parameters, object.spec.parametersFrom, (ns, name) =>
-      ctx.readSecret(ns, name),
+    return await resolveParameters(
+      object.metadata.namespace!,
+      object.spec.parameters,
+      object.spec.parametersFrom,
+      (ns, name) => ctx.readSecret(ns, name),
     );
   } catch (error) {
-    if (error instanceof ParametersError) return new Blocked(Reason.ErrorWithParameters, `failed to prepare parameters: ${error.message}`);
+    if (error instanceof ParametersError)
+      return new Blocked(Reason.ErrorWithParameters, `failed to prepare parameters: ${error.message}`);
     throw error;
   }
 }
@@ -54,7 +58,11 @@ export interface PendingOperation<Operation extends string> {
 }
 
 /** The poll of an operation the broker just accepted (its 202 body), due after the first delay. */
-export function acceptedOperation<Operation extends string>(ctx: ControllerContext, operation: Operation, body: JsonObject): PendingOperation<Operation> {
+export function acceptedOperation<Operation extends string>(
+  ctx: ControllerContext,
+  operation: Operation,
+  body: JsonObject,
+): PendingOperation<Operation> {
   return {
     operation,
     osbOperation: typeof body.operation === 'string' ? body.operation : undefined,
@@ -110,7 +118,8 @@ export async function brokerClient(ctx: ControllerContext, broker: ServiceBroker
   try {
     return await ctx.osbClient(broker);
   } catch (error) {
-    if (error instanceof BrokerAuthError) return new Blocked(Reason.ReferencesNonexistentBroker, `Error getting broker auth credentials: ${error.message}`);
+    if (error instanceof BrokerAuthError)
+      return new Blocked(Reason.ReferencesNonexistentBroker, `Error getting broker auth credentials: ${error.message}`);
     throw error;
   }
 }
@@ -147,7 +156,11 @@ export function originatingIdentity(user: UserInfo | undefined): { identity?: Or
 }
 
 /** profile.md, "Kubernetes Context Object". */
-export async function kubernetesContext(ctx: ControllerContext, namespace: string | undefined, instanceName: string): Promise<JsonObject> {
+export async function kubernetesContext(
+  ctx: ControllerContext,
+  namespace: string | undefined,
+  instanceName: string,
+): Promise<JsonObject> {
   return { platform: 'kubernetes', namespace, clusterid: await ctx.clusterId(), instance_name: instanceName };
 }
 

@@ -1,4 +1,10 @@
-import type { JsonObject, LastOperationResponse, OriginatingIdentity, ProvisionRequest, UpdateRequest } from '../../osb/index.js';
+import type {
+  JsonObject,
+  LastOperationResponse,
+  OriginatingIdentity,
+  ProvisionRequest,
+  UpdateRequest,
+} from '../../osb/index.js';
 import {
   ABANDON_ANNOTATION,
   ConditionType,
@@ -92,18 +98,37 @@ export class InstanceReconciler {
     const resolved = this.resolve(instance);
     if (resolved instanceof Blocked) return this.block(instance, resolved);
     if (resolved.cls.status?.removedFromBrokerCatalog) {
-      return this.block(instance, new Blocked(Reason.ReferencesDeletedServiceClass, `The ${resolved.scope.class.kind} "${resolved.cls.spec.externalName}" has been deleted; cannot provision.`));
+      return this.block(
+        instance,
+        new Blocked(
+          Reason.ReferencesDeletedServiceClass,
+          `The ${resolved.scope.class.kind} "${resolved.cls.spec.externalName}" has been deleted; cannot provision.`,
+        ),
+      );
     }
     if (resolved.plan.status?.removedFromBrokerCatalog) {
-      return this.block(instance, new Blocked(Reason.ReferencesDeletedServicePlan, `The ${resolved.scope.plan.kind} "${resolved.plan.spec.externalName}" has been deleted; cannot provision.`));
+      return this.block(
+        instance,
+        new Blocked(
+          Reason.ReferencesDeletedServicePlan,
+          `The ${resolved.scope.plan.kind} "${resolved.plan.spec.externalName}" has been deleted; cannot provision.`,
+        ),
+      );
     }
     instance = await this.ensureMetadata(instance, resolved);
     const prepared = await this.prepare(instance, resolved);
     if (prepared instanceof Blocked) return this.block(instance, prepared);
     const { properties, parameters } = prepared;
 
-    instance = await this.recordIntent(instance, 'Provision', properties, Reason.ProvisionRequestInFlight, 'Provision request for ServiceInstance in-flight to Broker');
-    if (pastRetryDuration(this.ctx, instance.status?.operationStartTime)) return this.giveUp(instance, 'Provision', resolved);
+    instance = await this.recordIntent(
+      instance,
+      'Provision',
+      properties,
+      Reason.ProvisionRequestInFlight,
+      'Provision request for ServiceInstance in-flight to Broker',
+    );
+    if (pastRetryDuration(this.ctx, instance.status?.operationStartTime))
+      return this.giveUp(instance, 'Provision', resolved);
 
     const client = await brokerClient(this.ctx, resolved.broker);
     if (client instanceof Blocked) return this.block(instance, client);
@@ -120,18 +145,38 @@ export class InstanceReconciler {
     return this.afterProvision(instance, resolved, outcome);
   }
 
-  private async afterProvision(instance: ServiceInstance, resolved: Resolved, outcome: OsbOutcome): Promise<ReconcileResult | void> {
+  private async afterProvision(
+    instance: ServiceInstance,
+    resolved: Resolved,
+    outcome: OsbOutcome,
+  ): Promise<ReconcileResult | void> {
     const what = `Error provisioning ServiceInstance of ${resolved.scope.class.kind} (K8S: "${resolved.cls.metadata.name}" ExternalName: "${resolved.cls.spec.externalName}") at ${resolved.scope.broker.kind} "${resolved.broker.metadata.name}"`;
     if (outcome.kind === 'timeout') {
-      return this.provisionFailed(instance, resolved.broker, Reason.ErrorCallingProvision, `Communication with the ${resolved.scope.broker.kind} timed out; operation will be retried: ${outcome.message}`, { orphan: true });
+      return this.provisionFailed(
+        instance,
+        resolved.broker,
+        Reason.ErrorCallingProvision,
+        `Communication with the ${resolved.scope.broker.kind} timed out; operation will be retried: ${outcome.message}`,
+        { orphan: true },
+      );
     }
     if (outcome.kind === 'transport') {
-      return this.provisionFailed(instance, resolved.broker, Reason.ErrorCallingProvision, `The provision call failed and will be retried: Error communicating with broker for provisioning: ${outcome.message}`, {});
+      return this.provisionFailed(
+        instance,
+        resolved.broker,
+        Reason.ErrorCallingProvision,
+        `The provision call failed and will be retried: Error communicating with broker for provisioning: ${outcome.message}`,
+        {},
+      );
     }
     const { status } = outcome;
     const body = asObject(outcome.body);
     if ((status === 200 || status === 201) && body) {
-      return this.succeeded(instance, 'Provision', typeof body.dashboard_url === 'string' ? body.dashboard_url : undefined);
+      return this.succeeded(
+        instance,
+        'Provision',
+        typeof body.dashboard_url === 'string' ? body.dashboard_url : undefined,
+      );
     }
     if (status === 202 && body) return this.accepted(instance, 'Provision', body);
     const message = `${what}: ${describeOutcome(outcome)}`;
@@ -139,7 +184,10 @@ export class InstanceReconciler {
     // timeout may have left an instance behind.
     const ambiguous = (status > 200 && status < 300) || status >= 500;
     if (isTerminal(outcome)) {
-      return this.provisionFailed(instance, resolved.broker, Reason.ProvisionCallFailed, message, { terminal: true, failedReason: Reason.ClusterServiceBrokerReturnedFailure });
+      return this.provisionFailed(instance, resolved.broker, Reason.ProvisionCallFailed, message, {
+        terminal: true,
+        failedReason: Reason.ClusterServiceBrokerReturnedFailure,
+      });
     }
     return this.provisionFailed(instance, resolved.broker, Reason.ProvisionCallFailed, message, { orphan: ambiguous });
   }
@@ -155,14 +203,35 @@ export class InstanceReconciler {
     instance = await this.writeStatus(instance, (s) => {
       s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, this.ctx.now());
       if (options.terminal) {
-        s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', options.failedReason ?? reason, message, this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Failed,
+          'True',
+          options.failedReason ?? reason,
+          message,
+          this.ctx.now(),
+        );
       }
       delete s.asyncOpInProgress;
       delete s.lastOperation;
       if (orphan) {
         // processProvisionFailure: OrphanMitigation carries the original failure; a DELETE follows.
-        s.conditions = setCondition(s.conditions, ConditionType.OrphanMitigation, 'True', reason, message, this.ctx.now());
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.StartingInstanceOrphanMitigation, 'The instance provision call failed with an ambiguous error; attempting to deprovision the instance in order to mitigate an orphaned resource', this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.OrphanMitigation,
+          'True',
+          reason,
+          message,
+          this.ctx.now(),
+        );
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          'False',
+          Reason.StartingInstanceOrphanMitigation,
+          'The instance provision call failed with an ambiguous error; attempting to deprovision the instance in order to mitigate an orphaned resource',
+          this.ctx.now(),
+        );
         s.orphanMitigationInProgress = true;
       } else if (options.terminal) {
         delete s.currentOperation;
@@ -186,7 +255,13 @@ export class InstanceReconciler {
     const planChanges = previousPlanId !== undefined && previousPlanId !== resolved.plan.spec.externalID;
     if (planChanges) {
       if (resolved.plan.status?.removedFromBrokerCatalog) {
-        return this.block(instance, new Blocked(Reason.ReferencesDeletedServicePlan, `The ${resolved.scope.plan.kind} "${resolved.plan.spec.externalName}" has been deleted; cannot change to it.`));
+        return this.block(
+          instance,
+          new Blocked(
+            Reason.ReferencesDeletedServicePlan,
+            `The ${resolved.scope.plan.kind} "${resolved.plan.spec.externalName}" has been deleted; cannot change to it.`,
+          ),
+        );
       }
       // spec: the current plan's plan_updateable overrides its class's. Cluster plans have no
       // namespace; namespaced ones are looked up in the instance's.
@@ -202,15 +277,29 @@ export class InstanceReconciler {
         );
       const updatable = currentPlan?.spec.planUpdatable ?? cls.spec.planUpdatable ?? false;
       if (!updatable) {
-        return this.block(instance, new Blocked(Reason.PlanChangeNotAllowed, `The Service Class ${resolved.cls.spec.externalName} does not allow plan changes.`, true));
+        return this.block(
+          instance,
+          new Blocked(
+            Reason.PlanChangeNotAllowed,
+            `The Service Class ${resolved.cls.spec.externalName} does not allow plan changes.`,
+            true,
+          ),
+        );
       }
     }
     instance = await this.ensureMetadata(instance, resolved);
     const prepared = await this.prepare(instance, resolved);
     if (prepared instanceof Blocked) return this.block(instance, prepared);
     const { properties, parameters } = prepared;
-    instance = await this.recordIntent(instance, 'Update', properties, Reason.UpdateInstanceRequestInFlight, 'Update request for ServiceInstance in-flight to Broker');
-    if (pastRetryDuration(this.ctx, instance.status?.operationStartTime)) return this.giveUp(instance, 'Update', resolved);
+    instance = await this.recordIntent(
+      instance,
+      'Update',
+      properties,
+      Reason.UpdateInstanceRequestInFlight,
+      'Update request for ServiceInstance in-flight to Broker',
+    );
+    if (pastRetryDuration(this.ctx, instance.status?.operationStartTime))
+      return this.giveUp(instance, 'Update', resolved);
 
     const client = await brokerClient(this.ctx, resolved.broker);
     if (client instanceof Blocked) return this.block(instance, client);
@@ -222,26 +311,53 @@ export class InstanceReconciler {
       // checksum does ({} when all were removed).
       ...(planChanges ? { plan_id: resolved.plan.spec.externalID } : {}),
       ...(properties.parameterChecksum !== previousChecksum ? { parameters: parameters ?? {} } : {}),
-      previous_values: { service_id: resolved.cls.spec.externalID, ...(previousPlanId ? { plan_id: previousPlanId } : {}) },
+      previous_values: {
+        service_id: resolved.cls.spec.externalID,
+        ...(previousPlanId ? { plan_id: previousPlanId } : {}),
+      },
     };
     const outcome = await client.update(instanceIdOf(instance), body, this.identity(instance));
     if (outcome.kind !== 'response') {
-      const text = outcome.kind === 'timeout' ? `Communication with the ServiceBroker timed out; update will be retried: ${outcome.message}` : `The update call failed and will be retried: ${outcome.message}`;
+      const text =
+        outcome.kind === 'timeout'
+          ? `Communication with the ServiceBroker timed out; update will be retried: ${outcome.message}`
+          : `The update call failed and will be retried: ${outcome.message}`;
       return this.retryWith(instance, Reason.ErrorCallingUpdateInstance, text);
     }
     const answer = asObject(outcome.body);
     if (outcome.status === 200 && answer) return this.succeeded(instance, 'Update', undefined);
     if (outcome.status === 202 && answer) return this.accepted(instance, 'Update', answer);
     if (isTerminal(outcome)) {
-      return this.updateFailed(instance, `ServiceBroker returned a failure for update call; update will not be retried: ${describeOutcome(outcome)}`);
+      return this.updateFailed(
+        instance,
+        `ServiceBroker returned a failure for update call; update will not be retried: ${describeOutcome(outcome)}`,
+      );
     }
-    return this.retryWith(instance, Reason.UpdateInstanceCallFailed, `ServiceBroker returned a failure for update call; update will be retried: ${describeOutcome(outcome)}`);
+    return this.retryWith(
+      instance,
+      Reason.UpdateInstanceCallFailed,
+      `ServiceBroker returned a failure for update call; update will be retried: ${describeOutcome(outcome)}`,
+    );
   }
 
   private async updateFailed(instance: ServiceInstance, message: string): Promise<void> {
     await this.writeStatus(instance, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.UpdateInstanceCallFailed, message, this.ctx.now());
-      s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', Reason.UpdateInstanceCallFailed, message, this.ctx.now());
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'False',
+        Reason.UpdateInstanceCallFailed,
+        message,
+        this.ctx.now(),
+      );
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Failed,
+        'True',
+        Reason.UpdateInstanceCallFailed,
+        message,
+        this.ctx.now(),
+      );
       delete s.currentOperation;
       delete s.asyncOpInProgress;
       delete s.lastOperation;
@@ -256,17 +372,30 @@ export class InstanceReconciler {
     if (!instance.metadata.finalizers?.includes(FINALIZER)) return;
     const status = instance.status ?? {};
     if (instance.metadata.annotations?.[ABANDON_ANNOTATION] === 'true') {
-      this.ctx.events.record(instance, 'Warning', Reason.Abandoned, `The instance was abandoned (annotation ${ABANDON_ANNOTATION}); the broker was not asked to deprovision it.`);
+      this.ctx.events.record(
+        instance,
+        'Warning',
+        Reason.Abandoned,
+        `The instance was abandoned (annotation ${ABANDON_ANNOTATION}); the broker was not asked to deprovision it.`,
+      );
       return this.removeFinalizer(instance);
     }
     const teardown = status.deprovisionStatus ?? '';
-    if (teardown === '' || teardown === 'NotRequired' || teardown === 'Succeeded') return this.removeFinalizer(instance);
+    if (teardown === '' || teardown === 'NotRequired' || teardown === 'Succeeded')
+      return this.removeFinalizer(instance);
     if (teardown === 'Failed') return; // Stuck by design until abandoned; the condition says how.
     const bindings = this.ctx.informers.serviceBindings
       .list(instance.metadata.namespace)
       .filter((b) => b.spec.instanceRef?.name === instance.metadata.name);
     if (bindings.length > 0) {
-      return this.block(instance, new Blocked(Reason.DeprovisionBlockedByExistingCredentials, 'All associated ServiceBindings must be removed before this ServiceInstance can be deleted'), false);
+      return this.block(
+        instance,
+        new Blocked(
+          Reason.DeprovisionBlockedByExistingCredentials,
+          'All associated ServiceBindings must be removed before this ServiceInstance can be deleted',
+        ),
+        false,
+      );
     }
     return this.deprovision(instance, false);
   }
@@ -276,18 +405,33 @@ export class InstanceReconciler {
     const resolved = this.resolveForDelete(instance);
     if (resolved instanceof Blocked) {
       await this.writeStatus(instance, (s) => {
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'Unknown', resolved.reason, `${resolved.message} To give up on deprovisioning, annotate the instance with ${ABANDON_ANNOTATION}="true".`, this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          'Unknown',
+          resolved.reason,
+          `${resolved.message} To give up on deprovisioning, annotate the instance with ${ABANDON_ANNOTATION}="true".`,
+          this.ctx.now(),
+        );
       });
       return { backoff: true };
     }
     // prepareDeprovisionRequest: the plan of the operation in flight, else of a failed provision, else what the broker has.
     const planId =
       (status.currentOperation || orphanMitigation ? planIdOf(status.inProgressProperties) : undefined) ??
-      (status.provisionStatus !== 'Provisioned' ? resolved.plan?.spec.externalID : planIdOf(status.externalProperties)) ??
+      (status.provisionStatus !== 'Provisioned'
+        ? resolved.plan?.spec.externalID
+        : planIdOf(status.externalProperties)) ??
       planIdOf(status.externalProperties) ??
       resolved.plan?.spec.externalID;
     if (!planId) {
-      return this.block(instance, new Blocked(Reason.ReferencesNonexistentServicePlan, 'The instance references no plan the broker knows of; cannot deprovision.'));
+      return this.block(
+        instance,
+        new Blocked(
+          Reason.ReferencesNonexistentServicePlan,
+          'The instance references no plan the broker knows of; cannot deprovision.',
+        ),
+      );
     }
     if (!orphanMitigation && status.currentOperation !== 'Deprovision') {
       instance = await this.writeStatus(instance, (s) => {
@@ -296,28 +440,56 @@ export class InstanceReconciler {
         s.currentOperation = 'Deprovision';
         s.operationStartTime = this.ctx.now();
         s.inProgressProperties = { ...planProperties(resolved.scope, planId, resolved.plan?.spec.externalName) };
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.DeprovisionRequestInFlight, 'Deprovision request for ServiceInstance in-flight to Broker', this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          'False',
+          Reason.DeprovisionRequestInFlight,
+          'Deprovision request for ServiceInstance in-flight to Broker',
+          this.ctx.now(),
+        );
       });
     } else if (!instance.status?.operationStartTime) {
       instance = await this.writeStatus(instance, (s) => {
         s.operationStartTime = this.ctx.now();
       });
     }
-    if (pastRetryDuration(this.ctx, instance.status?.operationStartTime)) return this.deprovisionGaveUp(instance, orphanMitigation, RETRY_TIMEOUT_MESSAGE);
+    if (pastRetryDuration(this.ctx, instance.status?.operationStartTime))
+      return this.deprovisionGaveUp(instance, orphanMitigation, RETRY_TIMEOUT_MESSAGE);
 
     const client = await brokerClient(this.ctx, resolved.broker);
     if (client instanceof Blocked) return this.block(instance, client);
-    const outcome = await client.deprovision(instanceIdOf(instance), { service_id: resolved.cls.spec.externalID, plan_id: planId }, this.identity(instance));
-    if (outcome.kind === 'response' && (outcome.status === 200 || outcome.status === 410)) return this.deprovisioned(instance);
+    const outcome = await client.deprovision(
+      instanceIdOf(instance),
+      { service_id: resolved.cls.spec.externalID, plan_id: planId },
+      this.identity(instance),
+    );
+    if (outcome.kind === 'response' && (outcome.status === 200 || outcome.status === 410))
+      return this.deprovisioned(instance);
     if (outcome.kind === 'response' && outcome.status === 202 && asObject(outcome.body)) {
       return this.accepted(instance, 'Deprovision', asObject(outcome.body)!);
     }
-    return this.deprovisionRetry(instance, orphanMitigation, `Deprovision call failed; received error response from broker: ${describeOutcome(outcome)}`);
+    return this.deprovisionRetry(
+      instance,
+      orphanMitigation,
+      `Deprovision call failed; received error response from broker: ${describeOutcome(outcome)}`,
+    );
   }
 
-  private async deprovisionRetry(instance: ServiceInstance, orphanMitigation: boolean, message: string): Promise<ReconcileResult> {
+  private async deprovisionRetry(
+    instance: ServiceInstance,
+    orphanMitigation: boolean,
+    message: string,
+  ): Promise<ReconcileResult> {
     await this.writeStatus(instance, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'Unknown', Reason.DeprovisionCallFailed, message, this.ctx.now());
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'Unknown',
+        Reason.DeprovisionCallFailed,
+        message,
+        this.ctx.now(),
+      );
       delete s.asyncOpInProgress;
       delete s.lastOperation;
       if (orphanMitigation) s.orphanMitigationInProgress = true;
@@ -325,11 +497,31 @@ export class InstanceReconciler {
     return { backoff: true };
   }
 
-  private async deprovisionGaveUp(instance: ServiceInstance, orphanMitigation: boolean, message: string): Promise<void> {
+  private async deprovisionGaveUp(
+    instance: ServiceInstance,
+    orphanMitigation: boolean,
+    message: string,
+  ): Promise<void> {
     await this.writeStatus(instance, (s) => {
-      const hint = instance.metadata.deletionTimestamp ? ` To remove the instance anyway, annotate it with ${ABANDON_ANNOTATION}="true".` : '';
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'Unknown', orphanMitigation ? Reason.OrphanMitigationFailed : Reason.DeprovisionCallFailed, `${orphanMitigation ? 'Orphan mitigation failed: ' : ''}${message}.${hint}`, this.ctx.now());
-      s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', Reason.ErrorReconciliationRetryTimeout, `${message}.${hint}`, this.ctx.now());
+      const hint = instance.metadata.deletionTimestamp
+        ? ` To remove the instance anyway, annotate it with ${ABANDON_ANNOTATION}="true".`
+        : '';
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'Unknown',
+        orphanMitigation ? Reason.OrphanMitigationFailed : Reason.DeprovisionCallFailed,
+        `${orphanMitigation ? 'Orphan mitigation failed: ' : ''}${message}.${hint}`,
+        this.ctx.now(),
+      );
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Failed,
+        'True',
+        Reason.ErrorReconciliationRetryTimeout,
+        `${message}.${hint}`,
+        this.ctx.now(),
+      );
       s.deprovisionStatus = 'Failed';
       delete s.orphanMitigationInProgress;
       delete s.asyncOpInProgress;
@@ -342,13 +534,27 @@ export class InstanceReconciler {
     const orphanMitigation = instance.status?.orphanMitigationInProgress === true;
     this.pending.delete(objectKey(instance.metadata));
     if (!orphanMitigation && instance.metadata.deletionTimestamp) {
-      this.ctx.events.record(instance, 'Normal', Reason.DeprovisionedSuccessfully, 'The instance was deprovisioned successfully');
+      this.ctx.events.record(
+        instance,
+        'Normal',
+        Reason.DeprovisionedSuccessfully,
+        'The instance was deprovisioned successfully',
+      );
       return this.removeFinalizer(instance);
     }
     const written = await this.writeStatus(instance, (s) => {
-      const text = orphanMitigation ? 'Orphan mitigation was completed successfully' : 'The instance was deprovisioned successfully';
+      const text = orphanMitigation
+        ? 'Orphan mitigation was completed successfully'
+        : 'The instance was deprovisioned successfully';
       s.conditions = removeCondition(s.conditions, ConditionType.OrphanMitigation);
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', orphanMitigation ? Reason.OrphanMitigationSuccessful : Reason.DeprovisionedSuccessfully, text, this.ctx.now());
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'False',
+        orphanMitigation ? Reason.OrphanMitigationSuccessful : Reason.DeprovisionedSuccessfully,
+        text,
+        this.ctx.now(),
+      );
       s.provisionStatus = 'NotProvisioned';
       s.deprovisionStatus = 'Succeeded';
       delete s.orphanMitigationInProgress;
@@ -370,7 +576,11 @@ export class InstanceReconciler {
 
   // ---- async operations ----
 
-  private async accepted(instance: ServiceInstance, operation: InstanceOperation, body: JsonObject): Promise<ReconcileResult> {
+  private async accepted(
+    instance: ServiceInstance,
+    operation: InstanceOperation,
+    body: JsonObject,
+  ): Promise<ReconcileResult> {
     this.pending.set(objectKey(instance.metadata), acceptedOperation(this.ctx, operation, body));
     if (operation === 'Provision' && typeof body.dashboard_url === 'string') {
       const url = body.dashboard_url;
@@ -381,18 +591,30 @@ export class InstanceReconciler {
     return { requeueAfterMs: this.ctx.config.pollInitialDelayMs };
   }
 
-  private async poll(instance: ServiceInstance, pending: PendingOperation | undefined): Promise<ReconcileResult | void> {
+  private async poll(
+    instance: ServiceInstance,
+    pending: PendingOperation | undefined,
+  ): Promise<ReconcileResult | void> {
     const key = objectKey(instance.metadata);
     const status = instance.status ?? {};
     // Events (our own status writes among them) do not make polls come sooner than planned.
     if (pending && Date.now() < pending.dueAt) return { requeueAfterMs: pending.dueAt - Date.now() };
-    const operation: InstanceOperation = pending?.operation ?? (status.orphanMitigationInProgress ? 'Deprovision' : (status.currentOperation || 'Provision'));
+    const operation: InstanceOperation =
+      pending?.operation ??
+      (status.orphanMitigationInProgress ? 'Deprovision' : status.currentOperation || 'Provision');
     const deleting = operation === 'Deprovision';
     const orphanMitigation = status.orphanMitigationInProgress === true;
     const resolved = this.resolveForDelete(instance);
     if (resolved instanceof Blocked) {
       await this.writeStatus(instance, (s) => {
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'Unknown', resolved.reason, resolved.message, this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          'Unknown',
+          resolved.reason,
+          resolved.message,
+          this.ctx.now(),
+        );
       });
       return { backoff: true };
     }
@@ -402,13 +624,20 @@ export class InstanceReconciler {
     const planId = planIdOf(status.inProgressProperties) ?? planIdOf(status.externalProperties);
     const outcome = await client.instanceLastOperation(
       instanceIdOf(instance),
-      { service_id: resolved.cls.spec.externalID, ...(planId ? { plan_id: planId } : {}), ...(osbOperation ? { operation: osbOperation } : {}) },
+      {
+        service_id: resolved.cls.spec.externalID,
+        ...(planId ? { plan_id: planId } : {}),
+        ...(osbOperation ? { operation: osbOperation } : {}),
+      },
       this.identity(instance),
     );
 
     // spec.md, "Polling Last Operation": 410 Gone means the instance is gone, a success while deprovisioning.
     if (deleting && outcome.kind === 'response' && outcome.status === 410) return this.deprovisioned(instance);
-    const answer = outcome.kind === 'response' && outcome.status === 200 ? (asObject(outcome.body) as LastOperationResponse | undefined) : undefined;
+    const answer =
+      outcome.kind === 'response' && outcome.status === 200
+        ? (asObject(outcome.body) as LastOperationResponse | undefined)
+        : undefined;
     if (answer?.state === 'succeeded') {
       this.pending.delete(key);
       if (deleting) return this.deprovisioned(instance);
@@ -420,11 +649,17 @@ export class InstanceReconciler {
       if (deleting) return this.deprovisionRetry(instance, orphanMitigation, `Deprovision call failed: ${description}`);
       if (operation === 'Update') return this.updateFailed(instance, `Update call failed: ${description}`);
       // PR #2520: an async provision that failed is terminal for this generation, and orphan-mitigated.
-      return this.provisionFailed(instance, resolved.broker, Reason.ProvisionCallFailed, `Provision call failed: ${description}`, {
-        terminal: true,
-        orphan: true,
-        failedReason: Reason.ProvisionCallFailed,
-      });
+      return this.provisionFailed(
+        instance,
+        resolved.broker,
+        Reason.ProvisionCallFailed,
+        `Provision call failed: ${description}`,
+        {
+          terminal: true,
+          orphan: true,
+          failedReason: Reason.ProvisionCallFailed,
+        },
+      );
     }
 
     // Still running, or the poll itself failed.
@@ -468,7 +703,14 @@ export class InstanceReconciler {
         if (osbOperation) s.lastOperation = osbOperation;
         else delete s.lastOperation;
         if (deleting && !orphanMitigation) s.currentOperation = 'Deprovision';
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, deleting && !inProgress ? 'Unknown' : 'False', reason, message, this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Ready,
+          deleting && !inProgress ? 'Unknown' : 'False',
+          reason,
+          message,
+          this.ctx.now(),
+        );
       });
     }
     const delay = pollDelayMs(this.ctx, outcome, polls);
@@ -478,12 +720,26 @@ export class InstanceReconciler {
 
   // ---- outcomes shared by the operations ----
 
-  private async succeeded(instance: ServiceInstance, operation: InstanceOperation, dashboardUrl: string | undefined): Promise<void> {
+  private async succeeded(
+    instance: ServiceInstance,
+    operation: InstanceOperation,
+    dashboardUrl: string | undefined,
+  ): Promise<void> {
     this.pending.delete(objectKey(instance.metadata));
     const written = await this.writeStatus(instance, (s) => {
-      const text = operation === 'Provision' ? 'The instance was provisioned successfully' : 'The instance was updated successfully';
+      const text =
+        operation === 'Provision'
+          ? 'The instance was provisioned successfully'
+          : 'The instance was updated successfully';
       s.conditions = removeCondition(s.conditions, ConditionType.Failed);
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'True', operation === 'Provision' ? Reason.ProvisionedSuccessfully : Reason.InstanceUpdatedSuccessfully, text, this.ctx.now());
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'True',
+        operation === 'Provision' ? Reason.ProvisionedSuccessfully : Reason.InstanceUpdatedSuccessfully,
+        text,
+        this.ctx.now(),
+      );
       if (s.inProgressProperties) s.externalProperties = s.inProgressProperties;
       delete s.inProgressProperties;
       delete s.currentOperation;
@@ -505,10 +761,17 @@ export class InstanceReconciler {
     return { backoff: true };
   }
 
-  private async giveUp(instance: ServiceInstance, operation: InstanceOperation, resolved: { broker: ServiceBroker }): Promise<ReconcileResult | void> {
+  private async giveUp(
+    instance: ServiceInstance,
+    operation: InstanceOperation,
+    resolved: { broker: ServiceBroker },
+  ): Promise<ReconcileResult | void> {
     const message = RETRY_TIMEOUT_MESSAGE;
     if (operation === 'Update') return this.updateFailed(instance, message);
-    return this.provisionFailed(instance, resolved.broker, Reason.ErrorReconciliationRetryTimeout, message, { terminal: true, failedReason: Reason.ErrorReconciliationRetryTimeout });
+    return this.provisionFailed(instance, resolved.broker, Reason.ErrorReconciliationRetryTimeout, message, {
+      terminal: true,
+      failedReason: Reason.ErrorReconciliationRetryTimeout,
+    });
   }
 
   /**
@@ -516,7 +779,13 @@ export class InstanceReconciler {
    * that a DELETE will be needed. A new generation (a spec edit while retrying) replaces the
    * recorded intent and clears a terminal Failed: the newest generation wins.
    */
-  private async recordIntent(instance: ServiceInstance, operation: InstanceOperation, properties: InstanceProperties, reason: string, message: string): Promise<ServiceInstance> {
+  private async recordIntent(
+    instance: ServiceInstance,
+    operation: InstanceOperation,
+    properties: InstanceProperties,
+    reason: string,
+    message: string,
+  ): Promise<ServiceInstance> {
     const status = instance.status ?? {};
     const same =
       status.currentOperation === operation &&
@@ -526,7 +795,8 @@ export class InstanceReconciler {
       planIdOf(status.inProgressProperties) === planIdOf(properties);
     if (same) return instance;
     return this.writeStatus(instance, (s) => {
-      if (s.observedGeneration !== instance.metadata.generation) s.conditions = removeCondition(s.conditions, ConditionType.Failed);
+      if (s.observedGeneration !== instance.metadata.generation)
+        s.conditions = removeCondition(s.conditions, ConditionType.Failed);
       s.observedGeneration = instance.metadata.generation;
       if (s.currentOperation !== operation || !s.operationStartTime) s.operationStartTime = this.ctx.now();
       s.currentOperation = operation;
@@ -541,9 +811,23 @@ export class InstanceReconciler {
 
   private async block(instance: ServiceInstance, blocked: Blocked, retry = true): Promise<ReconcileResult | void> {
     await this.writeStatus(instance, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', blocked.reason, blocked.message, this.ctx.now());
+      s.conditions = setCondition(
+        s.conditions,
+        ConditionType.Ready,
+        'False',
+        blocked.reason,
+        blocked.message,
+        this.ctx.now(),
+      );
       if (blocked.terminal) {
-        s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', blocked.reason, blocked.message, this.ctx.now());
+        s.conditions = setCondition(
+          s.conditions,
+          ConditionType.Failed,
+          'True',
+          blocked.reason,
+          blocked.message,
+          this.ctx.now(),
+        );
         s.observedGeneration = instance.metadata.generation;
         delete s.currentOperation;
         delete s.inProgressProperties;
@@ -568,7 +852,12 @@ export class InstanceReconciler {
     const classByExternalName = spec[f.classExternalName] as string | undefined;
     const classByExternalId = spec[f.classExternalID] as string | undefined;
     const given = [classByName, classByExternalName, classByExternalId].filter((v) => v).length;
-    if (given > 1) return new Blocked(Reason.InvalidSpec, 'spec must name the class exactly one way: by external name, external id or Kubernetes name', true);
+    if (given > 1)
+      return new Blocked(
+        Reason.InvalidSpec,
+        'spec must name the class exactly one way: by external name, external id or Kubernetes name',
+        true,
+      );
     const found = classByName
       ? classes.filter((c) => c.metadata.name === classByName)
       : classByExternalName
@@ -583,32 +872,51 @@ export class InstanceReconciler {
     }
     const cls = found[0]!;
     const brokerName = cls.spec[scope.brokerNameField];
-    const broker = brokerName ? this.ctx.informerOf<ServiceBroker>(scope.broker).get(namespace ? `${namespace}/${brokerName}` : brokerName) : undefined;
+    const broker = brokerName
+      ? this.ctx.informerOf<ServiceBroker>(scope.broker).get(namespace ? `${namespace}/${brokerName}` : brokerName)
+      : undefined;
     if (!broker) {
-      return new Blocked(Reason.ReferencesNonexistentBroker, `The instance references a non-existent broker "${brokerName}" (through ${scope.class.kind} "${cls.metadata.name}")`);
+      return new Blocked(
+        Reason.ReferencesNonexistentBroker,
+        `The instance references a non-existent broker "${brokerName}" (through ${scope.class.kind} "${cls.metadata.name}")`,
+      );
     }
     const plans = this.ctx
       .informerOf<ServicePlan>(scope.plan)
       .list(namespace)
-      .filter((p) => p.spec[scope.classRefField]?.name === cls.metadata.name && p.spec[scope.brokerNameField] === brokerName);
+      .filter(
+        (p) => p.spec[scope.classRefField]?.name === cls.metadata.name && p.spec[scope.brokerNameField] === brokerName,
+      );
     const planByName = spec[f.planName] as string | undefined;
     const planByExternalName = spec[f.planExternalName] as string | undefined;
     const planByExternalId = spec[f.planExternalID] as string | undefined;
     // The plan is named the same way as the class (validation of PlanReference).
     const planAsked = classByName ? planByName : classByExternalName ? planByExternalName : planByExternalId;
     const otherWays = [planByName, planByExternalName, planByExternalId].filter((v) => v && v !== planAsked).length;
-    if (otherWays > 0) return new Blocked(Reason.InvalidSpec, 'spec must name the plan the same way as the class (external name, external id or Kubernetes name)', true);
+    if (otherWays > 0)
+      return new Blocked(
+        Reason.InvalidSpec,
+        'spec must name the plan the same way as the class (external name, external id or Kubernetes name)',
+        true,
+      );
     let plan: ServicePlan | undefined;
     if (planAsked === undefined) {
       // The default plan: only when the class has exactly one.
       const live = plans.filter((p) => !p.status?.removedFromBrokerCatalog);
       if (live.length !== 1) {
-        return new Blocked(Reason.ReferencesNonexistentServicePlan, `No plan given and ${scope.class.kind} "${cls.spec.externalName}" has ${live.length} plans; name one with ${String(f.planExternalName)}`);
+        return new Blocked(
+          Reason.ReferencesNonexistentServicePlan,
+          `No plan given and ${scope.class.kind} "${cls.spec.externalName}" has ${live.length} plans; name one with ${String(f.planExternalName)}`,
+        );
       }
       plan = live[0];
     } else {
       const matching = plans.filter((p) =>
-        classByName ? p.metadata.name === planAsked : classByExternalName ? p.spec.externalName === planAsked : p.spec.externalID === planAsked,
+        classByName
+          ? p.metadata.name === planAsked
+          : classByExternalName
+            ? p.spec.externalName === planAsked
+            : p.spec.externalID === planAsked,
       );
       if (matching.length !== 1) {
         return new Blocked(
@@ -627,17 +935,28 @@ export class InstanceReconciler {
     if ('invalid' in refs) return new Blocked(Reason.InvalidSpec, refs.invalid);
     if (!refs.cls) {
       const resolved = this.resolve(instance);
-      if (resolved instanceof Blocked) return new Blocked(Reason.ReferencesNonexistentServiceClass, `The instance references a ${refs.scope.class.kind} that does not exist: ${resolved.message}`);
+      if (resolved instanceof Blocked)
+        return new Blocked(
+          Reason.ReferencesNonexistentServiceClass,
+          `The instance references a ${refs.scope.class.kind} that does not exist: ${resolved.message}`,
+        );
       return resolved;
     }
-    if (!refs.broker) return new Blocked(Reason.ReferencesNonexistentBroker, `The instance references a non-existent broker "${refs.brokerName}"`);
+    if (!refs.broker)
+      return new Blocked(
+        Reason.ReferencesNonexistentBroker,
+        `The instance references a non-existent broker "${refs.brokerName}"`,
+      );
     return { scope: refs.scope, broker: refs.broker, cls: refs.cls, ...(refs.plan ? { plan: refs.plan } : {}) };
   }
 
   /** Finalizer, class and plan refs and their lookup labels, in one write when any is missing. */
   private ensureMetadata(instance: ServiceInstance, resolved: Resolved): Promise<ServiceInstance> {
     const { scope, cls, plan } = resolved;
-    const labels = { [scope.classRefLabel]: labelValue(cls.metadata.name), [scope.planRefLabel]: labelValue(plan.metadata.name) };
+    const labels = {
+      [scope.classRefLabel]: labelValue(cls.metadata.name),
+      [scope.planRefLabel]: labelValue(plan.metadata.name),
+    };
     const ok =
       instance.metadata.finalizers?.includes(FINALIZER) &&
       instance.spec.externalID &&
@@ -647,7 +966,8 @@ export class InstanceReconciler {
     if (ok) return Promise.resolve(instance);
     return this.ctx.updateObject(R, instance, (copy) => {
       if (copy.metadata.deletionTimestamp) return false;
-      if (!copy.metadata.finalizers?.includes(FINALIZER)) copy.metadata.finalizers = [...(copy.metadata.finalizers ?? []), FINALIZER];
+      if (!copy.metadata.finalizers?.includes(FINALIZER))
+        copy.metadata.finalizers = [...(copy.metadata.finalizers ?? []), FINALIZER];
       // The original's webhook filled externalID (the OSB instance_id) on create.
       copy.spec.externalID ||= copy.metadata.uid;
       copy.spec[scope.classRefField] = { name: cls.metadata.name };
@@ -657,7 +977,10 @@ export class InstanceReconciler {
     });
   }
 
-  private async prepare(instance: ServiceInstance, resolved: Resolved): Promise<{ properties: InstanceProperties; parameters: JsonObject | undefined } | Blocked> {
+  private async prepare(
+    instance: ServiceInstance,
+    resolved: Resolved,
+  ): Promise<{ properties: InstanceProperties; parameters: JsonObject | undefined } | Blocked> {
     const params = await objectParameters(this.ctx, instance);
     if (params instanceof Blocked) return params;
     const properties: InstanceProperties = {
@@ -701,7 +1024,11 @@ function planProperties(scope: CatalogScope, planId: string, planName: string | 
 }
 
 function progressReason(operation: InstanceOperation): string {
-  return operation === 'Provision' ? Reason.Provisioning : operation === 'Update' ? Reason.UpdatingInstance : Reason.Deprovisioning;
+  return operation === 'Provision'
+    ? Reason.Provisioning
+    : operation === 'Update'
+      ? Reason.UpdatingInstance
+      : Reason.Deprovisioning;
 }
 
 function progressMessage(operation: InstanceOperation): string {
