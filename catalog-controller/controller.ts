@@ -1,22 +1,19 @@
 import type { Logger } from 'pino';
-import type {
-  KubeObject,
-  Secret,
-  ServiceBinding,
-  ServiceBroker,
-  ServiceClass,
-  ServiceInstance,
-  ServicePlan,
-} from './api/v1beta1.js';
+import type { KubeObject, ServiceClass, ServiceInstance, ServicePlan } from './api/v1beta1.js';
 import { ClusterScope, NamespacedScope, type CatalogScope } from './catalog-scope.js';
+import { ClusterReader } from './cluster-reader.js';
+import { ConditionEvents } from './condition-events.js';
 import { isReady } from './conditions.js';
 import type { ControllerConfig } from './config.js';
-import { ControllerContext, MANAGED_BY, MANAGED_BY_LABEL, type Informers } from './controller-context.js';
+import type { ControllerServices } from './controller-services.js';
+import { createInformers, informerLookup, type Informers } from './informers.js';
 import { EventRecorder } from './kube/event-recorder.js';
-import { Informer } from './kube/informer.js';
+import type { Informer } from './kube/informer.js';
 import type { KubeClient } from './kube/kube-client.js';
-import { Resources, objectKey, type Resource } from './kube/resources.js';
+import { Resources, objectKey } from './kube/resources.js';
 import type { ControllerMetrics } from './metrics.js';
+import { ObjectWriter } from './object-writer.js';
+import { OsbClientCache } from './osb-client/osb-client-cache.js';
 import { BindingReconciler } from './reconcilers/binding-reconciler.js';
 import { BrokerReconciler } from './reconcilers/broker-reconciler.js';
 import { instanceRefs } from './reconcilers/common.js';
@@ -28,7 +25,7 @@ import { WorkQueue, type Reconcile } from './work-queue.js';
  * both scopes, instances, bindings), each with per-key exponential retry backoff.
  */
 export class CatalogController {
-  readonly context: ControllerContext;
+  readonly context: ControllerServices;
   private readonly queues: WorkQueue[] = [];
   private readonly clusterBrokerQueue: WorkQueue;
   private readonly brokerQueue: WorkQueue;
@@ -38,24 +35,8 @@ export class CatalogController {
   private started = false;
 
   constructor(client: KubeClient, config: ControllerConfig, logger: Logger, metrics: ControllerMetrics) {
-    const informer = <T extends KubeObject>(resource: Resource, labelSelector?: string): Informer<T> =>
-      new Informer<T>(client, resource, logger, {
-        resyncMs: config.resyncMs,
-        ...(labelSelector ? { labelSelector } : {}),
-      });
-    const informers: Informers = {
-      clusterServiceBrokers: informer<ServiceBroker>(Resources.ClusterServiceBroker),
-      serviceBrokers: informer<ServiceBroker>(Resources.ServiceBroker),
-      clusterServiceClasses: informer<ServiceClass>(Resources.ClusterServiceClass),
-      serviceClasses: informer<ServiceClass>(Resources.ServiceClass),
-      clusterServicePlans: informer<ServicePlan>(Resources.ClusterServicePlan),
-      servicePlans: informer<ServicePlan>(Resources.ServicePlan),
-      serviceInstances: informer<ServiceInstance>(Resources.ServiceInstance),
-      serviceBindings: informer<ServiceBinding>(Resources.ServiceBinding),
-      bindingSecrets: informer<Secret>(Resources.Secret, `${MANAGED_BY_LABEL}=${MANAGED_BY}`),
-    };
-    const events = new EventRecorder(client, 'depot-catalog-controller', logger, config.namespace);
-    this.context = new ControllerContext(client, informers, config, logger, metrics, events);
+    this.context = wireServices(client, config, logger, metrics);
+    const informers = this.context.informers;
 
     const queueOptions = {
       concurrency: config.concurrentSyncs,
@@ -175,8 +156,28 @@ export class CatalogController {
   async stop(timeoutMs: number): Promise<void> {
     for (const informer of Object.values(this.context.informers) as Array<Informer<KubeObject>>) informer.stop();
     await Promise.all(this.queues.map((q) => q.shutdown(timeoutMs)));
-    this.context.closeOsbClients();
+    this.context.osbClients.close();
   }
+}
+
+/** The reconcilers' services: caches, object writes with their Events, cluster reads, OSB clients. */
+function wireServices(
+  client: KubeClient,
+  config: ControllerConfig,
+  logger: Logger,
+  metrics: ControllerMetrics,
+): ControllerServices {
+  const informers = createInformers(client, config, logger);
+  const informerOf = informerLookup(informers);
+  const events = new EventRecorder(client, 'depot-catalog-controller', logger, config.namespace);
+  const objects = new ObjectWriter(client, informerOf, new ConditionEvents(events));
+  const cluster = new ClusterReader(client, config.clusterId);
+  const osbClients = new OsbClientCache(
+    (namespace, name) => cluster.readSecret(namespace, name),
+    metrics,
+    config.osbRequestTimeoutMs,
+  );
+  return { config, logger, client, informers, informerOf, objects, cluster, osbClients, events };
 }
 
 /**

@@ -23,7 +23,9 @@ import {
   type ServicePlan,
 } from '../api/v1beta1.js';
 import { findCondition, isFailed, isReady, removeCondition, setCondition } from '../conditions.js';
-import { MANAGED_BY, MANAGED_BY_LABEL, type ControllerContext } from '../controller-context.js';
+import { now } from '../clock.js';
+import type { ControllerServices } from '../controller-services.js';
+import { MANAGED_BY, MANAGED_BY_LABEL } from '../informers.js';
 import { KubeApiError } from '../kube/kube-client.js';
 import { Resources, objectKey } from '../kube/resources.js';
 import { describeOutcome, type OsbClient, type OsbOutcome } from '../osb-client/osb-client.js';
@@ -78,7 +80,7 @@ class InjectionError extends Error {
 export class BindingReconciler {
   private readonly pending = new Map<string, PendingOperation>();
 
-  constructor(private readonly ctx: ControllerContext) {}
+  constructor(private readonly ctx: ControllerServices) {}
 
   async reconcile(key: string): Promise<ReconcileResult | void> {
     const binding = this.ctx.informers.serviceBindings.get(key);
@@ -131,7 +133,7 @@ export class BindingReconciler {
     }
     if (!binding.metadata.finalizers?.includes(FINALIZER) || !binding.spec.externalID || !binding.spec.secretName) {
       // What the original's webhook set on create: the finalizer, externalID and secretName.
-      binding = await this.ctx.updateObject(R, binding, (copy) => {
+      binding = await this.ctx.objects.updateObject(R, binding, (copy) => {
         if (copy.metadata.deletionTimestamp) return false;
         if (!copy.metadata.finalizers?.includes(FINALIZER))
           copy.metadata.finalizers = [...(copy.metadata.finalizers ?? []), FINALIZER];
@@ -159,7 +161,7 @@ export class BindingReconciler {
           s.conditions = removeCondition(s.conditions, ConditionType.Failed);
         s.observedGeneration = binding.metadata.generation;
         s.currentOperation = 'Bind';
-        s.operationStartTime = this.ctx.now();
+        s.operationStartTime = now();
         s.inProgressProperties = properties;
         s.unbindStatus = 'Required';
         s.conditions = setCondition(
@@ -168,7 +170,7 @@ export class BindingReconciler {
           'False',
           Reason.BindingRequestInFlight,
           'Binding request for ServiceBinding in-flight to Broker',
-          this.ctx.now(),
+          now(),
         );
       });
     }
@@ -211,7 +213,7 @@ export class BindingReconciler {
           'False',
           Reason.BindCallFailed,
           `Error creating ServiceBinding for ServiceInstance "${target.instance.metadata.name}": ${outcome.message}`,
-          this.ctx.now(),
+          now(),
         );
       });
       return { backoff: true };
@@ -234,7 +236,7 @@ export class BindingReconciler {
           'False',
           Reason.BindCallFailed,
           `ServiceBroker returned failure; bind will be retried: ${describeOutcome(outcome)}`,
-          this.ctx.now(),
+          now(),
         );
       });
       return { backoff: true };
@@ -257,9 +259,9 @@ export class BindingReconciler {
         'False',
         mitigate ? Reason.ServiceBindingNeedsOrphanMitigation : Reason.BindCallFailed,
         mitigate ? 'Starting orphan mitigation' : message,
-        this.ctx.now(),
+        now(),
       );
-      s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', failedReason, message, this.ctx.now());
+      s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', failedReason, message, now());
       delete s.asyncOpInProgress;
       delete s.lastOperation;
       if (mitigate) s.orphanMitigationInProgress = true;
@@ -290,7 +292,7 @@ export class BindingReconciler {
             'False',
             Reason.ErrorInjectingBindResult,
             `Error injecting bind result: ${error.message}`,
-            this.ctx.now(),
+            now(),
           );
           delete s.asyncOpInProgress;
           delete s.lastOperation;
@@ -307,7 +309,7 @@ export class BindingReconciler {
         'True',
         Reason.InjectedBindResult,
         'Injected bind result',
-        this.ctx.now(),
+        now(),
       );
       if (s.inProgressProperties) s.externalProperties = s.inProgressProperties;
       delete s.inProgressProperties;
@@ -353,7 +355,7 @@ export class BindingReconciler {
           'False',
           Reason.ErrorInjectingBindResult,
           `Error injecting bind result: the Secret "${name}" is missing and the broker's credentials could not be fetched: ${describeOutcome(outcome)}`,
-          this.ctx.now(),
+          now(),
         );
       });
       return { backoff: true };
@@ -371,7 +373,7 @@ export class BindingReconciler {
     target: Target,
     parameters: JsonObject | undefined,
   ): Promise<BindRequest> {
-    const namespaceUid = await this.ctx.namespaceUid(binding.metadata.namespace!);
+    const namespaceUid = await this.ctx.cluster.namespaceUid(binding.metadata.namespace!);
     return {
       service_id: target.serviceId,
       plan_id: target.planId,
@@ -386,7 +388,7 @@ export class BindingReconciler {
     const namespace = binding.metadata.namespace!;
     const name = secretNameOf(binding);
     const values = await transformCredentials(credentials, binding.spec.secretTransforms, namespace, (secretName) =>
-      this.ctx.readSecret(namespace, secretName),
+      this.ctx.cluster.readSecret(namespace, secretName),
     );
     // servicebinding.io: `type` (the kind of service) and `provider`, unless the broker sent its own.
     const serviceType = typeof values.type === 'string' ? values.type : target.cls.spec.externalName;
@@ -414,11 +416,11 @@ export class BindingReconciler {
     let existing = this.ctx.informers.bindingSecrets.get(`${namespace}/${name}`);
     if (!existing) {
       try {
-        await this.ctx.createObject<Secret>(Resources.Secret, desired);
+        await this.ctx.objects.createObject<Secret>(Resources.Secret, desired);
         return;
       } catch (error) {
         if (!(error instanceof KubeApiError && error.isAlreadyExists)) throw error;
-        existing = await this.ctx.readSecret(namespace, name);
+        existing = await this.ctx.cluster.readSecret(namespace, name);
         if (!existing)
           throw new InjectionError(`Secret "${namespace}/${name}" was being created by someone else; will retry`);
       }
@@ -433,10 +435,10 @@ export class BindingReconciler {
     if (existing.type !== desired.type) {
       // A Secret's type cannot change: replace it.
       await this.ctx.client.delete(Resources.Secret, name, namespace, { uid: existing.metadata.uid! });
-      await this.ctx.createObject<Secret>(Resources.Secret, desired);
+      await this.ctx.objects.createObject<Secret>(Resources.Secret, desired);
       return;
     }
-    await this.ctx.updateObject<Secret>(Resources.Secret, existing, (copy) => {
+    await this.ctx.objects.updateObject<Secret>(Resources.Secret, existing, (copy) => {
       copy.data = desired.data!;
       copy.metadata.labels = { ...(copy.metadata.labels ?? {}), ...desired.metadata.labels };
       return true;
@@ -451,7 +453,7 @@ export class BindingReconciler {
     const name = secretNameOf(binding);
     const secret =
       this.ctx.informers.bindingSecrets.get(`${binding.metadata.namespace}/${name}`) ??
-      (await this.ctx.readSecret(binding.metadata.namespace!, name));
+      (await this.ctx.cluster.readSecret(binding.metadata.namespace!, name));
     if (secret && isControlledBy(secret, binding)) {
       try {
         await this.ctx.client.delete(Resources.Secret, name, binding.metadata.namespace, { uid: secret.metadata.uid! });
@@ -464,7 +466,7 @@ export class BindingReconciler {
             'False',
             Reason.ErrorEjectingServiceBinding,
             `Error ejecting binding: ${error.message}`,
-            this.ctx.now(),
+            now(),
           );
         });
         return { backoff: true };
@@ -495,7 +497,7 @@ export class BindingReconciler {
           'Unknown',
           target.reason,
           `${target.message} To give up on unbinding, annotate the binding with ${ABANDON_ANNOTATION}="true".`,
-          this.ctx.now(),
+          now(),
         );
       });
       return { backoff: true };
@@ -508,7 +510,7 @@ export class BindingReconciler {
           'False',
           Reason.ErrorAsyncOperationInProgress,
           `Cannot unbind while ServiceInstance "${target.instance.metadata.name}" has an operation in progress`,
-          this.ctx.now(),
+          now(),
         );
       });
       return { backoff: true };
@@ -516,14 +518,14 @@ export class BindingReconciler {
     if (!orphanMitigation && binding.status?.currentOperation !== 'Unbind') {
       binding = await this.writeStatus(binding, (s) => {
         s.currentOperation = 'Unbind';
-        s.operationStartTime = this.ctx.now();
+        s.operationStartTime = now();
         s.conditions = setCondition(
           s.conditions,
           ConditionType.Ready,
           'False',
           Reason.UnbindingRequestInFlight,
           'Unbind request for ServiceBinding in-flight to Broker',
-          this.ctx.now(),
+          now(),
         );
       });
     }
@@ -559,7 +561,7 @@ export class BindingReconciler {
         'Unknown',
         Reason.UnbindCallFailed,
         message,
-        this.ctx.now(),
+        now(),
       );
       delete s.asyncOpInProgress;
       delete s.lastOperation;
@@ -578,7 +580,7 @@ export class BindingReconciler {
         'Unknown',
         orphanMitigation ? Reason.OrphanMitigationFailed : Reason.UnbindCallFailed,
         `${message}.${hint}`,
-        this.ctx.now(),
+        now(),
       );
       s.conditions = setCondition(
         s.conditions,
@@ -586,7 +588,7 @@ export class BindingReconciler {
         'True',
         Reason.ErrorReconciliationRetryTimeout,
         `${message}.${hint}`,
-        this.ctx.now(),
+        now(),
       );
       s.unbindStatus = 'Failed';
       delete s.orphanMitigationInProgress;
@@ -609,7 +611,7 @@ export class BindingReconciler {
         'False',
         orphanMitigation ? Reason.OrphanMitigationSuccessful : Reason.UnboundSuccessfully,
         orphanMitigation ? 'Orphan mitigation was completed successfully' : 'The binding was deleted successfully',
-        this.ctx.now(),
+        now(),
       );
       s.unbindStatus = 'Succeeded';
       delete s.orphanMitigationInProgress;
@@ -704,7 +706,7 @@ export class BindingReconciler {
         if (osbOperation) s.lastOperation = osbOperation;
         else delete s.lastOperation;
         if (operation === 'Unbind' && !s.orphanMitigationInProgress) s.currentOperation = 'Unbind';
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, this.ctx.now());
+        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, now());
       });
     }
     const delay = pollDelayMs(this.ctx, outcome, polls);
@@ -778,7 +780,7 @@ export class BindingReconciler {
         'False',
         blocked.reason,
         blocked.message,
-        this.ctx.now(),
+        now(),
       );
       if (blocked.terminal) {
         s.conditions = setCondition(
@@ -787,7 +789,7 @@ export class BindingReconciler {
           'True',
           blocked.reason,
           blocked.message,
-          this.ctx.now(),
+          now(),
         );
         s.observedGeneration = binding.metadata.generation;
         delete s.currentOperation;
@@ -802,7 +804,7 @@ export class BindingReconciler {
   }
 
   private writeStatus(binding: ServiceBinding, mutate: (s: ServiceBindingStatus) => void): Promise<ServiceBinding> {
-    return this.ctx.writeStatus<ServiceBinding, ServiceBindingStatus>(R, binding, mutate);
+    return this.ctx.objects.writeStatus<ServiceBinding, ServiceBindingStatus>(R, binding, mutate);
   }
 }
 

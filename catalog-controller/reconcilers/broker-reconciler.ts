@@ -22,7 +22,9 @@ import {
 import { scopeOfBroker, type CatalogScope } from '../catalog-scope.js';
 import { classProperties, matches, parsePredicate, planProperties, RestrictionError } from '../catalog-restrictions.js';
 import { isFailed, isReady, removeCondition, setCondition } from '../conditions.js';
-import { BrokerAuthError, type ControllerContext } from '../controller-context.js';
+import { now } from '../clock.js';
+import type { ControllerServices } from '../controller-services.js';
+import { BrokerAuthError } from '../osb-client/broker-authorization.js';
 import { KubeApiError } from '../kube/kube-client.js';
 import { objectKey, type Resource } from '../kube/resources.js';
 import { escapedName, labelValue } from '../names.js';
@@ -43,7 +45,7 @@ class CatalogSyncError extends Error {
  */
 export class BrokerReconciler {
   constructor(
-    private readonly ctx: ControllerContext,
+    private readonly ctx: ControllerServices,
     private readonly resource: Resource,
   ) {}
 
@@ -55,7 +57,7 @@ export class BrokerReconciler {
 
     let current = broker;
     if (!current.metadata.finalizers?.includes(FINALIZER)) {
-      current = await this.ctx.updateObject(this.resource, current, (copy) => {
+      current = await this.ctx.objects.updateObject(this.resource, current, (copy) => {
         copy.metadata.finalizers = [...(copy.metadata.finalizers ?? []), FINALIZER];
         return true;
       });
@@ -109,7 +111,7 @@ export class BrokerReconciler {
     let catalog: CatalogResponse;
     let minor: ApiMinor;
     try {
-      const client = await this.ctx.osbClient(broker, true);
+      const client = await this.ctx.osbClients.clientOf(broker, true);
       const fetched = await fetchCatalog(client, versionsToOffer(pinned));
       const { outcome } = fetched;
       if (outcome.kind !== 'response' || outcome.status !== 200 || !isCatalog(outcome.body)) {
@@ -142,10 +144,10 @@ export class BrokerReconciler {
           'True',
           Reason.FetchedCatalog,
           'Successfully fetched catalog entries from broker.',
-          this.ctx.now(),
+          now(),
         );
         s.reconciledGeneration = broker.metadata.generation;
-        s.lastCatalogRetrievalTime = this.ctx.now();
+        s.lastCatalogRetrievalTime = now();
         s.osbApiVersion = formatApiVersion(minor);
         if (pinned === undefined) delete s.osbApiVersionPinned;
         else s.osbApiVersionPinned = true;
@@ -164,7 +166,7 @@ export class BrokerReconciler {
             'False',
             Reason.ErrorSyncingCatalog,
             `Error syncing catalog from ServiceBroker: ${error.message}`,
-            this.ctx.now(),
+            now(),
           );
         });
         return { backoff: true };
@@ -183,13 +185,13 @@ export class BrokerReconciler {
         'False',
         Reason.InvalidSpec,
         message,
-        this.ctx.now(),
+        now(),
       );
     });
   }
 
   private async fetchFailed(broker: ServiceBroker, message: string): Promise<ReconcileResult> {
-    const started = broker.status?.operationStartTime ?? this.ctx.now();
+    const started = broker.status?.operationStartTime ?? now();
     if (pastRetryDuration(this.ctx, started)) {
       await this.writeStatus(broker, (s) => {
         s.conditions = setCondition(
@@ -198,7 +200,7 @@ export class BrokerReconciler {
           'False',
           Reason.ErrorFetchingCatalog,
           message,
-          this.ctx.now(),
+          now(),
         );
         s.conditions = setCondition(
           s.conditions,
@@ -206,7 +208,7 @@ export class BrokerReconciler {
           'True',
           Reason.ErrorReconciliationRetryTimeout,
           RETRY_TIMEOUT_MESSAGE,
-          this.ctx.now(),
+          now(),
         );
         s.reconciledGeneration = broker.metadata.generation;
         delete s.operationStartTime;
@@ -220,7 +222,7 @@ export class BrokerReconciler {
         'False',
         Reason.ErrorFetchingCatalog,
         message,
-        this.ctx.now(),
+        now(),
       );
       s.operationStartTime = started;
     });
@@ -392,7 +394,7 @@ export class BrokerReconciler {
         : error;
     if (!existing) {
       try {
-        await this.ctx.createObject<T>(resource, desired);
+        await this.ctx.objects.createObject<T>(resource, desired);
       } catch (error) {
         if (!(error instanceof KubeApiError && error.isAlreadyExists)) throw refused(error);
         throw new CatalogSyncError(
@@ -409,7 +411,7 @@ export class BrokerReconciler {
       !existing.metadata.ownerReferences?.length
     ) {
       try {
-        current = await this.ctx.updateObject(resource, existing, (copy) => {
+        current = await this.ctx.objects.updateObject(resource, existing, (copy) => {
           copy.spec = desired.spec;
           copy.metadata.labels = labels;
           if (!copy.metadata.ownerReferences?.length) copy.metadata.ownerReferences = desired.metadata.ownerReferences;
@@ -424,7 +426,7 @@ export class BrokerReconciler {
 
   private async flagRemoved(resource: Resource, entry: ServiceClass | ServicePlan, removed: boolean): Promise<void> {
     if ((entry.status?.removedFromBrokerCatalog ?? false) === removed) return;
-    await this.ctx.writeStatus(resource, entry, (s: { removedFromBrokerCatalog?: boolean }) => {
+    await this.ctx.objects.writeStatus(resource, entry, (s: { removedFromBrokerCatalog?: boolean }) => {
       s.removedFromBrokerCatalog = removed;
     });
   }
@@ -473,14 +475,14 @@ export class BrokerReconciler {
       if (cls.spec[scope.brokerNameField] === broker.metadata.name)
         await this.ctx.client.delete(scope.class, cls.metadata.name, namespace);
     }
-    this.ctx.forgetOsbClient(broker);
+    this.ctx.osbClients.forget(broker);
     const reason = scope.cluster ? Reason.DeletedClusterServiceBrokerSuccessfully : Reason.DeletedSuccessfully;
     this.ctx.events.record(broker, 'Normal', reason, `The broker ${broker.metadata.name} was deleted successfully.`);
     await removeFinalizer(this.ctx, this.resource, broker);
   }
 
   private writeStatus(broker: ServiceBroker, mutate: (s: ServiceBrokerStatus) => void): Promise<ServiceBroker> {
-    return this.ctx.writeStatus<ServiceBroker, ServiceBrokerStatus>(this.resource, broker, mutate);
+    return this.ctx.objects.writeStatus<ServiceBroker, ServiceBrokerStatus>(this.resource, broker, mutate);
   }
 
   /** Key of the broker that owns a class or plan, for requeueing it. */

@@ -13,7 +13,8 @@ import {
   type UserInfo,
 } from '../api/v1beta1.js';
 import { scopeOfInstance, type CatalogScope } from '../catalog-scope.js';
-import { BrokerAuthError, type ControllerContext } from '../controller-context.js';
+import type { ControllerServices } from '../controller-services.js';
+import { BrokerAuthError } from '../osb-client/broker-authorization.js';
 import type { Resource } from '../kube/resources.js';
 import type { OsbClient, OsbOutcome } from '../osb-client/osb-client.js';
 import { ParametersError, resolveParameters, type ResolvedParameters } from '../parameters.js';
@@ -30,7 +31,7 @@ export class Blocked {
 
 /** The object's `parameters` and `parametersFrom` resolved, or why they cannot be (ErrorWithParameters). */
 export async function objectParameters(
-  ctx: ControllerContext,
+  ctx: ControllerServices,
   object: ServiceInstance | ServiceBinding,
 ): Promise<ResolvedParameters | Blocked> {
   try {
@@ -38,7 +39,7 @@ export async function objectParameters(
       object.metadata.namespace!,
       object.spec.parameters,
       object.spec.parametersFrom,
-      (ns, name) => ctx.readSecret(ns, name),
+      (ns, name) => ctx.cluster.readSecret(ns, name),
     );
   } catch (error) {
     if (error instanceof ParametersError)
@@ -59,7 +60,7 @@ export interface PendingOperation<Operation extends string> {
 
 /** The poll of an operation the broker just accepted (its 202 body), due after the first delay. */
 export function acceptedOperation<Operation extends string>(
-  ctx: ControllerContext,
+  ctx: ControllerServices,
   operation: Operation,
   body: JsonObject,
 ): PendingOperation<Operation> {
@@ -72,7 +73,7 @@ export function acceptedOperation<Operation extends string>(
 }
 
 /** The wait before the next poll: the broker's Retry-After, else doubling from the first delay, capped. */
-export function pollDelayMs(ctx: ControllerContext, outcome: OsbOutcome, polls: number): number {
+export function pollDelayMs(ctx: ControllerServices, outcome: OsbOutcome, polls: number): number {
   if (outcome.kind === 'response' && outcome.retryAfterSeconds !== undefined) return outcome.retryAfterSeconds * 1000;
   return Math.min(ctx.config.pollInitialDelayMs * 2 ** polls, ctx.config.pollMaxDelayMs);
 }
@@ -81,7 +82,7 @@ export function pollDelayMs(ctx: ControllerContext, outcome: OsbOutcome, polls: 
 /** The Failed condition's message when RECONCILIATION_RETRY_DURATION_SECONDS has passed. */
 export const RETRY_TIMEOUT_MESSAGE = 'Stopping reconciliation retries because too much time has elapsed';
 
-export function pastRetryDuration(ctx: ControllerContext, operationStartTime: string | undefined): boolean {
+export function pastRetryDuration(ctx: ControllerServices, operationStartTime: string | undefined): boolean {
   const started = Date.parse(operationStartTime ?? '');
   return Number.isFinite(started) && Date.now() - started > ctx.config.reconciliationRetryDurationMs;
 }
@@ -114,9 +115,9 @@ export function planIdOf(properties: InstanceProperties | undefined): string | u
 }
 
 /** The broker's OSB client; a broken auth Secret blocks the object instead of failing the pass. */
-export async function brokerClient(ctx: ControllerContext, broker: ServiceBroker): Promise<OsbClient | Blocked> {
+export async function brokerClient(ctx: ControllerServices, broker: ServiceBroker): Promise<OsbClient | Blocked> {
   try {
-    return await ctx.osbClient(broker);
+    return await ctx.osbClients.clientOf(broker);
   } catch (error) {
     if (error instanceof BrokerAuthError)
       return new Blocked(Reason.ReferencesNonexistentBroker, `Error getting broker auth credentials: ${error.message}`);
@@ -136,7 +137,7 @@ export interface InstanceRefs {
 }
 
 /** Follows spec.(cluster)ServiceClassRef / PlanRef, and the class's broker; undefined for an invalid spec. */
-export function instanceRefs(ctx: ControllerContext, instance: ServiceInstance): InstanceRefs | { invalid: string } {
+export function instanceRefs(ctx: ControllerServices, instance: ServiceInstance): InstanceRefs | { invalid: string } {
   const scope = scopeOfInstance(instance);
   if ('invalid' in scope) return scope;
   const namespace = scope.cluster ? undefined : instance.metadata.namespace;
@@ -157,16 +158,16 @@ export function originatingIdentity(user: UserInfo | undefined): { identity?: Or
 
 /** profile.md, "Kubernetes Context Object". */
 export async function kubernetesContext(
-  ctx: ControllerContext,
+  ctx: ControllerServices,
   namespace: string | undefined,
   instanceName: string,
 ): Promise<JsonObject> {
-  return { platform: 'kubernetes', namespace, clusterid: await ctx.clusterId(), instance_name: instanceName };
+  return { platform: 'kubernetes', namespace, clusterid: await ctx.cluster.clusterId(), instance_name: instanceName };
 }
 
 /** Removes our finalizer (the object then goes, if it was being deleted). */
-export async function removeFinalizer(ctx: ControllerContext, resource: Resource, object: KubeObject): Promise<void> {
-  await ctx.updateObject(resource, object, (copy) => {
+export async function removeFinalizer(ctx: ControllerServices, resource: Resource, object: KubeObject): Promise<void> {
+  await ctx.objects.updateObject(resource, object, (copy) => {
     const before = copy.metadata.finalizers ?? [];
     copy.metadata.finalizers = before.filter((f) => f !== FINALIZER);
     return copy.metadata.finalizers.length !== before.length;

@@ -20,7 +20,8 @@ import {
 } from '../api/v1beta1.js';
 import { scopeOfInstance, userSpecifiedNames, type CatalogScope } from '../catalog-scope.js';
 import { findCondition, isFailed, isReady, removeCondition, setCondition } from '../conditions.js';
-import type { ControllerContext } from '../controller-context.js';
+import { now } from '../clock.js';
+import type { ControllerServices } from '../controller-services.js';
 import { Resources, objectKey } from '../kube/resources.js';
 import { labelValue } from '../names.js';
 import { describeOutcome, type OsbOutcome } from '../osb-client/osb-client.js';
@@ -69,7 +70,7 @@ export class InstanceReconciler {
   private readonly pending = new Map<string, PendingOperation>();
 
   constructor(
-    private readonly ctx: ControllerContext,
+    private readonly ctx: ControllerServices,
     /** Bindings waiting on an instance are looked at again when it becomes Ready. */
     private readonly onInstanceReady: (instance: ServiceInstance) => void,
   ) {}
@@ -135,8 +136,8 @@ export class InstanceReconciler {
     const body: ProvisionRequest = {
       service_id: resolved.cls.spec.externalID,
       plan_id: resolved.plan.spec.externalID,
-      organization_guid: await this.ctx.clusterId(),
-      space_guid: await this.ctx.namespaceUid(instance.metadata.namespace!),
+      organization_guid: await this.ctx.cluster.clusterId(),
+      space_guid: await this.ctx.cluster.namespaceUid(instance.metadata.namespace!),
       context: await this.context(instance),
       ...(parameters ? { parameters } : {}),
       ...(resolved.plan.spec.maintenanceInfo ? { maintenance_info: resolved.plan.spec.maintenanceInfo } : {}),
@@ -201,7 +202,7 @@ export class InstanceReconciler {
   ): Promise<ReconcileResult | void> {
     const orphan = options.orphan === true && broker.spec.disableOrphanMitigation !== true;
     instance = await this.writeStatus(instance, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, this.ctx.now());
+      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, now());
       if (options.terminal) {
         s.conditions = setCondition(
           s.conditions,
@@ -209,7 +210,7 @@ export class InstanceReconciler {
           'True',
           options.failedReason ?? reason,
           message,
-          this.ctx.now(),
+          now(),
         );
       }
       delete s.asyncOpInProgress;
@@ -222,7 +223,7 @@ export class InstanceReconciler {
           'True',
           reason,
           message,
-          this.ctx.now(),
+          now(),
         );
         s.conditions = setCondition(
           s.conditions,
@@ -230,7 +231,7 @@ export class InstanceReconciler {
           'False',
           Reason.StartingInstanceOrphanMitigation,
           'The instance provision call failed with an ambiguous error; attempting to deprovision the instance in order to mitigate an orphaned resource',
-          this.ctx.now(),
+          now(),
         );
         s.orphanMitigationInProgress = true;
       } else if (options.terminal) {
@@ -348,7 +349,7 @@ export class InstanceReconciler {
         'False',
         Reason.UpdateInstanceCallFailed,
         message,
-        this.ctx.now(),
+        now(),
       );
       s.conditions = setCondition(
         s.conditions,
@@ -356,7 +357,7 @@ export class InstanceReconciler {
         'True',
         Reason.UpdateInstanceCallFailed,
         message,
-        this.ctx.now(),
+        now(),
       );
       delete s.currentOperation;
       delete s.asyncOpInProgress;
@@ -411,7 +412,7 @@ export class InstanceReconciler {
           'Unknown',
           resolved.reason,
           `${resolved.message} To give up on deprovisioning, annotate the instance with ${ABANDON_ANNOTATION}="true".`,
-          this.ctx.now(),
+          now(),
         );
       });
       return { backoff: true };
@@ -438,7 +439,7 @@ export class InstanceReconciler {
         s.conditions = removeCondition(s.conditions, ConditionType.OrphanMitigation);
         delete s.orphanMitigationInProgress;
         s.currentOperation = 'Deprovision';
-        s.operationStartTime = this.ctx.now();
+        s.operationStartTime = now();
         s.inProgressProperties = { ...planProperties(resolved.scope, planId, resolved.plan?.spec.externalName) };
         s.conditions = setCondition(
           s.conditions,
@@ -446,12 +447,12 @@ export class InstanceReconciler {
           'False',
           Reason.DeprovisionRequestInFlight,
           'Deprovision request for ServiceInstance in-flight to Broker',
-          this.ctx.now(),
+          now(),
         );
       });
     } else if (!instance.status?.operationStartTime) {
       instance = await this.writeStatus(instance, (s) => {
-        s.operationStartTime = this.ctx.now();
+        s.operationStartTime = now();
       });
     }
     if (pastRetryDuration(this.ctx, instance.status?.operationStartTime))
@@ -488,7 +489,7 @@ export class InstanceReconciler {
         'Unknown',
         Reason.DeprovisionCallFailed,
         message,
-        this.ctx.now(),
+        now(),
       );
       delete s.asyncOpInProgress;
       delete s.lastOperation;
@@ -512,7 +513,7 @@ export class InstanceReconciler {
         'Unknown',
         orphanMitigation ? Reason.OrphanMitigationFailed : Reason.DeprovisionCallFailed,
         `${orphanMitigation ? 'Orphan mitigation failed: ' : ''}${message}.${hint}`,
-        this.ctx.now(),
+        now(),
       );
       s.conditions = setCondition(
         s.conditions,
@@ -520,7 +521,7 @@ export class InstanceReconciler {
         'True',
         Reason.ErrorReconciliationRetryTimeout,
         `${message}.${hint}`,
-        this.ctx.now(),
+        now(),
       );
       s.deprovisionStatus = 'Failed';
       delete s.orphanMitigationInProgress;
@@ -553,7 +554,7 @@ export class InstanceReconciler {
         'False',
         orphanMitigation ? Reason.OrphanMitigationSuccessful : Reason.DeprovisionedSuccessfully,
         text,
-        this.ctx.now(),
+        now(),
       );
       s.provisionStatus = 'NotProvisioned';
       s.deprovisionStatus = 'Succeeded';
@@ -613,7 +614,7 @@ export class InstanceReconciler {
           'Unknown',
           resolved.reason,
           resolved.message,
-          this.ctx.now(),
+          now(),
         );
       });
       return { backoff: true };
@@ -709,7 +710,7 @@ export class InstanceReconciler {
           deleting && !inProgress ? 'Unknown' : 'False',
           reason,
           message,
-          this.ctx.now(),
+          now(),
         );
       });
     }
@@ -738,7 +739,7 @@ export class InstanceReconciler {
         'True',
         operation === 'Provision' ? Reason.ProvisionedSuccessfully : Reason.InstanceUpdatedSuccessfully,
         text,
-        this.ctx.now(),
+        now(),
       );
       if (s.inProgressProperties) s.externalProperties = s.inProgressProperties;
       delete s.inProgressProperties;
@@ -756,7 +757,7 @@ export class InstanceReconciler {
 
   private async retryWith(instance: ServiceInstance, reason: string, message: string): Promise<ReconcileResult> {
     await this.writeStatus(instance, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, this.ctx.now());
+      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, now());
     });
     return { backoff: true };
   }
@@ -798,14 +799,14 @@ export class InstanceReconciler {
       if (s.observedGeneration !== instance.metadata.generation)
         s.conditions = removeCondition(s.conditions, ConditionType.Failed);
       s.observedGeneration = instance.metadata.generation;
-      if (s.currentOperation !== operation || !s.operationStartTime) s.operationStartTime = this.ctx.now();
+      if (s.currentOperation !== operation || !s.operationStartTime) s.operationStartTime = now();
       s.currentOperation = operation;
       s.inProgressProperties = properties;
       if (operation === 'Provision') {
         s.deprovisionStatus = 'Required';
         s.provisionStatus ||= 'NotProvisioned';
       }
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, this.ctx.now());
+      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, now());
     });
   }
 
@@ -817,7 +818,7 @@ export class InstanceReconciler {
         'False',
         blocked.reason,
         blocked.message,
-        this.ctx.now(),
+        now(),
       );
       if (blocked.terminal) {
         s.conditions = setCondition(
@@ -826,7 +827,7 @@ export class InstanceReconciler {
           'True',
           blocked.reason,
           blocked.message,
-          this.ctx.now(),
+          now(),
         );
         s.observedGeneration = instance.metadata.generation;
         delete s.currentOperation;
@@ -964,7 +965,7 @@ export class InstanceReconciler {
       instance.spec[scope.instancePlanRefField]?.name === plan.metadata.name &&
       Object.entries(labels).every(([k, v]) => instance.metadata.labels?.[k] === v);
     if (ok) return Promise.resolve(instance);
-    return this.ctx.updateObject(R, instance, (copy) => {
+    return this.ctx.objects.updateObject(R, instance, (copy) => {
       if (copy.metadata.deletionTimestamp) return false;
       if (!copy.metadata.finalizers?.includes(FINALIZER))
         copy.metadata.finalizers = [...(copy.metadata.finalizers ?? []), FINALIZER];
@@ -1005,7 +1006,7 @@ export class InstanceReconciler {
   }
 
   private writeStatus(instance: ServiceInstance, mutate: (s: ServiceInstanceStatus) => void): Promise<ServiceInstance> {
-    return this.ctx.writeStatus<ServiceInstance, ServiceInstanceStatus>(R, instance, mutate, (s, object) => {
+    return this.ctx.objects.writeStatus<ServiceInstance, ServiceInstanceStatus>(R, instance, mutate, (s, object) => {
       const names = userSpecifiedNames(object);
       if (names.className) s.userSpecifiedClassName = names.className;
       if (names.planName) s.userSpecifiedPlanName = names.planName;
