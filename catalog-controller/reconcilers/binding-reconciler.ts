@@ -1,73 +1,40 @@
-import {
-  FEATURE_SINCE,
-  type ApiMinor,
-  type BindRequest,
-  type JsonObject,
-  type LastOperationResponse,
-  type OriginatingIdentity,
-} from '../../osb/index.js';
+import type { BindRequest, JsonObject, OriginatingIdentity } from '../../osb/index.js';
 import {
   ABANDON_ANNOTATION,
-  API_VERSION,
   ConditionType,
   FINALIZER,
   Reason,
   type BindingOperation,
   type BindingProperties,
-  type Secret,
   type ServiceBinding,
   type ServiceBindingStatus,
-  type ServiceBroker,
-  type ServiceClass,
-  type ServiceInstance,
-  type ServicePlan,
 } from '../api/v1beta1.js';
-import { findCondition, isFailed, isReady, removeCondition, setCondition } from '../conditions.js';
 import { now } from '../clock.js';
+import { isFailed, isReady, removeCondition, setCondition } from '../conditions.js';
 import type { ControllerServices } from '../controller-services.js';
-import { MANAGED_BY, MANAGED_BY_LABEL } from '../informers.js';
 import { KubeApiError } from '../kube/kube-client.js';
 import { Resources, objectKey } from '../kube/resources.js';
 import { describeOutcome, type OsbClient, type OsbOutcome } from '../osb-client/osb-client.js';
-import { SecretTransformError, secretData, transformCredentials } from '../secret-data.js';
+import { SecretTransformError } from '../secret-data.js';
 import type { ReconcileResult } from '../work-queue.js';
+import { AsyncOperations, type CreateEnds, type PendingOperation } from './async-operation.js';
+import { bindingOperations } from './binding-operations.js';
+import { InjectionError, isControlledBy, secretNameOf, writeBindingSecret } from './binding-secret.js';
+import { asyncBindings, bindingTarget, pollingClient, type Target } from './binding-target.js';
 import {
   Blocked,
   RETRY_TIMEOUT_MESSAGE,
-  acceptedOperation,
   asObject,
   brokerClient,
   instanceIdOf,
-  instanceRefs,
   isTerminal,
   kubernetesContext,
   objectParameters,
   originatingIdentity,
   pastRetryDuration,
-  planIdOf,
-  pollDelayMs,
-  removeFinalizer,
-  type PendingOperation as Pending,
 } from './common.js';
 
 const R = Resources.ServiceBinding;
-
-/** What a binding needs from its instance to talk to the broker. */
-interface Target {
-  instance: ServiceInstance;
-  broker: ServiceBroker;
-  cls: ServiceClass;
-  plan: ServicePlan | undefined;
-  serviceId: string;
-  planId: string;
-}
-
-type PendingOperation = Pending<BindingOperation>;
-
-/** Injection into the Secret failed in a way a retry may fix. */
-class InjectionError extends Error {
-  override name = 'InjectionError';
-}
 
 /**
  * ServiceBinding (reference §2.4). Waits for its instance to be Ready, binds (asynchronously
@@ -78,18 +45,23 @@ class InjectionError extends Error {
  * `provider`). Delete: the Secret, then the unbind, then the finalizer.
  */
 export class BindingReconciler {
-  private readonly pending = new Map<string, PendingOperation>();
+  private readonly operations: AsyncOperations<BindingOperation, ServiceBinding, ServiceBindingStatus>;
 
-  constructor(private readonly ctx: ControllerServices) {}
+  constructor(private readonly ctx: ControllerServices) {
+    this.operations = new AsyncOperations(
+      ctx,
+      bindingOperations((binding, mutate) => this.writeStatus(binding, mutate)),
+    );
+  }
 
   async reconcile(key: string): Promise<ReconcileResult | void> {
     const binding = this.ctx.informers.serviceBindings.get(key);
     if (!binding) {
-      this.pending.delete(key);
+      this.operations.forget(key);
       return;
     }
     const status = binding.status ?? {};
-    const pending = this.pending.get(key);
+    const pending = this.operations.pendingOf(key);
     if (status.asyncOpInProgress || pending) return this.poll(binding, pending);
     if (binding.metadata.deletionTimestamp) return this.reconcileDelete(binding);
     if (status.orphanMitigationInProgress) return this.unbind(binding, true);
@@ -118,7 +90,7 @@ export class BindingReconciler {
         ),
       );
     }
-    const target = this.target(binding, true);
+    const target = bindingTarget(this.ctx, binding, true);
     if (target instanceof Blocked) return this.block(binding, target);
     const bindable = target.plan?.spec.bindable ?? target.cls.spec.bindable;
     if (!bindable) {
@@ -221,8 +193,7 @@ export class BindingReconciler {
     const body = asObject(outcome.body);
     if ((outcome.status === 200 || outcome.status === 201) && body) return this.inject(binding, target, body);
     if (outcome.status === 202 && body) {
-      this.pending.set(objectKey(binding.metadata), acceptedOperation(this.ctx, 'Bind', body));
-      return { requeueAfterMs: this.ctx.config.pollInitialDelayMs };
+      return this.operations.accepted(binding, 'Bind', body);
     }
     const message = `ServiceBroker returned failure; bind operation will not be retried: ${describeOutcome(outcome)}`;
     // Any HTTP error is terminal for this generation; a non-200 2xx or a 5xx may have left a binding behind.
@@ -277,10 +248,10 @@ export class BindingReconciler {
 
   /** The bind result into the Secret, then Ready. */
   private async inject(binding: ServiceBinding, target: Target, response: JsonObject): Promise<ReconcileResult | void> {
-    this.pending.delete(objectKey(binding.metadata));
+    this.operations.forget(objectKey(binding.metadata));
     const credentials = asObject(response.credentials) ?? {};
     try {
-      await this.writeSecret(binding, target, credentials);
+      await writeBindingSecret(this.ctx, binding, target, credentials);
     } catch (error) {
       // injectServiceBinding: any failure to write the Secret (also one the API refuses: a key
       // or name that is not valid) is ErrorInjectingBindResult, retried; not a silent log line.
@@ -329,7 +300,7 @@ export class BindingReconciler {
     const name = secretNameOf(binding);
     const secret = this.ctx.informers.bindingSecrets.get(`${binding.metadata.namespace}/${name}`);
     if (secret && isControlledBy(secret, binding)) return;
-    const target = this.target(binding, false);
+    const target = bindingTarget(this.ctx, binding, false);
     if (target instanceof Blocked) return this.block(binding, target);
     const client = await brokerClient(this.ctx, target.broker);
     if (client instanceof Blocked) return this.block(binding, client);
@@ -384,67 +355,6 @@ export class BindingReconciler {
     };
   }
 
-  private async writeSecret(binding: ServiceBinding, target: Target, credentials: JsonObject): Promise<void> {
-    const namespace = binding.metadata.namespace!;
-    const name = secretNameOf(binding);
-    const values = await transformCredentials(credentials, binding.spec.secretTransforms, namespace, (secretName) =>
-      this.ctx.cluster.readSecret(namespace, secretName),
-    );
-    // servicebinding.io: `type` (the kind of service) and `provider`, unless the broker sent its own.
-    const serviceType = typeof values.type === 'string' ? values.type : target.cls.spec.externalName;
-    if (!('type' in values)) values.type = serviceType;
-    if (!('provider' in values)) values.provider = target.broker.metadata.name;
-    const desired: Secret = {
-      metadata: {
-        name,
-        namespace,
-        labels: { [MANAGED_BY_LABEL]: MANAGED_BY },
-        ownerReferences: [
-          {
-            apiVersion: API_VERSION,
-            kind: 'ServiceBinding',
-            name: binding.metadata.name,
-            uid: binding.metadata.uid!,
-            controller: true,
-            blockOwnerDeletion: true,
-          },
-        ],
-      },
-      type: `servicebinding.io/${serviceType}`,
-      data: secretData(values),
-    };
-    let existing = this.ctx.informers.bindingSecrets.get(`${namespace}/${name}`);
-    if (!existing) {
-      try {
-        await this.ctx.objects.createObject<Secret>(Resources.Secret, desired);
-        return;
-      } catch (error) {
-        if (!(error instanceof KubeApiError && error.isAlreadyExists)) throw error;
-        existing = await this.ctx.cluster.readSecret(namespace, name);
-        if (!existing)
-          throw new InjectionError(`Secret "${namespace}/${name}" was being created by someone else; will retry`);
-      }
-    }
-    if (!isControlledBy(existing, binding)) {
-      const owner = existing.metadata.ownerReferences?.find((o) => o.controller);
-      throw new InjectionError(
-        `Secret "${namespace}/${name}" is not owned by ServiceBinding, controllerRef: ${owner ? `${owner.kind}/${owner.name}` : 'none'}`,
-      );
-    }
-    if (JSON.stringify(existing.data ?? {}) === JSON.stringify(desired.data)) return;
-    if (existing.type !== desired.type) {
-      // A Secret's type cannot change: replace it.
-      await this.ctx.client.delete(Resources.Secret, name, namespace, { uid: existing.metadata.uid! });
-      await this.ctx.objects.createObject<Secret>(Resources.Secret, desired);
-      return;
-    }
-    await this.ctx.objects.updateObject<Secret>(Resources.Secret, existing, (copy) => {
-      copy.data = desired.data!;
-      copy.metadata.labels = { ...(copy.metadata.labels ?? {}), ...desired.metadata.labels };
-      return true;
-    });
-  }
-
   // ---- unbind ----
 
   private async reconcileDelete(binding: ServiceBinding): Promise<ReconcileResult | void> {
@@ -488,7 +398,7 @@ export class BindingReconciler {
   }
 
   private async unbind(binding: ServiceBinding, orphanMitigation: boolean): Promise<ReconcileResult | void> {
-    const target = this.target(binding, false);
+    const target = bindingTarget(this.ctx, binding, false);
     if (target instanceof Blocked) {
       await this.writeStatus(binding, (s) => {
         s.conditions = setCondition(
@@ -529,8 +439,9 @@ export class BindingReconciler {
         );
       });
     }
-    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime))
-      return this.unbindGaveUp(binding, orphanMitigation, RETRY_TIMEOUT_MESSAGE);
+    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) {
+      return this.operations.teardownGaveUp(binding, orphanMitigation, RETRY_TIMEOUT_MESSAGE);
+    }
     const client = await brokerClient(this.ctx, target.broker);
     if (client instanceof Blocked) return this.block(binding, client);
     const acceptsIncomplete = asyncBindings(target, client);
@@ -541,266 +452,81 @@ export class BindingReconciler {
       acceptsIncomplete,
       this.identity(binding),
     );
-    if (outcome.kind === 'response' && (outcome.status === 200 || outcome.status === 410)) return this.unbound(binding);
+    if (outcome.kind === 'response' && (outcome.status === 200 || outcome.status === 410)) {
+      return this.operations.tornDown(binding);
+    }
     const body = outcome.kind === 'response' ? asObject(outcome.body) : undefined;
     if (outcome.kind === 'response' && outcome.status === 202 && body) {
-      this.pending.set(objectKey(binding.metadata), acceptedOperation(this.ctx, 'Unbind', body));
-      return { requeueAfterMs: this.ctx.config.pollInitialDelayMs };
+      return this.operations.accepted(binding, 'Unbind', body);
     }
-    return this.unbindRetry(
+    return this.operations.teardownRetry(
       binding,
+      orphanMitigation,
       `Error unbinding from ServiceInstance "${target.instance.metadata.name}": ${describeOutcome(outcome)}`,
     );
   }
 
-  private async unbindRetry(binding: ServiceBinding, message: string): Promise<ReconcileResult> {
-    await this.writeStatus(binding, (s) => {
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Ready,
-        'Unknown',
-        Reason.UnbindCallFailed,
-        message,
-        now(),
-      );
-      delete s.asyncOpInProgress;
-      delete s.lastOperation;
-    });
-    return { backoff: true };
-  }
-
-  private async unbindGaveUp(binding: ServiceBinding, orphanMitigation: boolean, message: string): Promise<void> {
-    await this.writeStatus(binding, (s) => {
-      const hint = binding.metadata.deletionTimestamp
-        ? ` To remove the binding anyway, annotate it with ${ABANDON_ANNOTATION}="true".`
-        : '';
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Ready,
-        'Unknown',
-        orphanMitigation ? Reason.OrphanMitigationFailed : Reason.UnbindCallFailed,
-        `${message}.${hint}`,
-        now(),
-      );
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Failed,
-        'True',
-        Reason.ErrorReconciliationRetryTimeout,
-        `${message}.${hint}`,
-        now(),
-      );
-      s.unbindStatus = 'Failed';
-      delete s.orphanMitigationInProgress;
-      delete s.asyncOpInProgress;
-      delete s.currentOperation;
-    });
-  }
-
-  private async unbound(binding: ServiceBinding): Promise<ReconcileResult | void> {
-    this.pending.delete(objectKey(binding.metadata));
-    const orphanMitigation = binding.status?.orphanMitigationInProgress === true;
-    if (!orphanMitigation && binding.metadata.deletionTimestamp) {
-      this.ctx.events.record(binding, 'Normal', Reason.UnboundSuccessfully, 'The binding was deleted successfully');
-      return this.removeFinalizer(binding);
-    }
-    const written = await this.writeStatus(binding, (s) => {
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Ready,
-        'False',
-        orphanMitigation ? Reason.OrphanMitigationSuccessful : Reason.UnboundSuccessfully,
-        orphanMitigation ? 'Orphan mitigation was completed successfully' : 'The binding was deleted successfully',
-        now(),
-      );
-      s.unbindStatus = 'Succeeded';
-      delete s.orphanMitigationInProgress;
-      delete s.currentOperation;
-      delete s.operationStartTime;
-      delete s.asyncOpInProgress;
-      delete s.lastOperation;
-      delete s.inProgressProperties;
-      delete s.externalProperties;
-    });
-    if (written.metadata.deletionTimestamp) return { requeueAfterMs: 0 };
-  }
-
   // ---- async ----
 
-  private async poll(binding: ServiceBinding, pending: PendingOperation | undefined): Promise<ReconcileResult | void> {
-    const key = objectKey(binding.metadata);
-    const status = binding.status ?? {};
-    if (pending && Date.now() < pending.dueAt) return { requeueAfterMs: pending.dueAt - Date.now() };
-    const operation: BindingOperation =
-      pending?.operation ?? (status.orphanMitigationInProgress ? 'Unbind' : status.currentOperation || 'Bind');
-    const target = this.target(binding, false);
+  private async poll(
+    binding: ServiceBinding,
+    pending: PendingOperation<BindingOperation> | undefined,
+  ): Promise<ReconcileResult | void> {
+    const notDue = this.operations.notDue(pending);
+    if (notDue) return notDue;
+    const operation = this.operations.operationOf(binding, pending);
+    const target = bindingTarget(this.ctx, binding, false);
     if (target instanceof Blocked) {
-      this.pending.delete(key);
+      this.operations.forget(objectKey(binding.metadata));
       return this.block(binding, target);
     }
     const agreed = await brokerClient(this.ctx, target.broker);
     if (agreed instanceof Blocked) return this.block(binding, agreed);
     const client = pollingClient(agreed);
-    const osbOperation = pending?.osbOperation ?? status.lastOperation;
+    const osbOperation = this.operations.osbOperationOf(binding, pending);
     const outcome = await client.bindingLastOperation(
       instanceIdOf(target.instance),
       bindingId(binding),
       { service_id: target.serviceId, plan_id: target.planId, ...(osbOperation ? { operation: osbOperation } : {}) },
       this.identity(binding),
     );
-    if (operation === 'Unbind' && outcome.kind === 'response' && outcome.status === 410) return this.unbound(binding);
-    const answer =
-      outcome.kind === 'response' && outcome.status === 200
-        ? (asObject(outcome.body) as LastOperationResponse | undefined)
-        : undefined;
-    if (answer?.state === 'succeeded') {
-      this.pending.delete(key);
-      if (operation === 'Unbind') return this.unbound(binding);
-      const fetched = await client.fetchBinding(instanceIdOf(target.instance), bindingId(binding));
-      const body = fetched.kind === 'response' && fetched.status === 200 ? asObject(fetched.body) : undefined;
-      if (!body)
-        return this.bindFailed(
-          binding,
-          target,
-          Reason.FetchingBindingFailed,
-          `Could not fetch the binding from the broker: ${describeOutcome(fetched)}`,
-          true,
-        );
-      return this.inject(binding, target, body);
-    }
-    if (answer?.state === 'failed') {
-      this.pending.delete(key);
-      const description = answer.description ?? 'the broker gave no description';
-      if (operation === 'Unbind') return this.unbindRetry(binding, `Unbind call failed: ${description}`);
-      return this.bindFailed(binding, target, Reason.BindCallFailed, `Bind call failed: ${description}`, false);
-    }
-    const polls = (pending?.polls ?? 0) + 1;
-    if (pastRetryDuration(this.ctx, binding.status?.operationStartTime)) {
-      this.pending.delete(key);
-      if (operation === 'Unbind')
-        return this.unbindGaveUp(binding, status.orphanMitigationInProgress === true, RETRY_TIMEOUT_MESSAGE);
-      return this.bindFailed(
-        binding,
-        target,
-        Reason.ErrorReconciliationRetryTimeout,
-        'The asynchronous bind did not finish in time',
-        true,
-      );
-    }
-    const inProgress = answer?.state === 'in progress';
-    const reason = inProgress
-      ? operation === 'Bind'
-        ? Reason.Binding
-        : Reason.Unbinding
-      : Reason.ErrorPollingLastOperation;
-    const base = inProgress
-      ? operation === 'Bind'
-        ? 'The binding is being created asynchronously'
-        : 'The binding is being deleted asynchronously'
-      : `Error polling last operation: ${describeOutcome(outcome)}`;
-    const message = inProgress && answer?.description ? `${base} (${answer.description})` : base;
-    const current = findCondition(status.conditions, ConditionType.Ready);
-    if (!status.asyncOpInProgress || current?.reason !== reason || current.message !== message) {
-      await this.writeStatus(binding, (s) => {
-        s.asyncOpInProgress = true;
-        if (osbOperation) s.lastOperation = osbOperation;
-        else delete s.lastOperation;
-        if (operation === 'Unbind' && !s.orphanMitigationInProgress) s.currentOperation = 'Unbind';
-        s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, now());
-      });
-    }
-    const delay = pollDelayMs(this.ctx, outcome, polls);
-    this.pending.set(key, { operation, osbOperation, polls, dueAt: Date.now() + delay });
-    return { requeueAfterMs: delay };
+    const poll = { operation, pending, osbOperation, outcome };
+    return this.operations.polled(binding, poll, this.pollEnds(binding, target, client));
+  }
+
+  /**
+   * How a polled bind ends: a success is fetched with GET binding and injected; a failure or a
+   * timeout is Failed for this generation, and a timeout or a failed fetch is orphan-mitigated.
+   */
+  private pollEnds(binding: ServiceBinding, target: Target, client: OsbClient): CreateEnds {
+    return {
+      succeeded: async () => {
+        const fetched = await client.fetchBinding(instanceIdOf(target.instance), bindingId(binding));
+        const body = fetched.kind === 'response' && fetched.status === 200 ? asObject(fetched.body) : undefined;
+        if (body) return this.inject(binding, target, body);
+        const message = `Could not fetch the binding from the broker: ${describeOutcome(fetched)}`;
+        return this.bindFailed(binding, target, Reason.FetchingBindingFailed, message, true);
+      },
+      failed: (message) => this.bindFailed(binding, target, Reason.BindCallFailed, message, false),
+      timedOut: () => {
+        const message = 'The asynchronous bind did not finish in time';
+        return this.bindFailed(binding, target, Reason.ErrorReconciliationRetryTimeout, message, true);
+      },
+    };
   }
 
   // ---- helpers ----
-
-  /** The instance, class, plan and broker; `forBind` also requires the instance to be Ready. */
-  private target(binding: ServiceBinding, forBind: boolean): Target | Blocked {
-    const instanceName = binding.spec.instanceRef?.name;
-    const instance = instanceName
-      ? this.ctx.informers.serviceInstances.get(`${binding.metadata.namespace}/${instanceName}`)
-      : undefined;
-    if (!instance) {
-      return new Blocked(
-        Reason.ReferencesNonexistentInstance,
-        `References a non-existent ServiceInstance "${binding.metadata.namespace}/${instanceName}"`,
-      );
-    }
-    if (forBind) {
-      if (instance.metadata.deletionTimestamp) {
-        return new Blocked(
-          Reason.ErrorInstanceNotReady,
-          `Binding cannot begin because referenced ServiceInstance "${binding.metadata.namespace}/${instanceName}" is being deleted`,
-        );
-      }
-      if (!isReady(instance.status?.conditions) || instance.status?.asyncOpInProgress) {
-        return new Blocked(
-          Reason.ErrorInstanceNotReady,
-          `Binding cannot begin because referenced ServiceInstance "${binding.metadata.namespace}/${instanceName}" is not ready`,
-        );
-      }
-    }
-    const refs = instanceRefs(this.ctx, instance);
-    if ('invalid' in refs)
-      return new Blocked(Reason.ErrorInstanceNotReady, `ServiceInstance "${instanceName}" is invalid: ${refs.invalid}`);
-    const { scope, classRef, cls, brokerName, broker, planRef, plan } = refs;
-    if (!classRef)
-      return new Blocked(
-        'ErrorInstanceRefsUnresolved',
-        `ServiceInstance "${instanceName}" has not been resolved to a class and plan yet`,
-      );
-    if (!cls)
-      return new Blocked(
-        Reason.ReferencesNonexistentServiceClass,
-        `References a non-existent ${scope.class.kind} "${classRef}"`,
-      );
-    if (!broker)
-      return new Blocked(Reason.ReferencesNonexistentBroker, `References a non-existent broker "${brokerName}"`);
-    // The plan the broker has for the instance (externalProperties), as the original sent.
-    const planId = planIdOf(instance.status?.externalProperties) ?? plan?.spec.externalID;
-    if (!planId)
-      return new Blocked(
-        Reason.ReferencesNonexistentServicePlan,
-        `References a non-existent ${scope.plan.kind} "${planRef}"`,
-      );
-    return { instance, broker, cls, plan, serviceId: cls.spec.externalID, planId };
-  }
 
   private identity(binding: ServiceBinding): { identity?: OriginatingIdentity } {
     return originatingIdentity(binding.spec.userInfo);
   }
 
-  private async block(binding: ServiceBinding, blocked: Blocked): Promise<ReconcileResult | void> {
-    await this.writeStatus(binding, (s) => {
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Ready,
-        'False',
-        blocked.reason,
-        blocked.message,
-        now(),
-      );
-      if (blocked.terminal) {
-        s.conditions = setCondition(
-          s.conditions,
-          ConditionType.Failed,
-          'True',
-          blocked.reason,
-          blocked.message,
-          now(),
-        );
-        s.observedGeneration = binding.metadata.generation;
-        delete s.currentOperation;
-      }
-    });
-    return blocked.terminal ? undefined : { backoff: true };
+  private block(binding: ServiceBinding, blocked: Blocked): Promise<ReconcileResult | void> {
+    return this.operations.block(binding, blocked);
   }
 
   private removeFinalizer(binding: ServiceBinding): Promise<void> {
-    this.pending.delete(objectKey(binding.metadata));
-    return removeFinalizer(this.ctx, R, binding);
+    return this.operations.removeFinalizer(binding);
   }
 
   private writeStatus(binding: ServiceBinding, mutate: (s: ServiceBindingStatus) => void): Promise<ServiceBinding> {
@@ -808,45 +534,6 @@ export class BindingReconciler {
   }
 }
 
-/**
- * Asynchronous bind and unbind: for services with bindings_retrievable (the result is fetched
- * with GET binding), and only from OSB 2.14; an older broker binds synchronously.
- */
-function asyncBindings(target: Target, client: OsbClient): boolean {
-  return (
-    target.cls.spec.bindingRetrievable === true && client.supports('asyncBindings') && client.supports('fetchBinding')
-  );
-}
-
-/** The first version with both asynchronous bindings (their last_operation endpoint) and GET binding. */
-const ASYNC_BINDINGS_SINCE: ApiMinor =
-  FEATURE_SINCE.asyncBindings >= FEATURE_SINCE.fetchBinding ? FEATURE_SINCE.asyncBindings : FEATURE_SINCE.fetchBinding;
-
-/**
- * The client that polls an asynchronous bind or unbind and fetches the binding it made. Such an
- * operation was started at 2.14 or later (accepts_incomplete goes only to such a broker), so the
- * broker has the binding last_operation endpoint and GET binding. A relist since may have settled
- * below 2.14 (a pin, or 412s while the broker rolls out): the operation is still polled to its
- * end, at 2.14, the first version that defines both; otherwise every poll would fail until the
- * retry timeout and orphan mitigation would delete a binding the broker did create.
- */
-function pollingClient(client: OsbClient): OsbClient {
-  if (client.supports('asyncBindings') && client.supports('fetchBinding')) return client;
-  return client.atVersion(ASYNC_BINDINGS_SINCE);
-}
-
-export function secretNameOf(binding: ServiceBinding): string {
-  return binding.spec.secretName || binding.metadata.name;
-}
-
 function bindingId(binding: ServiceBinding): string {
   return binding.spec.externalID || binding.metadata.uid!;
-}
-
-function isControlledBy(secret: Secret, binding: ServiceBinding): boolean {
-  return (
-    secret.metadata.ownerReferences?.some(
-      (o) => o.controller && o.kind === 'ServiceBinding' && o.uid === binding.metadata.uid,
-    ) ?? false
-  );
 }

@@ -179,14 +179,7 @@ export class BrokerReconciler {
   /** An annotation that names no version: reported, not retried (editing it brings the broker back). */
   private async invalidPin(broker: ServiceBroker, message: string): Promise<void> {
     await this.writeStatus(broker, (s) => {
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Ready,
-        'False',
-        Reason.InvalidSpec,
-        message,
-        now(),
-      );
+      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.InvalidSpec, message, now());
     });
   }
 

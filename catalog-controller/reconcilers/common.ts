@@ -48,40 +48,13 @@ export async function objectParameters(
   }
 }
 
-/** A 202 from the broker, polled from memory first; `dueAt` keeps events from bringing polls forward. */
-export interface PendingOperation<Operation extends string> {
-  operation: Operation;
-  /** OSB operation string from the 202 body. */
-  osbOperation: string | undefined;
-  polls: number;
-  /** Not polled before this time (ms). */
-  dueAt: number;
-}
-
-/** The poll of an operation the broker just accepted (its 202 body), due after the first delay. */
-export function acceptedOperation<Operation extends string>(
-  ctx: ControllerServices,
-  operation: Operation,
-  body: JsonObject,
-): PendingOperation<Operation> {
-  return {
-    operation,
-    osbOperation: typeof body.operation === 'string' ? body.operation : undefined,
-    polls: 0,
-    dueAt: Date.now() + ctx.config.pollInitialDelayMs,
-  };
-}
-
-/** The wait before the next poll: the broker's Retry-After, else doubling from the first delay, capped. */
-export function pollDelayMs(ctx: ControllerServices, outcome: OsbOutcome, polls: number): number {
-  if (outcome.kind === 'response' && outcome.retryAfterSeconds !== undefined) return outcome.retryAfterSeconds * 1000;
-  return Math.min(ctx.config.pollInitialDelayMs * 2 ** polls, ctx.config.pollMaxDelayMs);
-}
-
-/** Retries past --reconciliation-retry-duration stop with ErrorReconciliationRetryTimeout. */
-/** The Failed condition's message when RECONCILIATION_RETRY_DURATION_SECONDS has passed. */
+/**
+ * The message of Failed (reason ErrorReconciliationRetryTimeout) when an operation has been
+ * retried for longer than RECONCILIATION_RETRY_DURATION_SECONDS.
+ */
 export const RETRY_TIMEOUT_MESSAGE = 'Stopping reconciliation retries because too much time has elapsed';
 
+/** Whether an operation started at `operationStartTime` has been retried for longer than RECONCILIATION_RETRY_DURATION_SECONDS. */
 export function pastRetryDuration(ctx: ControllerServices, operationStartTime: string | undefined): boolean {
   const started = Date.parse(operationStartTime ?? '');
   return Number.isFinite(started) && Date.now() - started > ctx.config.reconciliationRetryDurationMs;

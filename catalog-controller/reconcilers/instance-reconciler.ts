@@ -1,10 +1,4 @@
-import type {
-  JsonObject,
-  LastOperationResponse,
-  OriginatingIdentity,
-  ProvisionRequest,
-  UpdateRequest,
-} from '../../osb/index.js';
+import type { JsonObject, OriginatingIdentity, ProvisionRequest, UpdateRequest } from '../../osb/index.js';
 import {
   ABANDON_ANNOTATION,
   ConditionType,
@@ -13,49 +7,36 @@ import {
   type InstanceOperation,
   type InstanceProperties,
   type ServiceBroker,
-  type ServiceClass,
   type ServiceInstance,
   type ServiceInstanceStatus,
   type ServicePlan,
 } from '../api/v1beta1.js';
-import { scopeOfInstance, userSpecifiedNames, type CatalogScope } from '../catalog-scope.js';
-import { findCondition, isFailed, isReady, removeCondition, setCondition } from '../conditions.js';
+import { userSpecifiedNames } from '../catalog-scope.js';
 import { now } from '../clock.js';
+import { isFailed, isReady, removeCondition, setCondition } from '../conditions.js';
 import type { ControllerServices } from '../controller-services.js';
 import { Resources, objectKey } from '../kube/resources.js';
 import { labelValue } from '../names.js';
 import { describeOutcome, type OsbOutcome } from '../osb-client/osb-client.js';
 import type { ReconcileResult } from '../work-queue.js';
+import { AsyncOperations, type CreateEnds, type PendingOperation } from './async-operation.js';
 import {
   Blocked,
   RETRY_TIMEOUT_MESSAGE,
-  acceptedOperation,
   asObject,
   brokerClient,
   instanceIdOf,
-  instanceRefs,
   isTerminal,
   kubernetesContext,
   objectParameters,
   originatingIdentity,
   pastRetryDuration,
   planIdOf,
-  pollDelayMs,
-  removeFinalizer,
-  type PendingOperation as Pending,
 } from './common.js';
+import { instanceOperations } from './instance-operations.js';
+import { planProperties, resolveForDelete, resolveInstance, type Resolved } from './instance-resolution.js';
 
 const R = Resources.ServiceInstance;
-
-/** What an instance resolves to in the catalog. */
-interface Resolved {
-  scope: CatalogScope;
-  broker: ServiceBroker;
-  cls: ServiceClass;
-  plan: ServicePlan;
-}
-
-type PendingOperation = Pending<InstanceOperation>;
 
 /**
  * ServiceInstance (reference §2.3). The action is chosen from status: a running async
@@ -67,22 +48,27 @@ type PendingOperation = Pending<InstanceOperation>;
  * succeed can be abandoned with the `depot/abandon: "true"` annotation.
  */
 export class InstanceReconciler {
-  private readonly pending = new Map<string, PendingOperation>();
+  private readonly operations: AsyncOperations<InstanceOperation, ServiceInstance, ServiceInstanceStatus>;
 
   constructor(
     private readonly ctx: ControllerServices,
     /** Bindings waiting on an instance are looked at again when it becomes Ready. */
     private readonly onInstanceReady: (instance: ServiceInstance) => void,
-  ) {}
+  ) {
+    this.operations = new AsyncOperations(
+      ctx,
+      instanceOperations((instance, mutate) => this.writeStatus(instance, mutate)),
+    );
+  }
 
   async reconcile(key: string): Promise<ReconcileResult | void> {
     const instance = this.ctx.informers.serviceInstances.get(key);
     if (!instance) {
-      this.pending.delete(key);
+      this.operations.forget(key);
       return;
     }
     const status = instance.status ?? {};
-    const pending = this.pending.get(key);
+    const pending = this.operations.pendingOf(key);
     if (status.asyncOpInProgress || pending) return this.poll(instance, pending);
     if (instance.metadata.deletionTimestamp) return this.reconcileDelete(instance);
     if (status.orphanMitigationInProgress) return this.deprovision(instance, true);
@@ -96,7 +82,7 @@ export class InstanceReconciler {
   // ---- provision ----
 
   private async provision(instance: ServiceInstance): Promise<ReconcileResult | void> {
-    const resolved = this.resolve(instance);
+    const resolved = resolveInstance(this.ctx, instance);
     if (resolved instanceof Blocked) return this.block(instance, resolved);
     if (resolved.cls.status?.removedFromBrokerCatalog) {
       return this.block(
@@ -201,7 +187,7 @@ export class InstanceReconciler {
     options: { orphan?: boolean; terminal?: boolean; failedReason?: string },
   ): Promise<ReconcileResult | void> {
     const orphan = options.orphan === true && broker.spec.disableOrphanMitigation !== true;
-    instance = await this.writeStatus(instance, (s) => {
+    await this.writeStatus(instance, (s) => {
       s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, now());
       if (options.terminal) {
         s.conditions = setCondition(
@@ -217,14 +203,7 @@ export class InstanceReconciler {
       delete s.lastOperation;
       if (orphan) {
         // processProvisionFailure: OrphanMitigation carries the original failure; a DELETE follows.
-        s.conditions = setCondition(
-          s.conditions,
-          ConditionType.OrphanMitigation,
-          'True',
-          reason,
-          message,
-          now(),
-        );
+        s.conditions = setCondition(s.conditions, ConditionType.OrphanMitigation, 'True', reason, message, now());
         s.conditions = setCondition(
           s.conditions,
           ConditionType.Ready,
@@ -249,7 +228,7 @@ export class InstanceReconciler {
   // ---- update ----
 
   private async update(instance: ServiceInstance): Promise<ReconcileResult | void> {
-    const resolved = this.resolve(instance);
+    const resolved = resolveInstance(this.ctx, instance);
     if (resolved instanceof Blocked) return this.block(instance, resolved);
     const status = instance.status ?? {};
     const previousPlanId = planIdOf(status.externalProperties);
@@ -403,7 +382,7 @@ export class InstanceReconciler {
 
   private async deprovision(instance: ServiceInstance, orphanMitigation: boolean): Promise<ReconcileResult | void> {
     const status = instance.status ?? {};
-    const resolved = this.resolveForDelete(instance);
+    const resolved = resolveForDelete(this.ctx, instance);
     if (resolved instanceof Blocked) {
       await this.writeStatus(instance, (s) => {
         s.conditions = setCondition(
@@ -455,8 +434,9 @@ export class InstanceReconciler {
         s.operationStartTime = now();
       });
     }
-    if (pastRetryDuration(this.ctx, instance.status?.operationStartTime))
-      return this.deprovisionGaveUp(instance, orphanMitigation, RETRY_TIMEOUT_MESSAGE);
+    if (pastRetryDuration(this.ctx, instance.status?.operationStartTime)) {
+      return this.operations.teardownGaveUp(instance, orphanMitigation, RETRY_TIMEOUT_MESSAGE);
+    }
 
     const client = await brokerClient(this.ctx, resolved.broker);
     if (client instanceof Blocked) return this.block(instance, client);
@@ -465,147 +445,44 @@ export class InstanceReconciler {
       { service_id: resolved.cls.spec.externalID, plan_id: planId },
       this.identity(instance),
     );
-    if (outcome.kind === 'response' && (outcome.status === 200 || outcome.status === 410))
-      return this.deprovisioned(instance);
+    if (outcome.kind === 'response' && (outcome.status === 200 || outcome.status === 410)) {
+      return this.operations.tornDown(instance);
+    }
     if (outcome.kind === 'response' && outcome.status === 202 && asObject(outcome.body)) {
       return this.accepted(instance, 'Deprovision', asObject(outcome.body)!);
     }
-    return this.deprovisionRetry(
+    return this.operations.teardownRetry(
       instance,
       orphanMitigation,
       `Deprovision call failed; received error response from broker: ${describeOutcome(outcome)}`,
     );
   }
 
-  private async deprovisionRetry(
-    instance: ServiceInstance,
-    orphanMitigation: boolean,
-    message: string,
-  ): Promise<ReconcileResult> {
-    await this.writeStatus(instance, (s) => {
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Ready,
-        'Unknown',
-        Reason.DeprovisionCallFailed,
-        message,
-        now(),
-      );
-      delete s.asyncOpInProgress;
-      delete s.lastOperation;
-      if (orphanMitigation) s.orphanMitigationInProgress = true;
-    });
-    return { backoff: true };
-  }
-
-  private async deprovisionGaveUp(
-    instance: ServiceInstance,
-    orphanMitigation: boolean,
-    message: string,
-  ): Promise<void> {
-    await this.writeStatus(instance, (s) => {
-      const hint = instance.metadata.deletionTimestamp
-        ? ` To remove the instance anyway, annotate it with ${ABANDON_ANNOTATION}="true".`
-        : '';
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Ready,
-        'Unknown',
-        orphanMitigation ? Reason.OrphanMitigationFailed : Reason.DeprovisionCallFailed,
-        `${orphanMitigation ? 'Orphan mitigation failed: ' : ''}${message}.${hint}`,
-        now(),
-      );
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Failed,
-        'True',
-        Reason.ErrorReconciliationRetryTimeout,
-        `${message}.${hint}`,
-        now(),
-      );
-      s.deprovisionStatus = 'Failed';
-      delete s.orphanMitigationInProgress;
-      delete s.asyncOpInProgress;
-      delete s.lastOperation;
-      delete s.currentOperation;
-    });
-  }
-
-  private async deprovisioned(instance: ServiceInstance): Promise<ReconcileResult | void> {
-    const orphanMitigation = instance.status?.orphanMitigationInProgress === true;
-    this.pending.delete(objectKey(instance.metadata));
-    if (!orphanMitigation && instance.metadata.deletionTimestamp) {
-      this.ctx.events.record(
-        instance,
-        'Normal',
-        Reason.DeprovisionedSuccessfully,
-        'The instance was deprovisioned successfully',
-      );
-      return this.removeFinalizer(instance);
-    }
-    const written = await this.writeStatus(instance, (s) => {
-      const text = orphanMitigation
-        ? 'Orphan mitigation was completed successfully'
-        : 'The instance was deprovisioned successfully';
-      s.conditions = removeCondition(s.conditions, ConditionType.OrphanMitigation);
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Ready,
-        'False',
-        orphanMitigation ? Reason.OrphanMitigationSuccessful : Reason.DeprovisionedSuccessfully,
-        text,
-        now(),
-      );
-      s.provisionStatus = 'NotProvisioned';
-      s.deprovisionStatus = 'Succeeded';
-      delete s.orphanMitigationInProgress;
-      delete s.asyncOpInProgress;
-      delete s.lastOperation;
-      delete s.externalProperties;
-      // A retriable failure keeps its operation and its start, so provision → orphan
-      // mitigation → provision still ends at the retry duration (ErrorReconciliationRetryTimeout).
-      if (!orphanMitigation || isFailed(s.conditions)) {
-        delete s.currentOperation;
-        delete s.operationStartTime;
-        delete s.inProgressProperties;
-      }
-    });
-    // A retriable failure provisions again, behind the key's growing backoff (no flood).
-    if (written.metadata.deletionTimestamp) return { requeueAfterMs: 0 };
-    return isFailed(written.status?.conditions) ? undefined : { backoff: true };
-  }
-
-  // ---- async operations ----
-
   private async accepted(
     instance: ServiceInstance,
     operation: InstanceOperation,
     body: JsonObject,
   ): Promise<ReconcileResult> {
-    this.pending.set(objectKey(instance.metadata), acceptedOperation(this.ctx, operation, body));
+    const result = this.operations.accepted(instance, operation, body);
     if (operation === 'Provision' && typeof body.dashboard_url === 'string') {
       const url = body.dashboard_url;
       await this.writeStatus(instance, (s) => {
         s.dashboardURL = url;
       });
     }
-    return { requeueAfterMs: this.ctx.config.pollInitialDelayMs };
+    return result;
   }
+
+  // ---- async operations ----
 
   private async poll(
     instance: ServiceInstance,
-    pending: PendingOperation | undefined,
+    pending: PendingOperation<InstanceOperation> | undefined,
   ): Promise<ReconcileResult | void> {
-    const key = objectKey(instance.metadata);
-    const status = instance.status ?? {};
-    // Events (our own status writes among them) do not make polls come sooner than planned.
-    if (pending && Date.now() < pending.dueAt) return { requeueAfterMs: pending.dueAt - Date.now() };
-    const operation: InstanceOperation =
-      pending?.operation ??
-      (status.orphanMitigationInProgress ? 'Deprovision' : status.currentOperation || 'Provision');
-    const deleting = operation === 'Deprovision';
-    const orphanMitigation = status.orphanMitigationInProgress === true;
-    const resolved = this.resolveForDelete(instance);
+    const notDue = this.operations.notDue(pending);
+    if (notDue) return notDue;
+    const operation = this.operations.operationOf(instance, pending);
+    const resolved = resolveForDelete(this.ctx, instance);
     if (resolved instanceof Blocked) {
       await this.writeStatus(instance, (s) => {
         s.conditions = setCondition(
@@ -621,7 +498,8 @@ export class InstanceReconciler {
     }
     const client = await brokerClient(this.ctx, resolved.broker);
     if (client instanceof Blocked) return this.block(instance, client);
-    const osbOperation = pending?.osbOperation ?? status.lastOperation;
+    const status = instance.status ?? {};
+    const osbOperation = this.operations.osbOperationOf(instance, pending);
     const planId = planIdOf(status.inProgressProperties) ?? planIdOf(status.externalProperties);
     const outcome = await client.instanceLastOperation(
       instanceIdOf(instance),
@@ -632,91 +510,27 @@ export class InstanceReconciler {
       },
       this.identity(instance),
     );
+    const maximumPollingSeconds = resolved.plan?.spec.maximumPollingDuration;
+    const poll = { operation, pending, osbOperation, outcome, maximumPollingSeconds };
+    return this.operations.polled(instance, poll, this.pollEnds(instance, operation, resolved.broker));
+  }
 
-    // spec.md, "Polling Last Operation": 410 Gone means the instance is gone, a success while deprovisioning.
-    if (deleting && outcome.kind === 'response' && outcome.status === 410) return this.deprovisioned(instance);
-    const answer =
-      outcome.kind === 'response' && outcome.status === 200
-        ? (asObject(outcome.body) as LastOperationResponse | undefined)
-        : undefined;
-    if (answer?.state === 'succeeded') {
-      this.pending.delete(key);
-      if (deleting) return this.deprovisioned(instance);
-      return this.succeeded(instance, operation, undefined);
-    }
-    if (answer?.state === 'failed') {
-      this.pending.delete(key);
-      const description = answer.description ?? 'the broker gave no description';
-      if (deleting) return this.deprovisionRetry(instance, orphanMitigation, `Deprovision call failed: ${description}`);
-      if (operation === 'Update') return this.updateFailed(instance, `Update call failed: ${description}`);
-      // PR #2520: an async provision that failed is terminal for this generation, and orphan-mitigated.
-      return this.provisionFailed(
-        instance,
-        resolved.broker,
-        Reason.ProvisionCallFailed,
-        `Provision call failed: ${description}`,
-        {
-          terminal: true,
-          orphan: true,
-          failedReason: Reason.ProvisionCallFailed,
-        },
-      );
-    }
-
-    // Still running, or the poll itself failed.
-    const polls = (pending?.polls ?? 0) + 1;
-    if (outcome.kind === 'response' && outcome.status === 400 && !deleting) {
-      this.pending.delete(key);
-      const message = `Error polling last operation: ${describeOutcome(outcome)}`;
-      if (operation === 'Update') return this.updateFailed(instance, message);
-      return this.provisionFailed(instance, resolved.broker, Reason.ErrorPollingLastOperation, message, {
-        terminal: true,
-        orphan: true,
-        failedReason: Reason.ErrorPollingLastOperation,
-      });
-    }
-    const inProgress = answer?.state === 'in progress';
-    const maxPolling = resolved.plan?.spec.maximumPollingDuration;
-    const started = Date.parse(status.operationStartTime ?? '') || Date.now();
-    const overMaxPolling = maxPolling !== undefined && Date.now() - started > maxPolling * 1000;
-    if (overMaxPolling || pastRetryDuration(this.ctx, status.operationStartTime)) {
-      this.pending.delete(key);
-      const message = overMaxPolling
-        ? `The operation did not finish within the plan's maximum_polling_duration of ${maxPolling} s`
-        : RETRY_TIMEOUT_MESSAGE;
-      if (deleting) return this.deprovisionGaveUp(instance, orphanMitigation, message);
-      if (operation === 'Update') return this.updateFailed(instance, message);
-      return this.provisionFailed(instance, resolved.broker, Reason.ErrorReconciliationRetryTimeout, message, {
-        terminal: true,
-        orphan: true,
-        failedReason: Reason.ErrorReconciliationRetryTimeout,
-      });
-    }
-    const reason = inProgress ? progressReason(operation) : Reason.ErrorPollingLastOperation;
-    const base = inProgress ? progressMessage(operation) : `Error polling last operation: ${describeOutcome(outcome)}`;
-    const message = inProgress && answer?.description ? `${base} (${answer.description})` : base;
-    const current = findCondition(status.conditions, ConditionType.Ready);
-    // The async operation is written to status once (so a restart resumes polling), and again
-    // only when the broker's description changes.
-    if (!status.asyncOpInProgress || current?.reason !== reason || current.message !== message) {
-      await this.writeStatus(instance, (s) => {
-        s.asyncOpInProgress = true;
-        if (osbOperation) s.lastOperation = osbOperation;
-        else delete s.lastOperation;
-        if (deleting && !orphanMitigation) s.currentOperation = 'Deprovision';
-        s.conditions = setCondition(
-          s.conditions,
-          ConditionType.Ready,
-          deleting && !inProgress ? 'Unknown' : 'False',
-          reason,
-          message,
-          now(),
-        );
-      });
-    }
-    const delay = pollDelayMs(this.ctx, outcome, polls);
-    this.pending.set(key, { operation, osbOperation, polls, dueAt: Date.now() + delay });
-    return { requeueAfterMs: delay };
+  /**
+   * How a polled provision or update ends. An asynchronous provision that failed, whose poll
+   * was refused or that timed out is terminal for this generation, and orphan-mitigated (the
+   * broker may have made part of it); an update only fails.
+   */
+  private pollEnds(instance: ServiceInstance, operation: InstanceOperation, broker: ServiceBroker): CreateEnds {
+    const failProvision = (reason: string, message: string): Promise<ReconcileResult | void> =>
+      this.provisionFailed(instance, broker, reason, message, { terminal: true, orphan: true, failedReason: reason });
+    const fail = (reason: string) => (message: string) =>
+      operation === 'Update' ? this.updateFailed(instance, message) : failProvision(reason, message);
+    return {
+      succeeded: () => this.succeeded(instance, operation, undefined),
+      failed: fail(Reason.ProvisionCallFailed),
+      refused: fail(Reason.ErrorPollingLastOperation),
+      timedOut: fail(Reason.ErrorReconciliationRetryTimeout),
+    };
   }
 
   // ---- outcomes shared by the operations ----
@@ -726,7 +540,7 @@ export class InstanceReconciler {
     operation: InstanceOperation,
     dashboardUrl: string | undefined,
   ): Promise<void> {
-    this.pending.delete(objectKey(instance.metadata));
+    this.operations.forget(objectKey(instance.metadata));
     const written = await this.writeStatus(instance, (s) => {
       const text =
         operation === 'Provision'
@@ -810,146 +624,11 @@ export class InstanceReconciler {
     });
   }
 
-  private async block(instance: ServiceInstance, blocked: Blocked, retry = true): Promise<ReconcileResult | void> {
-    await this.writeStatus(instance, (s) => {
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Ready,
-        'False',
-        blocked.reason,
-        blocked.message,
-        now(),
-      );
-      if (blocked.terminal) {
-        s.conditions = setCondition(
-          s.conditions,
-          ConditionType.Failed,
-          'True',
-          blocked.reason,
-          blocked.message,
-          now(),
-        );
-        s.observedGeneration = instance.metadata.generation;
-        delete s.currentOperation;
-        delete s.inProgressProperties;
-        delete s.operationStartTime;
-      }
-    });
-    if (blocked.terminal || !retry) return;
-    return { backoff: true };
+  private block(instance: ServiceInstance, blocked: Blocked, retry = true): Promise<ReconcileResult | void> {
+    return this.operations.block(instance, blocked, retry);
   }
 
-  // ---- resolution ----
-
-  /** Class, plan and broker from the spec, as the original's webhook and controller did together. */
-  private resolve(instance: ServiceInstance): Resolved | Blocked {
-    const scope = scopeOfInstance(instance);
-    if ('invalid' in scope) return new Blocked(Reason.InvalidSpec, scope.invalid, true);
-    const spec = instance.spec;
-    const f = scope.specFields;
-    const namespace = scope.cluster ? undefined : instance.metadata.namespace;
-    const classes = this.ctx.informerOf<ServiceClass>(scope.class).list(namespace);
-    const classByName = spec[f.className] as string | undefined;
-    const classByExternalName = spec[f.classExternalName] as string | undefined;
-    const classByExternalId = spec[f.classExternalID] as string | undefined;
-    const given = [classByName, classByExternalName, classByExternalId].filter((v) => v).length;
-    if (given > 1)
-      return new Blocked(
-        Reason.InvalidSpec,
-        'spec must name the class exactly one way: by external name, external id or Kubernetes name',
-        true,
-      );
-    const found = classByName
-      ? classes.filter((c) => c.metadata.name === classByName)
-      : classByExternalName
-        ? classes.filter((c) => c.spec.externalName === classByExternalName)
-        : classes.filter((c) => c.spec.externalID === classByExternalId);
-    const asked = classByName ?? classByExternalName ?? classByExternalId;
-    if (found.length !== 1) {
-      return new Blocked(
-        Reason.ReferencesNonexistentServiceClass,
-        `The instance references a ${scope.class.kind} that does not exist. References a non-existent ${scope.class.kind} "${asked}" or there is more than one (found: ${found.length})`,
-      );
-    }
-    const cls = found[0]!;
-    const brokerName = cls.spec[scope.brokerNameField];
-    const broker = brokerName
-      ? this.ctx.informerOf<ServiceBroker>(scope.broker).get(namespace ? `${namespace}/${brokerName}` : brokerName)
-      : undefined;
-    if (!broker) {
-      return new Blocked(
-        Reason.ReferencesNonexistentBroker,
-        `The instance references a non-existent broker "${brokerName}" (through ${scope.class.kind} "${cls.metadata.name}")`,
-      );
-    }
-    const plans = this.ctx
-      .informerOf<ServicePlan>(scope.plan)
-      .list(namespace)
-      .filter(
-        (p) => p.spec[scope.classRefField]?.name === cls.metadata.name && p.spec[scope.brokerNameField] === brokerName,
-      );
-    const planByName = spec[f.planName] as string | undefined;
-    const planByExternalName = spec[f.planExternalName] as string | undefined;
-    const planByExternalId = spec[f.planExternalID] as string | undefined;
-    // The plan is named the same way as the class (validation of PlanReference).
-    const planAsked = classByName ? planByName : classByExternalName ? planByExternalName : planByExternalId;
-    const otherWays = [planByName, planByExternalName, planByExternalId].filter((v) => v && v !== planAsked).length;
-    if (otherWays > 0)
-      return new Blocked(
-        Reason.InvalidSpec,
-        'spec must name the plan the same way as the class (external name, external id or Kubernetes name)',
-        true,
-      );
-    let plan: ServicePlan | undefined;
-    if (planAsked === undefined) {
-      // The default plan: only when the class has exactly one.
-      const live = plans.filter((p) => !p.status?.removedFromBrokerCatalog);
-      if (live.length !== 1) {
-        return new Blocked(
-          Reason.ReferencesNonexistentServicePlan,
-          `No plan given and ${scope.class.kind} "${cls.spec.externalName}" has ${live.length} plans; name one with ${String(f.planExternalName)}`,
-        );
-      }
-      plan = live[0];
-    } else {
-      const matching = plans.filter((p) =>
-        classByName
-          ? p.metadata.name === planAsked
-          : classByExternalName
-            ? p.spec.externalName === planAsked
-            : p.spec.externalID === planAsked,
-      );
-      if (matching.length !== 1) {
-        return new Blocked(
-          Reason.ReferencesNonexistentServicePlan,
-          `The instance references a ${scope.plan.kind} that does not exist. References a non-existent ${scope.plan.kind} "${planAsked}" of ${scope.class.kind} "${cls.spec.externalName}" or there is more than one (found: ${matching.length})`,
-        );
-      }
-      plan = matching[0];
-    }
-    return { scope, broker, cls, plan: plan! };
-  }
-
-  /** For delete and poll: the class and broker through the refs the controller recorded; the plan if it still exists. */
-  private resolveForDelete(instance: ServiceInstance): (Omit<Resolved, 'plan'> & { plan?: ServicePlan }) | Blocked {
-    const refs = instanceRefs(this.ctx, instance);
-    if ('invalid' in refs) return new Blocked(Reason.InvalidSpec, refs.invalid);
-    if (!refs.cls) {
-      const resolved = this.resolve(instance);
-      if (resolved instanceof Blocked)
-        return new Blocked(
-          Reason.ReferencesNonexistentServiceClass,
-          `The instance references a ${refs.scope.class.kind} that does not exist: ${resolved.message}`,
-        );
-      return resolved;
-    }
-    if (!refs.broker)
-      return new Blocked(
-        Reason.ReferencesNonexistentBroker,
-        `The instance references a non-existent broker "${refs.brokerName}"`,
-      );
-    return { scope: refs.scope, broker: refs.broker, cls: refs.cls, ...(refs.plan ? { plan: refs.plan } : {}) };
-  }
+  // ---- metadata and parameters ----
 
   /** Finalizer, class and plan refs and their lookup labels, in one write when any is missing. */
   private ensureMetadata(instance: ServiceInstance, resolved: Resolved): Promise<ServiceInstance> {
@@ -1001,8 +680,7 @@ export class InstanceReconciler {
   }
 
   private removeFinalizer(instance: ServiceInstance): Promise<void> {
-    this.pending.delete(objectKey(instance.metadata));
-    return removeFinalizer(this.ctx, R, instance);
+    return this.operations.removeFinalizer(instance);
   }
 
   private writeStatus(instance: ServiceInstance, mutate: (s: ServiceInstanceStatus) => void): Promise<ServiceInstance> {
@@ -1014,28 +692,6 @@ export class InstanceReconciler {
   }
 
   forget(key: string): void {
-    this.pending.delete(key);
+    this.operations.forget(key);
   }
-}
-
-function planProperties(scope: CatalogScope, planId: string, planName: string | undefined): InstanceProperties {
-  return scope.cluster
-    ? { clusterServicePlanExternalID: planId, ...(planName ? { clusterServicePlanExternalName: planName } : {}) }
-    : { servicePlanExternalID: planId, ...(planName ? { servicePlanExternalName: planName } : {}) };
-}
-
-function progressReason(operation: InstanceOperation): string {
-  return operation === 'Provision'
-    ? Reason.Provisioning
-    : operation === 'Update'
-      ? Reason.UpdatingInstance
-      : Reason.Deprovisioning;
-}
-
-function progressMessage(operation: InstanceOperation): string {
-  return operation === 'Provision'
-    ? 'The instance is being provisioned asynchronously'
-    : operation === 'Update'
-      ? 'The instance is being updated asynchronously'
-      : 'The instance is being deprovisioned asynchronously';
 }

@@ -1,0 +1,139 @@
+import {
+  Reason,
+  type InstanceProperties,
+  type ServiceBroker,
+  type ServiceClass,
+  type ServiceInstance,
+  type ServicePlan,
+} from '../api/v1beta1.js';
+import { scopeOfInstance, type CatalogScope } from '../catalog-scope.js';
+import type { ControllerServices } from '../controller-services.js';
+import { Blocked, instanceRefs } from './common.js';
+
+/** What an instance resolves to in the catalog. */
+export interface Resolved {
+  scope: CatalogScope;
+  broker: ServiceBroker;
+  cls: ServiceClass;
+  plan: ServicePlan;
+}
+
+/** What a deprovision or a poll needs: the plan only when it still exists. */
+export type ResolvedForDelete = Omit<Resolved, 'plan'> & { plan?: ServicePlan };
+
+/** Class, plan and broker from the spec, as the original's webhook and controller did together. */
+export function resolveInstance(ctx: ControllerServices, instance: ServiceInstance): Resolved | Blocked {
+  const scope = scopeOfInstance(instance);
+  if ('invalid' in scope) return new Blocked(Reason.InvalidSpec, scope.invalid, true);
+  const spec = instance.spec;
+  const f = scope.specFields;
+  const namespace = scope.cluster ? undefined : instance.metadata.namespace;
+  const classes = ctx.informerOf<ServiceClass>(scope.class).list(namespace);
+  const classByName = spec[f.className] as string | undefined;
+  const classByExternalName = spec[f.classExternalName] as string | undefined;
+  const classByExternalId = spec[f.classExternalID] as string | undefined;
+  const given = [classByName, classByExternalName, classByExternalId].filter((v) => v).length;
+  if (given > 1)
+    return new Blocked(
+      Reason.InvalidSpec,
+      'spec must name the class exactly one way: by external name, external id or Kubernetes name',
+      true,
+    );
+  const found = classByName
+    ? classes.filter((c) => c.metadata.name === classByName)
+    : classByExternalName
+      ? classes.filter((c) => c.spec.externalName === classByExternalName)
+      : classes.filter((c) => c.spec.externalID === classByExternalId);
+  const asked = classByName ?? classByExternalName ?? classByExternalId;
+  if (found.length !== 1) {
+    return new Blocked(
+      Reason.ReferencesNonexistentServiceClass,
+      `The instance references a ${scope.class.kind} that does not exist. References a non-existent ${scope.class.kind} "${asked}" or there is more than one (found: ${found.length})`,
+    );
+  }
+  const cls = found[0]!;
+  const brokerName = cls.spec[scope.brokerNameField];
+  const broker = brokerName
+    ? ctx.informerOf<ServiceBroker>(scope.broker).get(namespace ? `${namespace}/${brokerName}` : brokerName)
+    : undefined;
+  if (!broker) {
+    return new Blocked(
+      Reason.ReferencesNonexistentBroker,
+      `The instance references a non-existent broker "${brokerName}" (through ${scope.class.kind} "${cls.metadata.name}")`,
+    );
+  }
+  const plans = ctx
+    .informerOf<ServicePlan>(scope.plan)
+    .list(namespace)
+    .filter(
+      (p) => p.spec[scope.classRefField]?.name === cls.metadata.name && p.spec[scope.brokerNameField] === brokerName,
+    );
+  const planByName = spec[f.planName] as string | undefined;
+  const planByExternalName = spec[f.planExternalName] as string | undefined;
+  const planByExternalId = spec[f.planExternalID] as string | undefined;
+  // The plan is named the same way as the class (validation of PlanReference).
+  const planAsked = classByName ? planByName : classByExternalName ? planByExternalName : planByExternalId;
+  const otherWays = [planByName, planByExternalName, planByExternalId].filter((v) => v && v !== planAsked).length;
+  if (otherWays > 0)
+    return new Blocked(
+      Reason.InvalidSpec,
+      'spec must name the plan the same way as the class (external name, external id or Kubernetes name)',
+      true,
+    );
+  let plan: ServicePlan | undefined;
+  if (planAsked === undefined) {
+    // The default plan: only when the class has exactly one.
+    const live = plans.filter((p) => !p.status?.removedFromBrokerCatalog);
+    if (live.length !== 1) {
+      return new Blocked(
+        Reason.ReferencesNonexistentServicePlan,
+        `No plan given and ${scope.class.kind} "${cls.spec.externalName}" has ${live.length} plans; name one with ${String(f.planExternalName)}`,
+      );
+    }
+    plan = live[0];
+  } else {
+    const matching = plans.filter((p) =>
+      classByName
+        ? p.metadata.name === planAsked
+        : classByExternalName
+          ? p.spec.externalName === planAsked
+          : p.spec.externalID === planAsked,
+    );
+    if (matching.length !== 1) {
+      return new Blocked(
+        Reason.ReferencesNonexistentServicePlan,
+        `The instance references a ${scope.plan.kind} that does not exist. References a non-existent ${scope.plan.kind} "${planAsked}" of ${scope.class.kind} "${cls.spec.externalName}" or there is more than one (found: ${matching.length})`,
+      );
+    }
+    plan = matching[0];
+  }
+  return { scope, broker, cls, plan: plan! };
+}
+
+/** For delete and poll: the class and broker through the refs the controller recorded; the plan if it still exists. */
+export function resolveForDelete(ctx: ControllerServices, instance: ServiceInstance): ResolvedForDelete | Blocked {
+  const refs = instanceRefs(ctx, instance);
+  if ('invalid' in refs) return new Blocked(Reason.InvalidSpec, refs.invalid);
+  if (!refs.cls) {
+    const resolved = resolveInstance(ctx, instance);
+    if (resolved instanceof Blocked)
+      return new Blocked(
+        Reason.ReferencesNonexistentServiceClass,
+        `The instance references a ${refs.scope.class.kind} that does not exist: ${resolved.message}`,
+      );
+    return resolved;
+  }
+  if (!refs.broker)
+    return new Blocked(
+      Reason.ReferencesNonexistentBroker,
+      `The instance references a non-existent broker "${refs.brokerName}"`,
+    );
+  return { scope: refs.scope, broker: refs.broker, cls: refs.cls, ...(refs.plan ? { plan: refs.plan } : {}) };
+}
+
+/** The plan's id and name in the fields of the instance's scope. */
+export function planProperties(scope: CatalogScope, planId: string, planName: string | undefined): InstanceProperties {
+  return scope.cluster
+    ? { clusterServicePlanExternalID: planId, ...(planName ? { clusterServicePlanExternalName: planName } : {}) }
+    : { servicePlanExternalID: planId, ...(planName ? { servicePlanExternalName: planName } : {}) };
+}
