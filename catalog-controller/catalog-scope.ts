@@ -88,7 +88,8 @@ export function scopeOfInstance(instance: ServiceInstance): CatalogScope | { inv
   if (!cluster && !namespaced) {
     return {
       invalid:
-        'spec must name a class: clusterServiceClassExternalName, clusterServiceClassExternalID or clusterServiceClassName (or the serviceClass… fields)',
+        'spec must name a class: clusterServiceClassExternalName, clusterServiceClassExternalID or ' +
+        'clusterServiceClassName (or the serviceClass… fields)',
     };
   }
   return cluster ? ClusterScope : NamespacedScope;

@@ -33,7 +33,8 @@ async function main(): Promise<void> {
     );
   } catch (error) {
     process.stderr.write(
-      `depot-catalog-controller: no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): ${(error as Error).message}\n`,
+      'depot-catalog-controller: no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): ' +
+        `${(error as Error).message}\n`,
     );
     process.exit(2);
   }

@@ -7,7 +7,9 @@ export function pinnedApiMinor(broker: ServiceBroker): ApiMinor | { invalid: str
   if (value === undefined) return undefined;
   return (
     parseApiVersion(value) ?? {
-      invalid: `The annotation ${OSB_API_VERSION_ANNOTATION}: "${value}" is not an OSB API version this controller speaks (${SUPPORTED_API_VERSIONS})`,
+      invalid:
+        `The annotation ${OSB_API_VERSION_ANNOTATION}: "${value}" is not an OSB API version ` +
+        `this controller speaks (${SUPPORTED_API_VERSIONS})`,
     }
   );
 }

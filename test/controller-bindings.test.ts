@@ -228,7 +228,7 @@ describe('catalog controller: ServiceBindings', () => {
 
   // ---- E1 ----
 
-  it('binds into a Secret named after the binding: owner, servicebinding.io type/provider, raw strings and JSON for the rest', async () => {
+  it('binds into a Secret named after it: owner, servicebinding.io type/provider, strings raw, rest JSON', async () => {
     const ns = 'bind-default';
     const db = await readyInstance(ns, 'db');
     const created = await createBinding(ns, 'app', { instanceRef: { name: 'db' } });
@@ -304,7 +304,7 @@ describe('catalog controller: ServiceBindings', () => {
 
   // ---- E3 ----
 
-  it('refuses a non-bindable plan for good (Failed ErrorNonbindableServiceClass) without asking the broker', async () => {
+  it('refuses a non-bindable plan for good (Failed ErrorNonbindableServiceClass), not asking the broker', async () => {
     const ns = 'bind-not-bindable';
     await readyInstance(ns, 'db', 'not-bindable');
     const created = await createBinding(ns, 'app', { instanceRef: { name: 'db' } });
@@ -368,7 +368,7 @@ describe('catalog controller: ServiceBindings', () => {
     assert.ok(!JSON.stringify(bound.status).includes('s3cret-pw'), 'a Secret-sourced value leaked into status');
   });
 
-  it('reports bad parametersFrom as ErrorWithParameters without binding, and retries once the Secret appears', async () => {
+  it('bad parametersFrom: ErrorWithParameters, no bind; retried once the Secret appears', async () => {
     const ns = 'bind-params-bad';
     await readyInstance(ns, 'db');
     await createSecret(ns, 'params', { good: '{"tier":"gold"}', notjson: 'tier=gold', array: '[1,2]' });
@@ -417,7 +417,7 @@ describe('catalog controller: ServiceBindings', () => {
 
   // ---- E5 ----
 
-  it('applies secretTransforms in order: addKey (string, bytes, JSONPath), renameKey, addKeysFrom, removeKey', async () => {
+  it('secretTransforms in order: addKey (string, bytes, JSONPath), renameKey, addKeysFrom, removeKey', async () => {
     const ns = 'bind-transforms';
     await readyInstance(ns, 'db');
     await createSecret(ns, 'extra', { 'extra-1': 'e1', greeting: 'overwritten' });
@@ -526,7 +526,7 @@ describe('catalog controller: ServiceBindings', () => {
     assert.deepEqual(kept.data, lookalike.data);
   });
 
-  it('reports a Secret the API refuses (a credential key) as ErrorInjectingBindResult; refuses an invalid secretName before binding', async () => {
+  it('a Secret the API refuses: ErrorInjectingBindResult; an invalid secretName is refused first', async () => {
     const ns = 'bind-invalid-secret';
     await readyInstance(ns, 'db');
     const badKey = await createBinding(ns, 'bad-key', {
@@ -640,7 +640,7 @@ describe('catalog controller: ServiceBindings', () => {
     assert.equal((await osb(depot!).get(bindingPath(instanceIdOf(db), uid))).status, 404);
   });
 
-  it('delete with an unbind failing 3 times: retried (UnbindCallFailed, Secret already gone), then completes', async () => {
+  it('an unbind failing 3 times: retried (UnbindCallFailed, Secret already gone), then the delete ends', async () => {
     const ns = 'unbind-retry';
     await readyInstance(ns, 'db', 'unbind-fail500-3x');
     await createBinding(ns, 'app', { instanceRef: { name: 'db' } });
@@ -693,7 +693,7 @@ describe('catalog controller: ServiceBindings', () => {
     );
   });
 
-  it('a binding stuck on unbinding (its instance is gone) is released by the depot/abandon annotation, without an unbind', async () => {
+  it('a binding stuck unbinding (instance gone) is released by depot/abandon, without an unbind', async () => {
     const ns = 'unbind-abandon';
     await readyInstance(ns, 'db');
     await createBinding(ns, 'app', { instanceRef: { name: 'db' } });
@@ -732,7 +732,7 @@ describe('catalog controller: ServiceBindings', () => {
 
   // ---- E10 / D2 ----
 
-  it('an instance with bindings is not deprovisioned (DeprovisionBlockedByExistingCredentials) until they are deleted', async () => {
+  it('an instance is not deprovisioned while it has bindings (DeprovisionBlockedByExistingCredentials)', async () => {
     const ns = 'unbind-blocks-instance';
     const db = await readyInstance(ns, 'db');
     await createBinding(ns, 'app', { instanceRef: { name: 'db' } });

@@ -163,7 +163,7 @@ async function waitRelisted(name: string, generation: number): Promise<ServiceBr
       `broker ${name} relisted at generation ${generation}`,
     );
   } catch (error) {
-    throw new Error(`${(error as Error).message}; last status: ${JSON.stringify(last?.status)}`);
+    throw new Error(`${(error as Error).message}; last status: ${JSON.stringify(last?.status)}`, { cause: error });
   }
 }
 
@@ -356,7 +356,10 @@ async function deleteOrRelease(resource: Resource, object: KubeObject, timeoutMs
   }
 }
 
-/** Removes whatever a test left behind: instances (while their brokers exist), brokers, then stray classes and plans. */
+/**
+ * Removes whatever a test left behind: instances (while their brokers exist), brokers, then
+ * stray classes and plans.
+ */
 async function cleanUp(): Promise<void> {
   const k = kube();
   const { items: instances } = await k.client.list<ServiceInstance>(R.ServiceInstance);
@@ -389,7 +392,8 @@ function assertControllerRunning(): void {
   if (!c) throw new Error('the controller did not start');
   if (c.child.exitCode !== null || c.child.signalCode !== null) {
     throw new Error(
-      `the controller exited (code ${c.child.exitCode}, signal ${c.child.signalCode}); last lines:\n${c.logs.slice(-15).join('\n')}`,
+      `the controller exited (code ${c.child.exitCode}, signal ${c.child.signalCode}); ` +
+        `last lines:\n${c.logs.slice(-15).join('\n')}`,
     );
   }
 }
@@ -439,7 +443,7 @@ describe('catalog controller: brokers and catalogs', () => {
     await api?.stop().catch(() => undefined);
   });
 
-  it('basic auth: Ready FetchedCatalog, every service and plan mirrored with escaped-id names, labels and ownerReference; kubectl shows it Ready', async () => {
+  it('basic auth: FetchedCatalog; classes and plans mirrored (escaped ids, labels, owner); kubectl Ready', async () => {
     const createdAt = Date.now();
     await createClusterBroker('basic', { url: broker().baseUrl, authInfo: basicAuth() });
     const b = await waitReady('basic');
@@ -481,7 +485,7 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.equal(row[2], 'Ready');
   });
 
-  it('bearer auth: the token is sent as "Authorization: Bearer"; a rejected token is ErrorFetchingCatalog until the Secret holds the right one', async () => {
+  it('bearer auth: "Authorization: Bearer <token>"; a rejected token is ErrorFetchingCatalog until fixed', async () => {
     const proxy = await startProxy();
     proxy.intercept = (req) =>
       req.headers.authorization === 'Bearer right-token'
@@ -538,7 +542,7 @@ describe('catalog controller: brokers and catalogs', () => {
     await assertMirrors(b, realCatalog);
   });
 
-  it('a missing auth Secret: Ready False ErrorFetchingCatalog and a Warning event ErrorGettingAuthCredentials; Ready once the Secret is created', async () => {
+  it('no auth Secret: ErrorFetchingCatalog, a Warning ErrorGettingAuthCredentials; Ready once it exists', async () => {
     await createClusterBroker('no-secret', { url: broker().baseUrl, authInfo: basicAuth('not-yet') });
     const failing = await waitForReason<ServiceBroker>(
       kube(),
@@ -595,7 +599,7 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.deepEqual(names(await clusterClasses('half-secret')), realCatalog.services.map((s) => s.id).sort());
   });
 
-  it('a catalog answering 500: ErrorFetchingCatalog, retried with backoff, Ready again without user action', async () => {
+  it('a catalog answering 500: ErrorFetchingCatalog, retried with backoff, Ready again by itself', async () => {
     const proxy = await startProxy();
     let broken = true;
     proxy.intercept = (req) =>
@@ -625,7 +629,7 @@ describe('catalog controller: brokers and catalogs', () => {
     await assertMirrors(b, realCatalog);
   });
 
-  it('relistBehavior Manual: no periodic relist even with a relistDuration; relistRequests++ relists once', async () => {
+  it('relistBehavior Manual: no timed relist even with a relistDuration; relistRequests++ relists once', async () => {
     const proxy = await startProxy();
     await createClusterBroker('manual', { url: proxy.url, relistBehavior: 'Manual', relistDuration: '1s' });
     const b = await waitReady('manual');
@@ -675,7 +679,7 @@ describe('catalog controller: brokers and catalogs', () => {
     );
   });
 
-  it('relistBehavior "" (what svcat sends) is accepted as written and means Duration: relists on the timer', async () => {
+  it('relistBehavior "" (as svcat sends it) is kept as written and means Duration: timed relists', async () => {
     const proxy = await startProxy();
     const created = await createClusterBroker('zero', {
       url: proxy.url,
@@ -694,7 +698,7 @@ describe('catalog controller: brokers and catalogs', () => {
 
   // Manual too: the flagged entries' deletion must not wait for a relist that never comes.
   for (const relistBehavior of ['Duration', 'Manual'] as const) {
-    it(`entries removed from the catalog (relistBehavior ${relistBehavior}): flagged removedFromBrokerCatalog, deleted when unused, kept while an instance uses them, restored when back`, async () => {
+    it(`entries gone from the catalog (${relistBehavior}): flagged, deleted unless used, back again`, async () => {
       const proxy = await startProxy();
       let served: CatalogResponse | undefined;
       proxy.intercept = (req) => (served && isCatalogGet(req) ? { status: 200, body: served } : undefined);
@@ -791,7 +795,7 @@ describe('catalog controller: brokers and catalogs', () => {
     });
   }
 
-  it('catalogRestrictions.serviceClass: only the matching class and its plans exist; changing the restriction removes the others', async () => {
+  it('catalogRestrictions.serviceClass: only the matching class and plans; a change removes others', async () => {
     await createClusterBroker('only-single', {
       url: broker().baseUrl,
       authInfo: basicAuth(),
@@ -816,7 +820,7 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.deepEqual(names(await clusterPlans('only-single')), [OK_PLAN_ID, SLOW_PLAN_ID].sort());
   });
 
-  it('catalogRestrictions.servicePlan: ==, !=, notin, spec.free, name and spec.clusterServiceClass.name; a class with no plan left is not created', async () => {
+  it('catalogRestrictions.servicePlan: ==, !=, notin, spec.free, name, class; no class without plans', async () => {
     await createClusterBroker('only-ok', {
       url: broker().baseUrl,
       authInfo: basicAuth(),
@@ -855,7 +859,7 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.deepEqual(await clusterPlans('nothing'), []);
   });
 
-  it('a catalogRestrictions predicate that does not parse: Ready False ErrorSyncingCatalog, nothing created', async () => {
+  it('a catalogRestrictions predicate that does not parse: ErrorSyncingCatalog, nothing created', async () => {
     await createClusterBroker('bad-restriction', {
       url: broker().baseUrl,
       authInfo: basicAuth(),
@@ -874,7 +878,7 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.deepEqual(await clusterPlans('bad-restriction'), []);
   });
 
-  it('a service without plans: Ready False ErrorSyncingCatalog and nothing is written; fine once a restriction leaves it out', async () => {
+  it('a service without plans: ErrorSyncingCatalog, nothing written; fine once a restriction drops it', async () => {
     const catalog: CatalogResponse = {
       services: [
         {
@@ -918,7 +922,7 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.deepEqual(names(await clusterPlans('planless')), ['f0000000-0000-4000-8000-000000000002']);
   });
 
-  it('a catalog entry the API server refuses: Ready False ErrorSyncingCatalog naming it; Ready once the broker fixes its catalog', async () => {
+  it('an entry the API server refuses: ErrorSyncingCatalog naming it; Ready once the broker fixes it', async () => {
     const bad: CatalogResponse = structuredClone(catalogWithout([TEST_SERVICE_ID, SERVICE_ID, REDIS_SERVICE_ID]));
     const badPlan = bad.services[0]!.plans[0]!;
     // maintenanceInfo.version is a string in the CRD schema.
@@ -943,7 +947,7 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.ok(await kube().client.find(R.ClusterServicePlan, SINGLE_PLAN_ID));
   });
 
-  it("two ClusterServiceBrokers with the same ids: the second is ErrorSyncingCatalog and does not take over or delete the first one's classes", async () => {
+  it("two ClusterServiceBrokers, same ids: the second is ErrorSyncingCatalog, the first's classes stay", async () => {
     await createClusterBroker('first', { url: broker().baseUrl, authInfo: basicAuth() });
     const first = await waitReady('first');
     await createClusterBroker('second', { url: broker().baseUrl, authInfo: basicAuth() });
@@ -962,7 +966,7 @@ describe('catalog controller: brokers and catalogs', () => {
     await assertMirrors(first, realCatalog);
   });
 
-  it('OSB ids that are not lowercase UUIDs are escaped (GenerateEscapedName); labels and externalID keep the id', async () => {
+  it('ids other than lowercase UUIDs are escaped (GenerateEscapedName); labels and externalID keep them', async () => {
     const longId = `plan-${'a'.repeat(60)}`;
     const catalog: CatalogResponse = {
       services: [
@@ -1003,7 +1007,7 @@ describe('catalog controller: brokers and catalogs', () => {
     }
   });
 
-  it('OSB ids with "..", "-." or ".-", or cut to 30 characters ending in ".", are escaped as GenerateEscapedName does', async () => {
+  it('ids with "..", "-." or ".-", or cut to 30 characters ending in ".": escaped as GenerateEscapedName', async () => {
     const cut = `${'a'.repeat(29)}.${'b'.repeat(40)}`;
     const catalog: CatalogResponse = {
       services: [
@@ -1036,7 +1040,7 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.deepEqual(names(await clusterPlans('dots')), [`${'a'.repeat(29)}-${md5(cut)}`, 'p-z2ez1', 'p.z2dz2'].sort());
   });
 
-  it('deleting the broker deletes its classes and plans and removes the finalizer; instances are left alone', async () => {
+  it('deleting the broker deletes its classes and plans, then its finalizer; instances are left alone', async () => {
     await createClusterBroker('doomed', { url: broker().baseUrl, authInfo: basicAuth() });
     await waitReady('doomed');
     await ensureNamespace(kube(), 'doomed');
@@ -1086,7 +1090,7 @@ describe('catalog controller: brokers and catalogs', () => {
     });
   });
 
-  it('a namespaced ServiceBroker: ServiceClasses and ServicePlans in its namespace; an instance by serviceClassExternalName becomes Ready', async () => {
+  it('a ServiceBroker: ServiceClasses and ServicePlans in its namespace; an instance of it becomes Ready', async () => {
     await brokerAuthSecret(kube(), 'team-a', 'team-auth');
     await create<ServiceBroker>(kube(), R.ServiceBroker, {
       metadata: { name: 'team-broker', namespace: 'team-a' },

@@ -59,7 +59,7 @@ after(async () => {
 });
 
 describe('walkthrough', () => {
-  test('a ServiceInstance and a ServiceBinding give a Secret whose uri opens a psql session; deleting both leaves nothing behind', async () => {
+  test('an instance and a binding give a Secret whose uri opens psql; deleting both leaves nothing', async () => {
     const c = await controller();
     await waitForReason(api, R.ClusterServiceBroker, 'depot', undefined, 'FetchedCatalog');
     await create(

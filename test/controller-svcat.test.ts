@@ -122,7 +122,7 @@ async function replay(command: RecordedCommand, until: (answer: Answer) => boole
       const what = `${command.command}: ${request.path}`;
       await waitFor(async () => until((last = await send(request.method, request.path))), 90_000, what);
     } catch (error) {
-      throw new Error(`${(error as Error).message}; last answer: ${JSON.stringify(last)}`);
+      throw new Error(`${(error as Error).message}; last answer: ${JSON.stringify(last)}`, { cause: error });
     }
     answers.push(last!);
   }

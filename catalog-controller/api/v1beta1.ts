@@ -15,7 +15,10 @@ export const FINALIZER = 'kubernetes-incubator/service-catalog';
 /** Depot: set to "true" on a ServiceInstance or ServiceBinding being deleted to give up on the broker call. */
 export const ABANDON_ANNOTATION = 'depot/abandon';
 
-/** Depot: on a (Cluster)ServiceBroker, the OSB API version to speak to it ("2.13" … "2.17"), instead of negotiating one. */
+/**
+ * Depot: on a (Cluster)ServiceBroker, the OSB API version to speak to it ("2.13" … "2.17"),
+ * instead of negotiating one.
+ */
 export const OSB_API_VERSION_ANNOTATION = 'depot/osb-api-version';
 
 /** Labels the original kept for lookups, value sha224-hex of the field (pkg/util/sha_generator.go). */
@@ -301,7 +304,7 @@ export interface Secret extends KubeObject {
   stringData?: Record<string, string>;
 }
 
-export interface Namespace extends KubeObject {}
+export type Namespace = KubeObject;
 
 export interface ConfigMap extends KubeObject {
   data?: Record<string, string>;

@@ -226,7 +226,7 @@ export class OsbClient {
         res.on('error', (error) => settle({ kind: 'transport', message: error.message }));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown = undefined;
+          let parsed: unknown;
           try {
             parsed = text ? JSON.parse(text) : undefined;
           } catch {

@@ -85,7 +85,8 @@ export class BindingReconciler {
         binding,
         new Blocked(
           Reason.InvalidSpec,
-          `spec.secretName "${secretName}" is not a valid Secret name (lowercase letters, digits, "-" and ".", at most 253 characters)`,
+          `spec.secretName "${secretName}" is not a valid Secret name ` +
+            '(lowercase letters, digits, "-" and ".", at most 253 characters)',
           true,
         ),
       );
@@ -98,7 +99,9 @@ export class BindingReconciler {
         binding,
         new Blocked(
           Reason.ErrorNonbindableServiceClass,
-          `References a non-bindable ${target.cls.kind} (K8S: "${target.cls.metadata.name}" ExternalName: "${target.cls.spec.externalName}") and Plan ("${target.plan?.spec.externalName ?? target.planId}") combination`,
+          `References a non-bindable ${target.cls.kind} (K8S: "${target.cls.metadata.name}" ` +
+            `ExternalName: "${target.cls.spec.externalName}") and Plan ` +
+            `("${target.plan?.spec.externalName ?? target.planId}") combination`,
           true,
         ),
       );
@@ -325,7 +328,8 @@ export class BindingReconciler {
           ConditionType.Ready,
           'False',
           Reason.ErrorInjectingBindResult,
-          `Error injecting bind result: the Secret "${name}" is missing and the broker's credentials could not be fetched: ${describeOutcome(outcome)}`,
+          `Error injecting bind result: the Secret "${name}" is missing and the broker's credentials ` +
+            `could not be fetched: ${describeOutcome(outcome)}`,
           now(),
         );
       });

@@ -65,7 +65,8 @@ export async function writeBindingSecret(
   if (!isControlledBy(existing, binding)) {
     const owner = existing.metadata.ownerReferences?.find((o) => o.controller);
     throw new InjectionError(
-      `Secret "${namespace}/${name}" is not owned by ServiceBinding, controllerRef: ${owner ? `${owner.kind}/${owner.name}` : 'none'}`,
+      `Secret "${namespace}/${name}" is not owned by ServiceBinding, ` +
+        `controllerRef: ${owner ? `${owner.kind}/${owner.name}` : 'none'}`,
     );
   }
   if (JSON.stringify(existing.data ?? {}) === JSON.stringify(desired.data)) return;

@@ -38,13 +38,15 @@ export function bindingTarget(ctx: ControllerServices, binding: ServiceBinding, 
     if (instance.metadata.deletionTimestamp) {
       return new Blocked(
         Reason.ErrorInstanceNotReady,
-        `Binding cannot begin because referenced ServiceInstance "${binding.metadata.namespace}/${instanceName}" is being deleted`,
+        `Binding cannot begin because referenced ServiceInstance "${binding.metadata.namespace}/${instanceName}" ` +
+          'is being deleted',
       );
     }
     if (!isReady(instance.status?.conditions) || instance.status?.asyncOpInProgress) {
       return new Blocked(
         Reason.ErrorInstanceNotReady,
-        `Binding cannot begin because referenced ServiceInstance "${binding.metadata.namespace}/${instanceName}" is not ready`,
+        `Binding cannot begin because referenced ServiceInstance "${binding.metadata.namespace}/${instanceName}" ` +
+          'is not ready',
       );
     }
   }

@@ -382,7 +382,8 @@ export class BrokerReconciler {
     const refused = (error: unknown): unknown =>
       error instanceof KubeApiError
         ? new CatalogSyncError(
-            `Error reconciling ${resource.kind} (K8S: "${desired.metadata.name}" ExternalName: "${desired.spec.externalName}"): ${error.message}`,
+            `Error reconciling ${resource.kind} (K8S: "${desired.metadata.name}" ` +
+              `ExternalName: "${desired.spec.externalName}"): ${error.message}`,
           )
         : error;
     if (!existing) {

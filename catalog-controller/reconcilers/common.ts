@@ -54,7 +54,7 @@ export async function objectParameters(
  */
 export const RETRY_TIMEOUT_MESSAGE = 'Stopping reconciliation retries because too much time has elapsed';
 
-/** Whether an operation started at `operationStartTime` has been retried for longer than RECONCILIATION_RETRY_DURATION_SECONDS. */
+/** Whether an operation started at `operationStartTime` is past RECONCILIATION_RETRY_DURATION_SECONDS. */
 export function pastRetryDuration(ctx: ControllerServices, operationStartTime: string | undefined): boolean {
   const started = Date.parse(operationStartTime ?? '');
   return Number.isFinite(started) && Date.now() - started > ctx.config.reconciliationRetryDurationMs;

@@ -137,7 +137,10 @@ export class InstanceReconciler {
     resolved: Resolved,
     outcome: OsbOutcome,
   ): Promise<ReconcileResult | void> {
-    const what = `Error provisioning ServiceInstance of ${resolved.scope.class.kind} (K8S: "${resolved.cls.metadata.name}" ExternalName: "${resolved.cls.spec.externalName}") at ${resolved.scope.broker.kind} "${resolved.broker.metadata.name}"`;
+    const { scope, cls, broker } = resolved;
+    const what =
+      `Error provisioning ServiceInstance of ${scope.class.kind} (K8S: "${cls.metadata.name}" ` +
+      `ExternalName: "${cls.spec.externalName}") at ${scope.broker.kind} "${broker.metadata.name}"`;
     if (outcome.kind === 'timeout') {
       return this.provisionFailed(
         instance,
@@ -152,7 +155,8 @@ export class InstanceReconciler {
         instance,
         resolved.broker,
         Reason.ErrorCallingProvision,
-        `The provision call failed and will be retried: Error communicating with broker for provisioning: ${outcome.message}`,
+        'The provision call failed and will be retried: Error communicating with broker for provisioning: ' +
+          outcome.message,
         {},
       );
     }
@@ -209,7 +213,8 @@ export class InstanceReconciler {
           ConditionType.Ready,
           'False',
           Reason.StartingInstanceOrphanMitigation,
-          'The instance provision call failed with an ambiguous error; attempting to deprovision the instance in order to mitigate an orphaned resource',
+          'The instance provision call failed with an ambiguous error; attempting to deprovision the instance ' +
+            'in order to mitigate an orphaned resource',
           now(),
         );
         s.orphanMitigationInProgress = true;
@@ -239,7 +244,8 @@ export class InstanceReconciler {
           instance,
           new Blocked(
             Reason.ReferencesDeletedServicePlan,
-            `The ${resolved.scope.plan.kind} "${resolved.plan.spec.externalName}" has been deleted; cannot change to it.`,
+            `The ${resolved.scope.plan.kind} "${resolved.plan.spec.externalName}" has been deleted; ` +
+              'cannot change to it.',
           ),
         );
       }
@@ -396,7 +402,8 @@ export class InstanceReconciler {
       });
       return { backoff: true };
     }
-    // prepareDeprovisionRequest: the plan of the operation in flight, else of a failed provision, else what the broker has.
+    // prepareDeprovisionRequest: the plan of the operation in flight, else of a failed provision,
+    // else what the broker has.
     const planId =
       (status.currentOperation || orphanMitigation ? planIdOf(status.inProgressProperties) : undefined) ??
       (status.provisionStatus !== 'Provisioned'

@@ -48,7 +48,8 @@ export function resolveInstance(ctx: ControllerServices, instance: ServiceInstan
   if (found.length !== 1) {
     return new Blocked(
       Reason.ReferencesNonexistentServiceClass,
-      `The instance references a ${scope.class.kind} that does not exist. References a non-existent ${scope.class.kind} "${asked}" or there is more than one (found: ${found.length})`,
+      `The instance references a ${scope.class.kind} that does not exist. ` +
+        `References a non-existent ${scope.class.kind} "${asked}" or there is more than one (found: ${found.length})`,
     );
   }
   const cls = found[0]!;
@@ -59,7 +60,8 @@ export function resolveInstance(ctx: ControllerServices, instance: ServiceInstan
   if (!broker) {
     return new Blocked(
       Reason.ReferencesNonexistentBroker,
-      `The instance references a non-existent broker "${brokerName}" (through ${scope.class.kind} "${cls.metadata.name}")`,
+      `The instance references a non-existent broker "${brokerName}" ` +
+        `(through ${scope.class.kind} "${cls.metadata.name}")`,
     );
   }
   const plans = ctx
@@ -87,7 +89,8 @@ export function resolveInstance(ctx: ControllerServices, instance: ServiceInstan
     if (live.length !== 1) {
       return new Blocked(
         Reason.ReferencesNonexistentServicePlan,
-        `No plan given and ${scope.class.kind} "${cls.spec.externalName}" has ${live.length} plans; name one with ${String(f.planExternalName)}`,
+        `No plan given and ${scope.class.kind} "${cls.spec.externalName}" has ${live.length} plans; ` +
+          `name one with ${String(f.planExternalName)}`,
       );
     }
     plan = live[0];
@@ -102,7 +105,9 @@ export function resolveInstance(ctx: ControllerServices, instance: ServiceInstan
     if (matching.length !== 1) {
       return new Blocked(
         Reason.ReferencesNonexistentServicePlan,
-        `The instance references a ${scope.plan.kind} that does not exist. References a non-existent ${scope.plan.kind} "${planAsked}" of ${scope.class.kind} "${cls.spec.externalName}" or there is more than one (found: ${matching.length})`,
+        `The instance references a ${scope.plan.kind} that does not exist. ` +
+          `References a non-existent ${scope.plan.kind} "${planAsked}" of ${scope.class.kind} ` +
+          `"${cls.spec.externalName}" or there is more than one (found: ${matching.length})`,
       );
     }
     plan = matching[0];
