@@ -1,7 +1,8 @@
 import http from 'node:http';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
-import { CatalogError, loadCatalogFile, type Catalog } from './catalog/catalog.js';
+import { loadCatalogFile } from './catalog/catalog-file.js';
+import { CatalogError, type Catalog } from './catalog/catalog.js';
 import { serverAddress, type BrokerConfig } from './config.js';
 import { plansInUse } from './db/instances.js';
 import { migrate } from './db/migrate.js';

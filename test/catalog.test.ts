@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import type { CatalogResponse } from '../osb/index.js';
-import { buildCatalog, loadCatalogFile } from '../broker/catalog/catalog.js';
+import { buildCatalog, loadCatalogFile } from '../broker/catalog/catalog-file.js';
 import { PostgresqlOffering } from '../broker/offerings/postgresql/postgresql-offering.js';
 import { RedisOffering } from '../broker/offerings/redis/redis-offering.js';
 import { createLogger } from '../runtime/logger.js';

@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import request from 'supertest';
 import { parse as parseYaml } from 'yaml';
-import { DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog.js';
+import { DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog-file.js';
 import { loadConfig, withDatabase } from '../broker/config.js';
 import { createDepot, type Depot, type Role } from '../broker/depot.js';
 import { databaseName } from '../broker/db/pool.js';

@@ -22,7 +22,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { parse as parseYaml } from 'yaml';
-import { buildCatalog, DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog.js';
+import { buildCatalog, DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog-file.js';
 import { withDatabase } from '../broker/config.js';
 import { createLogger } from '../runtime/logger.js';
 import { PostgresqlOffering, postgresNames } from '../broker/offerings/postgresql/postgresql-offering.js';

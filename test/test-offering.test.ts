@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { buildCatalog } from '../broker/catalog/catalog.js';
+import { buildCatalog } from '../broker/catalog/catalog-file.js';
 import { loadConfig } from '../broker/config.js';
 import { ConfigError } from '../runtime/config.js';
 import { FaultCounter } from '../testing/fault-counter.js';
