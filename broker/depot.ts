@@ -62,48 +62,10 @@ export interface StartOptions {
 /** Connects to Postgres and Redis (failing fast with a useful message), migrates, and wires the parts. */
 export async function createDepot(config: BrokerConfig, options: StartOptions): Promise<Depot> {
   const { logger } = options;
-  await reachStatePostgres(config.databaseUrl);
-  const pool = createPool(config.databaseUrl, 20);
-  pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection error'));
-  const applied = await migrate(pool);
-  if (applied.length)
-    logger.info({ migrations: applied, database: databaseName(config.databaseUrl) }, 'applied migrations');
-
-  await reachRedis(config.redisUrl);
+  const pool = await openState(config, logger);
   // TEST_OFFERING=enabled: the failure-injecting test offering and its services join the catalog.
   const testing = config.testOffering ? (await import('../testing/index.js')).createTestExtension() : undefined;
-  const available = [...createOfferings(config, logger), ...(testing ? [testing.offering] : [])];
-  const connection = redisOptions(config.redisUrl);
-  let catalog: Catalog;
-  let offerings: Offering[] = available;
-  let queue: OperationQueue | undefined;
-  try {
-    catalog = await loadCatalogFile(config.catalogFile, available, testing ? [testing.catalogFile] : []);
-    // Only the offerings the catalog uses stay, and their servers must be usable now.
-    offerings = available.filter((o) => catalog.usesOffering(o));
-    const inUse = await plansInUse(pool);
-    const unusable = await unusableOfferings(offerings, catalog, inUse, logger);
-    catalog = catalog.without(unusable);
-    offerings = offerings.filter((o) => !unusable.includes(o));
-    await Promise.all(available.filter((o) => !offerings.includes(o)).map((o) => o.close()));
-    // A plan that instances still use must stay in the catalog, or they could never be updated,
-    // unbound or deprovisioned again.
-    const orphaned = inUse.filter((p) => !catalog.plan(p.service_id, p.plan_id));
-    if (orphaned.length > 0) {
-      throw new CatalogError(
-        `the catalog lacks plans that service instances still use: ${orphaned
-          .map((p) => `service ${p.service_id} plan ${p.plan_id} (${p.instances} instance(s))`)
-          .join('; ')}. Keep them in the catalog until those instances are deprovisioned.`,
-      );
-    }
-    queue = new OperationQueue({ connection, prefix: config.queuePrefix });
-    await queue.waitUntilReady();
-  } catch (error) {
-    await queue?.close().catch(() => undefined);
-    await Promise.all(available.map((o) => o.close().catch(() => undefined)));
-    await pool.end();
-    throw error;
-  }
+  const { catalog, offerings, queue } = await startServing(config, pool, testing, logger);
 
   const metrics = new BrokerMetrics();
   const broker = new DepotBroker({
@@ -117,54 +79,11 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   });
   // The test plans' http faults are answered before the real broker sees the request.
   const api: ServiceBroker = testing ? testing.wrap(broker, { catalog, pool }) : broker;
-
-  const ready = async () => {
-    await pool.query('select 1').catch((error: Error) => Promise.reject(new Error(`PostgreSQL: ${error.message}`)));
-    await withTimeout(queue.ping(), 2000, 'Redis did not answer').catch((error: Error) =>
-      Promise.reject(new Error(`Redis: ${error.message}`)),
-    );
-  };
-  // The api role serves the OSB API; a worker serves /healthz, /readyz and /metrics only.
-  const app =
-    options.role === 'worker'
-      ? createOperatorApp({ logger, metrics, ready, retryAfterSeconds: config.retryAfterSeconds })
-      : createApp({
-          broker: api,
-          catalog,
-          username: config.brokerUsername,
-          password: config.brokerPassword,
-          logger,
-          metrics,
-          ready,
-          retryAfterSeconds: config.retryAfterSeconds,
-        });
-  // Long ids (up to the broker's limit, percent-encoded) must reach the router to get a JSON 400.
-  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, app);
-  server.keepAliveTimeout = 65_000;
-
-  let worker: OperationWorker | undefined;
-  let sweeper: Sweeper | undefined;
-  if (options.role !== 'api') {
-    worker = new OperationWorker({
-      pool,
-      catalog,
-      connection,
-      prefix: config.queuePrefix,
-      logger,
-      metrics,
-      concurrency: config.workerConcurrency,
-    });
-    sweeper = new Sweeper({
-      pool,
-      queue,
-      logger,
-      metrics,
-      operationTimeoutSeconds: config.operationTimeoutSeconds,
-      deletedRetentionHours: config.deletedRetentionHours,
-      ...(options.sweeperIntervalMs ? { intervalMs: options.sweeperIntervalMs } : {}),
-    });
-    sweeper.start();
-  }
+  const server = createHttpServer(config, options.role, api, catalog, logger, metrics, readiness(pool, queue));
+  const { worker, sweeper } =
+    options.role === 'api'
+      ? {}
+      : startWorkers(config, pool, catalog, queue, logger, metrics, options.sweeperIntervalMs);
 
   return {
     config,
@@ -185,6 +104,143 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
       await pool.end();
     },
   };
+}
+
+/** Depot's state database: reached (created if missing), pooled and migrated; then Redis reached. */
+async function openState(config: BrokerConfig, logger: Logger): Promise<pg.Pool> {
+  await reachStatePostgres(config.databaseUrl);
+  const pool = createPool(config.databaseUrl, 20);
+  pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection error'));
+  try {
+    const applied = await migrate(pool);
+    if (applied.length) {
+      logger.info({ migrations: applied, database: databaseName(config.databaseUrl) }, 'applied migrations');
+    }
+    await reachRedis(config.redisUrl);
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+  return pool;
+}
+
+/**
+ * The catalog, the offerings it uses (their servers usable now) and the queue. On a failure
+ * everything opened so far is closed again, the pool included.
+ */
+async function startServing(
+  config: BrokerConfig,
+  pool: pg.Pool,
+  testing: TestExtension | undefined,
+  logger: Logger,
+): Promise<{ catalog: Catalog; offerings: Offering[]; queue: OperationQueue }> {
+  const available = [...createOfferings(config, logger), ...(testing ? [testing.offering] : [])];
+  let queue: OperationQueue | undefined;
+  try {
+    let catalog = await loadCatalogFile(config.catalogFile, available, testing ? [testing.catalogFile] : []);
+    // Only the offerings the catalog uses stay, and their servers must be usable now.
+    const inUse = await plansInUse(pool);
+    const used = available.filter((o) => catalog.usesOffering(o));
+    const unusable = await unusableOfferings(used, catalog, inUse, logger);
+    catalog = catalog.without(unusable);
+    const offerings = used.filter((o) => !unusable.includes(o));
+    await Promise.all(available.filter((o) => !offerings.includes(o)).map((o) => o.close()));
+    requirePlansInUse(catalog, inUse);
+    queue = new OperationQueue({ connection: redisOptions(config.redisUrl), prefix: config.queuePrefix });
+    await queue.waitUntilReady();
+    return { catalog, offerings, queue };
+  } catch (error) {
+    await queue?.close().catch(() => undefined);
+    await Promise.all(available.map((o) => o.close().catch(() => undefined)));
+    await pool.end();
+    throw error;
+  }
+}
+
+/**
+ * A plan that instances still use must stay in the catalog, or they could never be updated,
+ * unbound or deprovisioned again.
+ */
+function requirePlansInUse(catalog: Catalog, inUse: Array<{ service_id: string; plan_id: string; instances: number }>) {
+  const orphaned = inUse.filter((p) => !catalog.plan(p.service_id, p.plan_id));
+  if (orphaned.length === 0) return;
+  throw new CatalogError(
+    `the catalog lacks plans that service instances still use: ${orphaned
+      .map((p) => `service ${p.service_id} plan ${p.plan_id} (${p.instances} instance(s))`)
+      .join('; ')}. Keep them in the catalog until those instances are deprovisioned.`,
+  );
+}
+
+/** Resolves when Postgres and Redis answer; rejects naming the one that does not. */
+function readiness(pool: pg.Pool, queue: OperationQueue): () => Promise<void> {
+  return async () => {
+    await pool.query('select 1').catch((error: Error) => Promise.reject(new Error(`PostgreSQL: ${error.message}`)));
+    await withTimeout(queue.ping(), 2000, 'Redis did not answer').catch((error: Error) =>
+      Promise.reject(new Error(`Redis: ${error.message}`)),
+    );
+  };
+}
+
+/** The HTTP server, not listening yet: the OSB API, or for a worker only /healthz, /readyz and /metrics. */
+function createHttpServer(
+  config: BrokerConfig,
+  role: Role,
+  broker: ServiceBroker,
+  catalog: Catalog,
+  logger: Logger,
+  metrics: BrokerMetrics,
+  ready: () => Promise<void>,
+): http.Server {
+  const { retryAfterSeconds } = config;
+  const app =
+    role === 'worker'
+      ? createOperatorApp({ logger, metrics, ready, retryAfterSeconds })
+      : createApp({
+          broker,
+          catalog,
+          username: config.brokerUsername,
+          password: config.brokerPassword,
+          logger,
+          metrics,
+          ready,
+          retryAfterSeconds,
+        });
+  // Long ids (up to the broker's limit, percent-encoded) must reach the router to get a JSON 400.
+  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, app);
+  server.keepAliveTimeout = 65_000;
+  return server;
+}
+
+/** The operation workers and the sweeper (roles `all` and `worker`). */
+function startWorkers(
+  config: BrokerConfig,
+  pool: pg.Pool,
+  catalog: Catalog,
+  queue: OperationQueue,
+  logger: Logger,
+  metrics: BrokerMetrics,
+  sweeperIntervalMs: number | undefined,
+): { worker: OperationWorker; sweeper: Sweeper } {
+  const worker = new OperationWorker({
+    pool,
+    catalog,
+    connection: redisOptions(config.redisUrl),
+    prefix: config.queuePrefix,
+    logger,
+    metrics,
+    concurrency: config.workerConcurrency,
+  });
+  const sweeper = new Sweeper({
+    pool,
+    queue,
+    logger,
+    metrics,
+    operationTimeoutSeconds: config.operationTimeoutSeconds,
+    deletedRetentionHours: config.deletedRetentionHours,
+    ...(sweeperIntervalMs ? { intervalMs: sweeperIntervalMs } : {}),
+  });
+  sweeper.start();
+  return { worker, sweeper };
 }
 
 /** Depot's own database (DATABASE_URL), created if missing. */
