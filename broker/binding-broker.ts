@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { AsyncOperationResponse, BindRequest, BindResponse, FetchBindingResponse } from '../osb/index.js';
 import type { CatalogPlan } from './catalog/catalog.js';
 import {
@@ -37,6 +38,10 @@ import { OperationSteps, type Accepted, type Decision, type DepotBrokerOptions }
  * The binding endpoints (PUT, GET and DELETE of a binding, and its last_operation), under the
  * lock of their instance's row, with the spec's idempotency rules for bindings.
  */
+function bindingConflict(bindingId: string): string {
+  return `Service binding ${bindingId} already exists with different attributes.`;
+}
+
 export class BindingBroker {
   constructor(
     private readonly options: DepotBrokerOptions,
@@ -49,84 +54,9 @@ export class BindingBroker {
     details: BindRequest,
     options: RequestOptions,
   ): Promise<Reply<200 | 201 | 202, BindResponse | AsyncOperationResponse>> {
-    const conflict = `Service binding ${bindingId} already exists with different attributes.`;
-    const original = details;
-    const plan = await this.steps.conflictsFirst(
-      () => {
-        const plan = this.steps.requirePlan(details.service_id, details.plan_id);
-        if (!plan.bindable)
-          throw new BadRequestError(`Plan ${plan.plan.name} of service ${plan.service.name} is not bindable.`);
-        return plan;
-      },
-      () => this.existingBindingDiffers(instanceId, bindingId, original),
-      conflict,
-    );
-    details = await this.steps.conflictsFirst(
-      async () => {
-        const rotation = details.predecessor_binding_id !== undefined;
-        const resolved = rotation ? await this.rotationOf(instanceId, bindingId, details, plan) : details;
-        validateParameters(plan.validate.bind, resolved.parameters, 'service_binding.create');
-        const appGuid = resolved.bind_resource?.app_guid ?? resolved.app_guid;
-        if (plan.requiresApp && !appGuid) throw new RequiresAppError();
-        return resolved;
-      },
-      () => this.existingBindingDiffers(instanceId, bindingId, original),
-      conflict,
-    );
-
-    const wanted = bindingAttributes(instanceId, bindingId, details);
-    const decision = await transaction(this.options.pool, async (client): Promise<Decision<BindingRow>> => {
-      const instance = await lockInstance(client, instanceId);
-      if (!instance || instance.state === 'deleted')
-        throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
-      const binding = await lockBinding(client, bindingId);
-      // Binding ids are globally unique (spec): one in use under another instance, whatever its
-      // state, is a conflict; taking it over would orphan that instance's resources.
-      if (binding && binding.instance_id !== instanceId) {
-        throw new ConflictError(`Service binding ${bindingId} belongs to another service instance.`);
-      }
-      if (binding && isLive(binding.state)) {
-        // spec: 409 when the binding exists, or is being created, with different attributes.
-        if (!sameBinding(binding, wanted)) throw new ConflictError(conflict);
-        if (binding.state === 'bound') return { done: binding };
-        if (binding.state === 'binding')
-          return { running: await this.steps.runningOperation(client, instanceId, bindingId) };
-        throw new ConcurrencyError(`Service binding ${bindingId} is being deleted.`);
-      }
-      requireService(instance, details.service_id);
-      if (instance.plan_id !== details.plan_id) {
-        throw new BadRequestError(`plan_id must be the plan of service instance ${instanceId}.`);
-      }
-      if (instance.state === 'create_failed') {
-        throw new BadRequestError(`Service instance ${instanceId} failed to provision and cannot be bound.`);
-      }
-      if (instance.state !== 'provisioned') {
-        throw new ConcurrencyError(
-          `Service instance ${instanceId} is being ` +
-            `${instance.state === 'provisioning' ? 'provisioned' : 'deprovisioned'}.`,
-        );
-      }
-      const instanceOp = (await activeOperations(client, instanceId)).find((op) => op.binding_id === null);
-      if (instanceOp)
-        throw new ConcurrencyError(`Service instance ${instanceId} has a ${instanceOp.type} operation in progress.`);
-      if (wanted.predecessor_binding_id !== null) {
-        // The predecessor, checked again under lock: an unbind may have committed meanwhile.
-        requireRotatablePredecessor(
-          await lockBinding(client, wanted.predecessor_binding_id),
-          instanceId,
-          wanted.predecessor_binding_id,
-        );
-      }
-      if (binding) {
-        await rebindBinding(client, wanted); // a deleted or failed binding of this instance, bound again
-      } else if (!(await insertBinding(client, wanted))) {
-        // Another replica inserted this binding id since our lock attempt: let the client retry.
-        throw new ConcurrencyError(`Service binding ${bindingId} is being created by another request.`);
-      }
-      return {
-        started: await insertOperation(client, this.steps.newOperation(instanceId, bindingId, 'bind', {}, options)),
-      };
-    });
+    const resolved = await this.checkedBind(instanceId, bindingId, details);
+    const wanted = bindingAttributes(instanceId, bindingId, resolved);
+    const decision = await transaction(this.options.pool, (client) => this.decideBind(client, wanted, options));
 
     // spec: 200 for an identical PUT of a binding that exists, with the same body.
     if ('done' in decision) return { status: 200, body: decision.done.response ?? {} };
@@ -136,6 +66,95 @@ export class BindingBroker {
     await this.steps.completeSynchronously(op);
     const binding = await getBinding(this.options.pool, bindingId);
     return { status: 201, body: binding?.response ?? {} };
+  }
+
+  /**
+   * The checks a bind passes before the transaction (plan, rotation, schema, app), each answered
+   * with 409 instead when the binding exists with other attributes; the request as a rotation
+   * resolves it.
+   */
+  private async checkedBind(instanceId: string, bindingId: string, details: BindRequest): Promise<BindRequest> {
+    const conflict = bindingConflict(bindingId);
+    const differs = () => this.existingBindingDiffers(instanceId, bindingId, details);
+    const plan = await this.steps.conflictsFirst(
+      () => {
+        const plan = this.steps.requirePlan(details.service_id, details.plan_id);
+        if (!plan.bindable) {
+          throw new BadRequestError(`Plan ${plan.plan.name} of service ${plan.service.name} is not bindable.`);
+        }
+        return plan;
+      },
+      differs,
+      conflict,
+    );
+    return this.steps.conflictsFirst(
+      async () => {
+        const rotation = details.predecessor_binding_id !== undefined;
+        const resolved = rotation ? await this.rotationOf(instanceId, bindingId, details, plan) : details;
+        validateParameters(plan.validate.bind, resolved.parameters, 'service_binding.create');
+        const appGuid = resolved.bind_resource?.app_guid ?? resolved.app_guid;
+        if (plan.requiresApp && !appGuid) throw new RequiresAppError();
+        return resolved;
+      },
+      differs,
+      conflict,
+    );
+  }
+
+  /** The bind's decision under the instance row's lock: the spec's status-code and idempotency tables. */
+  private async decideBind(
+    client: pg.PoolClient,
+    wanted: ReturnType<typeof bindingAttributes>,
+    options: RequestOptions,
+  ): Promise<Decision<BindingRow>> {
+    const { instance_id: instanceId, id: bindingId } = wanted;
+    const instance = await lockInstance(client, instanceId);
+    if (!instance || instance.state === 'deleted') {
+      throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
+    }
+    const binding = await lockBinding(client, bindingId);
+    // Binding ids are globally unique (spec): one in use under another instance, whatever its
+    // state, is a conflict; taking it over would orphan that instance's resources.
+    if (binding && binding.instance_id !== instanceId) {
+      throw new ConflictError(`Service binding ${bindingId} belongs to another service instance.`);
+    }
+    if (binding && isLive(binding.state)) {
+      // spec: 409 when the binding exists, or is being created, with different attributes.
+      if (!sameBinding(binding, wanted)) throw new ConflictError(bindingConflict(bindingId));
+      if (binding.state === 'bound') return { done: binding };
+      if (binding.state === 'binding') {
+        return { running: await this.steps.runningOperation(client, instanceId, bindingId) };
+      }
+      throw new ConcurrencyError(`Service binding ${bindingId} is being deleted.`);
+    }
+    requireService(instance, wanted.service_id);
+    if (instance.plan_id !== wanted.plan_id) {
+      throw new BadRequestError(`plan_id must be the plan of service instance ${instanceId}.`);
+    }
+    if (instance.state === 'create_failed') {
+      throw new BadRequestError(`Service instance ${instanceId} failed to provision and cannot be bound.`);
+    }
+    if (instance.state !== 'provisioned') {
+      const doing = instance.state === 'provisioning' ? 'provisioned' : 'deprovisioned';
+      throw new ConcurrencyError(`Service instance ${instanceId} is being ${doing}.`);
+    }
+    const instanceOp = (await activeOperations(client, instanceId)).find((op) => op.binding_id === null);
+    if (instanceOp) {
+      throw new ConcurrencyError(`Service instance ${instanceId} has a ${instanceOp.type} operation in progress.`);
+    }
+    if (wanted.predecessor_binding_id !== null) {
+      // The predecessor, checked again under lock: an unbind may have committed meanwhile.
+      const predecessor = await lockBinding(client, wanted.predecessor_binding_id);
+      requireRotatablePredecessor(predecessor, instanceId, wanted.predecessor_binding_id);
+    }
+    if (binding) {
+      await rebindBinding(client, wanted); // a deleted or failed binding of this instance, bound again
+    } else if (!(await insertBinding(client, wanted))) {
+      // Another replica inserted this binding id since our lock attempt: let the client retry.
+      throw new ConcurrencyError(`Service binding ${bindingId} is being created by another request.`);
+    }
+    const operation = this.steps.newOperation(instanceId, bindingId, 'bind', {}, options);
+    return { started: await insertOperation(client, operation) };
   }
 
   /**

@@ -109,6 +109,7 @@ export class OperationWorker {
     if (outcome.state === 'failed') throw new UnrecoverableError(outcome.description);
   }
 
+  /** Carries out one operation with its offering; the outcome is recorded by the caller. */
   private async execute(op: OperationRow): Promise<Outcome> {
     const { pool } = this.options;
     const instance = await getInstance(pool, op.instance_id);
@@ -130,85 +131,97 @@ export class OperationWorker {
         }
       },
     };
-    const offering = current.offering;
     switch (op.type) {
       case 'provision': {
-        const result = await offering.provision(request, context);
-        return {
-          state: 'succeeded',
-          description: 'Provisioned.',
-          ...(result.dashboardUrl ? { dashboardUrl: result.dashboardUrl } : {}),
-        };
+        const result = await current.offering.provision(request, context);
+        const dashboard = result.dashboardUrl ? { dashboardUrl: result.dashboardUrl } : {};
+        return { state: 'succeeded', description: 'Provisioned.', ...dashboard };
       }
-      case 'update': {
-        const wanted = requestedState(instance, op.request);
-        const target = this.plan(instance, wanted.plan_id);
-        const maintenanceInfo = wanted.maintenance_info;
-        await target.offering.update(
-          {
-            ...request,
-            planName: target.plan.name,
-            planSettings: op.request.plan_settings ?? target.settings,
-            parameters: wanted.parameters,
-            context: wanted.context,
-            ...(maintenanceInfo ? { maintenanceInfo } : {}),
-            previous: request,
-          },
-          context,
-        );
-        const upgradedTo = maintenanceInfo?.version;
-        return {
-          state: 'succeeded',
-          description:
-            upgradedTo !== undefined && upgradedTo !== instance.maintenance_info?.version
-              ? `Updated; upgraded from maintenance_info ${instance.maintenance_info?.version ?? '(none)'} ` +
-                `to ${upgradedTo}.`
-              : 'Updated.',
-        };
-      }
-      case 'deprovision': {
-        await offering.deprovision(request, context);
+      case 'update':
+        return this.update(op, instance, request, context);
+      case 'deprovision':
+        await current.offering.deprovision(request, context);
         return { state: 'succeeded', description: 'Deprovisioned.' };
-      }
       case 'bind':
-      case 'unbind': {
-        const binding = await getBinding(pool, op.binding_id ?? '');
-        if (!binding) throw new PermanentOfferingError(`binding ${op.binding_id} no longer exists`);
-        const appGuid = binding.bind_resource?.app_guid ?? binding.app_guid;
-        const bindingRequest = {
-          instance: request,
-          bindingId: binding.id,
-          parameters: binding.parameters,
-          ...(appGuid ? { appGuid } : {}),
-        };
-        if (op.type === 'unbind') {
-          await offering.unbind(bindingRequest, context);
-          return { state: 'succeeded', description: 'Unbound.' };
-        }
-        // spec (binding metadata): expires_at, and renew_before to leave time for a rotation.
-        const lifetime = current.credentialLifetime;
-        const expiresAt = lifetime ? new Date(Date.now() + lifetime.seconds * 1000) : undefined;
-        const result = await offering.bind({ ...bindingRequest, ...(expiresAt ? { expiresAt } : {}) }, context);
-        const metadata = {
-          ...result.metadata,
-          ...(expiresAt && lifetime
-            ? {
-                expires_at: expiresAt.toISOString(),
-                renew_before: new Date(expiresAt.getTime() - lifetime.renewBeforeSeconds * 1000).toISOString(),
-              }
-            : {}),
-        };
-        return {
-          state: 'succeeded',
-          description: 'Bound.',
-          bindResponse: {
-            credentials: result.credentials,
-            ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
-            ...(result.endpoints ? { endpoints: result.endpoints } : {}),
-          },
-        };
-      }
+      case 'unbind':
+        return this.bindOrUnbind(op, current, request, context);
     }
+  }
+
+  /** An update: the target plan's offering brings the instance to the requested state. */
+  private async update(
+    op: OperationRow,
+    instance: InstanceRow,
+    request: InstanceRequest,
+    context: OperationContext,
+  ): Promise<Outcome> {
+    const wanted = requestedState(instance, op.request);
+    const target = this.plan(instance, wanted.plan_id);
+    const maintenanceInfo = wanted.maintenance_info;
+    await target.offering.update(
+      {
+        ...request,
+        planName: target.plan.name,
+        planSettings: op.request.plan_settings ?? target.settings,
+        parameters: wanted.parameters,
+        context: wanted.context,
+        ...(maintenanceInfo ? { maintenanceInfo } : {}),
+        previous: request,
+      },
+      context,
+    );
+    const upgradedTo = maintenanceInfo?.version;
+    const upgraded = upgradedTo !== undefined && upgradedTo !== instance.maintenance_info?.version;
+    return {
+      state: 'succeeded',
+      description: upgraded
+        ? `Updated; upgraded from maintenance_info ${instance.maintenance_info?.version ?? '(none)'} to ${upgradedTo}.`
+        : 'Updated.',
+    };
+  }
+
+  /** A bind (credentials, with expiry metadata when the plan has a lifetime) or an unbind. */
+  private async bindOrUnbind(
+    op: OperationRow,
+    plan: CatalogPlan,
+    instance: InstanceRequest,
+    context: OperationContext,
+  ): Promise<Outcome> {
+    const binding = await getBinding(this.options.pool, op.binding_id ?? '');
+    if (!binding) throw new PermanentOfferingError(`binding ${op.binding_id} no longer exists`);
+    const appGuid = binding.bind_resource?.app_guid ?? binding.app_guid;
+    const request = {
+      instance,
+      bindingId: binding.id,
+      parameters: binding.parameters,
+      ...(appGuid ? { appGuid } : {}),
+    };
+    if (op.type === 'unbind') {
+      await plan.offering.unbind(request, context);
+      return { state: 'succeeded', description: 'Unbound.' };
+    }
+    // spec (binding metadata): expires_at, and renew_before to leave time for a rotation.
+    const lifetime = plan.credentialLifetime;
+    const expiresAt = lifetime ? new Date(Date.now() + lifetime.seconds * 1000) : undefined;
+    const result = await plan.offering.bind({ ...request, ...(expiresAt ? { expiresAt } : {}) }, context);
+    const metadata = {
+      ...result.metadata,
+      ...(expiresAt && lifetime
+        ? {
+            expires_at: expiresAt.toISOString(),
+            renew_before: new Date(expiresAt.getTime() - lifetime.renewBeforeSeconds * 1000).toISOString(),
+          }
+        : {}),
+    };
+    return {
+      state: 'succeeded',
+      description: 'Bound.',
+      bindResponse: {
+        credentials: result.credentials,
+        ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
+        ...(result.endpoints ? { endpoints: result.endpoints } : {}),
+      },
+    };
   }
 
   private plan(instance: InstanceRow, planId: string): CatalogPlan {
