@@ -29,40 +29,29 @@ const BINDING = `${INSTANCE}/service_bindings/:binding_id`;
 
 /** The OSB API v2.17 over HTTP, plus /healthz, /readyz and /metrics. */
 export function createApp(options: AppOptions): Express {
-  const { broker, catalog, metrics } = options;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.use(requestIdentity(), observe(options.logger, options.metrics));
+  app.use(operatorRoutes(options.metrics, options.ready));
+  app.use('/v2', osbRoutes(options));
+  app.use(notFound(), errorHandler(options.logger, options.retryAfterSeconds));
+  return app;
+}
 
-  app.use(requestIdentity(), observe(options.logger, metrics));
-
-  app.use(operatorRoutes(metrics, options.ready));
-
-  // spec: authentication and the version header are checked before anything else.
+/** One handler per endpoint of the spec, each translating HTTP to one ServiceBroker call. */
+function osbRoutes({ broker, catalog, username, password }: AppOptions): express.Router {
   const v2 = express.Router();
-  v2.use(basicAuth(options.username, options.password), apiVersion());
+  // spec: authentication and the version header are checked before anything else.
+  v2.use(basicAuth(username, password), apiVersion());
   // Parse the body as JSON whatever its Content-Type: curl sends none, or a form type, by default.
   v2.use(express.json({ limit: BODY_LIMIT_BYTES, strict: false, type: () => true }));
-
-  v2.get('/catalog', (req, res) => {
-    // spec (2.16), "Catalog Management": ETag and If-None-Match; one ETag per API version.
-    const view = catalog.view(req.apiMinor);
-    res.setHeader('ETag', view.etag);
-    if (req.get('if-none-match') === view.etag) {
-      res.status(304).end();
-      return;
-    }
-    res.type('application/json').send(view.body);
-  });
-
+  v2.get('/catalog', getCatalog(catalog));
   v2.put(INSTANCE, async (req, res) => {
     const options = requestOptions(req);
-    send(
-      res,
-      await broker.provision(pathId(req, 'instance_id'), body(req, validateProvisionBody), options),
-      'provisionResponse',
-    );
+    const reply = await broker.provision(pathId(req, 'instance_id'), body(req, validateProvisionBody), options);
+    send(res, reply, 'provisionResponse');
   });
   v2.get(INSTANCE, async (req, res) => {
     const id = pathId(req, 'instance_id');
@@ -71,11 +60,8 @@ export function createApp(options: AppOptions): Express {
   });
   v2.patch(INSTANCE, async (req, res) => {
     const options = requestOptions(req);
-    send(
-      res,
-      await broker.update(pathId(req, 'instance_id'), body(req, validateUpdateBody), options),
-      'updateResponse',
-    );
+    const reply = await broker.update(pathId(req, 'instance_id'), body(req, validateUpdateBody), options);
+    send(res, reply, 'updateResponse');
   });
   v2.delete(INSTANCE, async (req, res) => {
     const id = pathId(req, 'instance_id');
@@ -85,36 +71,39 @@ export function createApp(options: AppOptions): Express {
     const id = pathId(req, 'instance_id');
     sendLastOperation(res, await broker.lastOperation(id, pollDetails(req)));
   });
-
   v2.put(BINDING, async (req, res) => {
     const options = requestOptions(req);
-    const instanceId = pathId(req, 'instance_id');
-    send(
-      res,
-      await broker.bind(instanceId, pathId(req, 'binding_id'), body(req, validateBindBody), options),
-      'bindResponse',
-    );
+    const [instanceId, bindingId] = [pathId(req, 'instance_id'), pathId(req, 'binding_id')];
+    send(res, await broker.bind(instanceId, bindingId, body(req, validateBindBody), options), 'bindResponse');
   });
   v2.get(BINDING, async (req, res) => {
-    const instanceId = pathId(req, 'instance_id');
-    const bindingId = pathId(req, 'binding_id');
+    const [instanceId, bindingId] = [pathId(req, 'instance_id'), pathId(req, 'binding_id')];
     checkHints(req);
     res.json(trimToVersion(await broker.getBinding(instanceId, bindingId), 'bindResponse', req.apiMinor));
   });
   v2.delete(BINDING, async (req, res) => {
-    const instanceId = pathId(req, 'instance_id');
-    const bindingId = pathId(req, 'binding_id');
+    const [instanceId, bindingId] = [pathId(req, 'instance_id'), pathId(req, 'binding_id')];
     send(res, await broker.unbind(instanceId, bindingId, deleteDetails(req), requestOptions(req)));
   });
   v2.get(`${BINDING}/last_operation`, async (req, res) => {
-    const instanceId = pathId(req, 'instance_id');
-    const bindingId = pathId(req, 'binding_id');
+    const [instanceId, bindingId] = [pathId(req, 'instance_id'), pathId(req, 'binding_id')];
     sendLastOperation(res, await broker.lastBindingOperation(instanceId, bindingId, pollDetails(req)));
   });
+  return v2;
+}
 
-  app.use('/v2', v2);
-  app.use(notFound(), errorHandler(options.logger, options.retryAfterSeconds));
-  return app;
+/** GET /v2/catalog: the precomputed body of the request's version. */
+function getCatalog(catalog: Catalog): express.RequestHandler {
+  return (req, res) => {
+    // spec (2.16), "Catalog Management": ETag and If-None-Match; one ETag per API version.
+    const view = catalog.view(req.apiMinor);
+    res.setHeader('ETag', view.etag);
+    if (req.get('if-none-match') === view.etag) {
+      res.status(304).end();
+      return;
+    }
+    res.type('application/json').send(view.body);
+  };
 }
 
 /** /healthz, /readyz and /metrics, served by every role (no credentials: no OSB data). */
