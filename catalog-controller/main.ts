@@ -48,7 +48,9 @@ async function main(): Promise<void> {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', (_req, res) => {
-    // Ready when leading with full caches, or standing by behind another leader.
+    // With leader election: ready while standing by behind another leader, and once leading only
+    // when the caches are full and reconciling has started. Without leader election (a single
+    // replica): always ready, even before the caches are full. Never ready while shutting down.
     const ready = !config.leaderElection || !leaderElection?.isLeader || reconciling;
     res
       .status(ready && !shuttingDown ? 200 : 503)

@@ -1,6 +1,6 @@
 /**
- * ServiceBinding handling, black box (reference §2.4, §2.5, plan §5 E): a real kube-apiserver,
- * a real Depot with the failure-injecting test offering behind a recording proxy, and the
+ * ServiceBinding handling, black box (bind, the Secret, unbind, orphan mitigation): a real
+ * kube-apiserver, a real Depot with the failure-injecting test offering behind a recording proxy, and the
  * controller as a child process. Each test works in its own namespace.
  */
 import assert from 'node:assert/strict';

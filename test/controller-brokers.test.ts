@@ -1,8 +1,9 @@
 /**
- * The controller's broker and catalog handling, black-box (reference §1.1–1.3, §2.2, test plan
- * §5 A): a real kube-apiserver, a real Depot with the test offering, the controller as a child
- * process, and a recording proxy in front of Depot for what Depot does not do (bearer auth, a
- * failing catalog, a catalog with entries taken out).
+ * The controller's broker and catalog handling, black-box (auth, catalog fetch and relist,
+ * catalog restrictions, escaped names, removal from the catalog, broker deletion): a real
+ * kube-apiserver, a real Depot with the test offering, the controller as a child process, and a
+ * recording proxy in front of Depot for what Depot does not do (bearer auth, a failing catalog, a
+ * catalog with entries taken out).
  *
  * Cluster-scoped classes are named by OSB id, so two ClusterServiceBrokers of the same Depot
  * would fight over the names: the tests run one after another and afterEach removes every
@@ -215,7 +216,8 @@ function catalogWithout(ids: string[]): CatalogResponse {
 
 /**
  * Every service of `catalog` is a class and every plan a plan of `broker`, named by the (lowercase
- * UUID, so unescaped) OSB id, with the spec fields, labels and controller ownerReference of §1.2/1.3.
+ * UUID, so unescaped) OSB id, with the spec fields and labels the Service Catalog gives them and
+ * the broker as their controller ownerReference.
  */
 async function assertMirrors(b: ServiceBroker, catalog: CatalogResponse): Promise<void> {
   const namespace = b.metadata.namespace;
@@ -748,7 +750,7 @@ describe('catalog controller: brokers and catalogs', () => {
       const stillThere = await kube().client.get<ServiceInstance>(R.ServiceInstance, 'keeper', 'shrinking');
       assert.equal(stillThere.metadata.deletionTimestamp, undefined);
       assert.equal(condition(stillThere, 'Ready')?.status, 'True');
-      // A new instance of the removed class is refused (§2.2 step 10).
+      // A new instance of a class flagged removedFromBrokerCatalog is refused.
       await create(
         kube(),
         R.ServiceInstance,

@@ -327,7 +327,7 @@ export const ConditionType = {
   OrphanMitigation: 'OrphanMitigation',
 } as const;
 
-/** Reason strings, exactly as pkg/controller spells them (reference §2.9). */
+/** Reason strings, exactly as the Service Catalog's pkg/controller spells them (users and tools match them). */
 export const Reason = {
   // brokers
   FetchedCatalog: 'FetchedCatalog',

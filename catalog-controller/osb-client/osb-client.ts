@@ -18,7 +18,7 @@ import {
   type UpdateRequest,
 } from '../../osb/index.js';
 
-/** What came back from a broker call (reference §2.8): a response, or no response at all. */
+/** What came back from a broker call: a response, or none (a timeout, or a transport error). */
 export type OsbOutcome =
   | { kind: 'response'; status: number; body: unknown; retryAfterSeconds?: number }
   | { kind: 'timeout'; message: string }

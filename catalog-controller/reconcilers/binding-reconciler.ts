@@ -37,7 +37,7 @@ import {
 const R = Resources.ServiceBinding;
 
 /**
- * ServiceBinding (reference §2.4). Waits for its instance to be Ready, binds (asynchronously
+ * ServiceBinding. Waits for its instance to be Ready, binds (asynchronously
  * when the service has bindings_retrievable), and writes the credentials to the Secret
  * `spec.secretName` (default: the binding's name), owned by the binding. The Secret is kept:
  * a deleted one is written again; one owned by someone else is never overwritten. The binding

@@ -39,7 +39,7 @@ class CatalogSyncError extends Error {
 }
 
 /**
- * ClusterServiceBroker and ServiceBroker (reference §2.2): fetch the catalog on create, on a
+ * ClusterServiceBroker and ServiceBroker: fetch the catalog (OSB GET /v2/catalog) on create, on a
  * spec change (`relistRequests++`) and every relist period; create, update and flag the classes
  * and plans; delete flagged ones nobody uses; on delete remove them all, then the finalizer.
  */
@@ -74,7 +74,7 @@ export class BrokerReconciler {
     const stopped = isFailed(status.conditions) && status.reconciledGeneration === current.metadata.generation;
     if (!due || stopped) {
       // Flagged entries whose last instance went are deleted whatever the relist behaviour: in the
-      // original the class and plan reconcilers do it, not the relist (§2.2 step 10).
+      // original the class and plan reconcilers do it, not the relist.
       await this.removeUnused(current, scope);
       // relistBehavior Manual: only a spec change relists.
       if (interval === undefined || stopped) return;
@@ -425,7 +425,10 @@ export class BrokerReconciler {
     });
   }
 
-  /** Flagged classes and plans that no instance references any more are deleted (§2.2 step 10). */
+  /**
+   * Classes and plans flagged removedFromBrokerCatalog that no instance references any more are
+   * deleted (a flagged one still in use is kept, so its instances can be deprovisioned).
+   */
   async removeUnused(broker: ServiceBroker, scope: CatalogScope): Promise<void> {
     const namespace = broker.metadata.namespace;
     const instances = this.ctx.informers.serviceInstances.list();

@@ -129,7 +129,7 @@ export function originatingIdentity(user: UserInfo | undefined): { identity?: Or
   return user ? { identity: { platform: 'kubernetes', value: { ...user } } } : {};
 }
 
-/** profile.md, "Kubernetes Context Object". */
+/** The OSB profile's "Kubernetes Context Object" (profile.md): platform, namespace, clusterid, instance_name. */
 export async function kubernetesContext(
   ctx: ControllerServices,
   namespace: string | undefined,

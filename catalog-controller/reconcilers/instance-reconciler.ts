@@ -39,7 +39,7 @@ import { planProperties, resolveForDelete, resolveInstance, type Resolved } from
 const R = Resources.ServiceInstance;
 
 /**
- * ServiceInstance (reference §2.3). The action is chosen from status: a running async
+ * ServiceInstance. The action is chosen from status: a running async
  * operation is polled; a deletion or orphan mitigation deprovisions; a provisioned instance
  * whose spec changed is updated; anything else is provisioned. The intent (currentOperation,
  * inProgressProperties, deprovisionStatus) is written before every broker call, so a restarted
