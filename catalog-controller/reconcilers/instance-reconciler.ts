@@ -9,7 +9,6 @@ import {
   type ServiceBroker,
   type ServiceInstance,
   type ServiceInstanceStatus,
-  type ServicePlan,
 } from '../api/v1beta1.js';
 import { userSpecifiedNames } from '../catalog-scope.js';
 import { now } from '../clock.js';
@@ -34,7 +33,13 @@ import {
   planIdOf,
 } from './common.js';
 import { instanceOperations } from './instance-operations.js';
-import { planProperties, resolveForDelete, resolveInstance, type Resolved } from './instance-resolution.js';
+import {
+  planChangeRefused,
+  planProperties,
+  resolveForDelete,
+  resolveInstance,
+  type Resolved,
+} from './instance-resolution.js';
 
 const R = Resources.ServiceInstance;
 
@@ -239,39 +244,8 @@ export class InstanceReconciler {
     const previousPlanId = planIdOf(status.externalProperties);
     const planChanges = previousPlanId !== undefined && previousPlanId !== resolved.plan.spec.externalID;
     if (planChanges) {
-      if (resolved.plan.status?.removedFromBrokerCatalog) {
-        return this.block(
-          instance,
-          new Blocked(
-            Reason.ReferencesDeletedServicePlan,
-            `The ${resolved.scope.plan.kind} "${resolved.plan.spec.externalName}" has been deleted; ` +
-              'cannot change to it.',
-          ),
-        );
-      }
-      // spec: the current plan's plan_updateable overrides its class's. Cluster plans have no
-      // namespace; namespaced ones are looked up in the instance's.
-      const { scope, cls } = resolved;
-      const currentPlan = this.ctx
-        .informerOf<ServicePlan>(scope.plan)
-        .list(scope.cluster ? undefined : instance.metadata.namespace)
-        .find(
-          (p) =>
-            p.spec.externalID === previousPlanId &&
-            p.spec[scope.classRefField]?.name === cls.metadata.name &&
-            p.spec[scope.brokerNameField] === cls.spec[scope.brokerNameField],
-        );
-      const updatable = currentPlan?.spec.planUpdatable ?? cls.spec.planUpdatable ?? false;
-      if (!updatable) {
-        return this.block(
-          instance,
-          new Blocked(
-            Reason.PlanChangeNotAllowed,
-            `The Service Class ${resolved.cls.spec.externalName} does not allow plan changes.`,
-            true,
-          ),
-        );
-      }
+      const refused = planChangeRefused(this.ctx, instance, resolved, previousPlanId);
+      if (refused) return this.block(instance, refused);
     }
     instance = await this.ensureMetadata(instance, resolved);
     const prepared = await this.prepare(instance, resolved);

@@ -25,34 +25,10 @@ export type ResolvedForDelete = Omit<Resolved, 'plan'> & { plan?: ServicePlan };
 export function resolveInstance(ctx: ControllerServices, instance: ServiceInstance): Resolved | Blocked {
   const scope = scopeOfInstance(instance);
   if ('invalid' in scope) return new Blocked(Reason.InvalidSpec, scope.invalid, true);
-  const spec = instance.spec;
-  const f = scope.specFields;
   const namespace = scope.cluster ? undefined : instance.metadata.namespace;
-  const classes = ctx.informerOf<ServiceClass>(scope.class).list(namespace);
-  const classByName = spec[f.className] as string | undefined;
-  const classByExternalName = spec[f.classExternalName] as string | undefined;
-  const classByExternalId = spec[f.classExternalID] as string | undefined;
-  const given = [classByName, classByExternalName, classByExternalId].filter((v) => v).length;
-  if (given > 1)
-    return new Blocked(
-      Reason.InvalidSpec,
-      'spec must name the class exactly one way: by external name, external id or Kubernetes name',
-      true,
-    );
-  const found = classByName
-    ? classes.filter((c) => c.metadata.name === classByName)
-    : classByExternalName
-      ? classes.filter((c) => c.spec.externalName === classByExternalName)
-      : classes.filter((c) => c.spec.externalID === classByExternalId);
-  const asked = classByName ?? classByExternalName ?? classByExternalId;
-  if (found.length !== 1) {
-    return new Blocked(
-      Reason.ReferencesNonexistentServiceClass,
-      `The instance references a ${scope.class.kind} that does not exist. ` +
-        `References a non-existent ${scope.class.kind} "${asked}" or there is more than one (found: ${found.length})`,
-    );
-  }
-  const cls = found[0]!;
+  const named = classNamed(ctx, instance, scope, namespace);
+  if (named instanceof Blocked) return named;
+  const { cls, way } = named;
   const brokerName = cls.spec[scope.brokerNameField];
   const broker = brokerName
     ? ctx.informerOf<ServiceBroker>(scope.broker).get(namespace ? `${namespace}/${brokerName}` : brokerName)
@@ -64,6 +40,64 @@ export function resolveInstance(ctx: ControllerServices, instance: ServiceInstan
         `(through ${scope.class.kind} "${cls.metadata.name}")`,
     );
   }
+  const plan = planNamed(ctx, instance, scope, namespace, cls, way);
+  if (plan instanceof Blocked) return plan;
+  return { scope, broker, cls, plan };
+}
+
+/** How the spec names its class, and so its plan: Kubernetes name, external name or external id. */
+type NamedBy = 'name' | 'externalName' | 'externalID';
+
+/** The one class the spec names, and how it names it. */
+function classNamed(
+  ctx: ControllerServices,
+  instance: ServiceInstance,
+  scope: CatalogScope,
+  namespace: string | undefined,
+): { cls: ServiceClass; way: NamedBy } | Blocked {
+  const spec = instance.spec;
+  const f = scope.specFields;
+  const classes = ctx.informerOf<ServiceClass>(scope.class).list(namespace);
+  const classByName = spec[f.className] as string | undefined;
+  const classByExternalName = spec[f.classExternalName] as string | undefined;
+  const classByExternalId = spec[f.classExternalID] as string | undefined;
+  const given = [classByName, classByExternalName, classByExternalId].filter((v) => v).length;
+  if (given > 1) {
+    return new Blocked(
+      Reason.InvalidSpec,
+      'spec must name the class exactly one way: by external name, external id or Kubernetes name',
+      true,
+    );
+  }
+  const way: NamedBy = classByName ? 'name' : classByExternalName ? 'externalName' : 'externalID';
+  const wanted = way === 'name' ? classByName : way === 'externalName' ? classByExternalName : classByExternalId;
+  const found = classes.filter((c) => nameOf(c, way) === wanted);
+  const asked = classByName ?? classByExternalName ?? classByExternalId;
+  if (found.length !== 1) {
+    return new Blocked(
+      Reason.ReferencesNonexistentServiceClass,
+      `The instance references a ${scope.class.kind} that does not exist. ` +
+        `References a non-existent ${scope.class.kind} "${asked}" or there is more than one (found: ${found.length})`,
+    );
+  }
+  return { cls: found[0]!, way };
+}
+
+/**
+ * The plan of `cls` the spec names, the same way as the class (validation of PlanReference); with
+ * no plan named, the class's only plan.
+ */
+function planNamed(
+  ctx: ControllerServices,
+  instance: ServiceInstance,
+  scope: CatalogScope,
+  namespace: string | undefined,
+  cls: ServiceClass,
+  way: NamedBy,
+): ServicePlan | Blocked {
+  const spec = instance.spec;
+  const f = scope.specFields;
+  const brokerName = cls.spec[scope.brokerNameField];
   const plans = ctx
     .informerOf<ServicePlan>(scope.plan)
     .list(namespace)
@@ -73,16 +107,15 @@ export function resolveInstance(ctx: ControllerServices, instance: ServiceInstan
   const planByName = spec[f.planName] as string | undefined;
   const planByExternalName = spec[f.planExternalName] as string | undefined;
   const planByExternalId = spec[f.planExternalID] as string | undefined;
-  // The plan is named the same way as the class (validation of PlanReference).
-  const planAsked = classByName ? planByName : classByExternalName ? planByExternalName : planByExternalId;
+  const planAsked = way === 'name' ? planByName : way === 'externalName' ? planByExternalName : planByExternalId;
   const otherWays = [planByName, planByExternalName, planByExternalId].filter((v) => v && v !== planAsked).length;
-  if (otherWays > 0)
+  if (otherWays > 0) {
     return new Blocked(
       Reason.InvalidSpec,
       'spec must name the plan the same way as the class (external name, external id or Kubernetes name)',
       true,
     );
-  let plan: ServicePlan | undefined;
+  }
   if (planAsked === undefined) {
     // The default plan: only when the class has exactly one.
     const live = plans.filter((p) => !p.status?.removedFromBrokerCatalog);
@@ -93,26 +126,22 @@ export function resolveInstance(ctx: ControllerServices, instance: ServiceInstan
           `name one with ${String(f.planExternalName)}`,
       );
     }
-    plan = live[0];
-  } else {
-    const matching = plans.filter((p) =>
-      classByName
-        ? p.metadata.name === planAsked
-        : classByExternalName
-          ? p.spec.externalName === planAsked
-          : p.spec.externalID === planAsked,
-    );
-    if (matching.length !== 1) {
-      return new Blocked(
-        Reason.ReferencesNonexistentServicePlan,
-        `The instance references a ${scope.plan.kind} that does not exist. ` +
-          `References a non-existent ${scope.plan.kind} "${planAsked}" of ${scope.class.kind} ` +
-          `"${cls.spec.externalName}" or there is more than one (found: ${matching.length})`,
-      );
-    }
-    plan = matching[0];
+    return live[0]!;
   }
-  return { scope, broker, cls, plan: plan! };
+  const matching = plans.filter((p) => nameOf(p, way) === planAsked);
+  if (matching.length !== 1) {
+    return new Blocked(
+      Reason.ReferencesNonexistentServicePlan,
+      `The instance references a ${scope.plan.kind} that does not exist. ` +
+        `References a non-existent ${scope.plan.kind} "${planAsked}" of ${scope.class.kind} ` +
+        `"${cls.spec.externalName}" or there is more than one (found: ${matching.length})`,
+    );
+  }
+  return matching[0]!;
+}
+
+function nameOf(entry: ServiceClass | ServicePlan, way: NamedBy): string | undefined {
+  return way === 'name' ? entry.metadata.name : entry.spec[way];
 }
 
 /** For delete and poll: the class and broker through the refs the controller recorded; the plan if it still exists. */
@@ -134,6 +163,43 @@ export function resolveForDelete(ctx: ControllerServices, instance: ServiceInsta
       `The instance references a non-existent broker "${refs.brokerName}"`,
     );
   return { scope: refs.scope, broker: refs.broker, cls: refs.cls, ...(refs.plan ? { plan: refs.plan } : {}) };
+}
+
+/**
+ * Why the instance may not change from plan `previousPlanId` to the resolved one: the new plan
+ * was removed from the catalog, or plan_updateable is false (the current plan's overrides its
+ * class's, as the OSB spec says). Undefined when the change is allowed.
+ */
+export function planChangeRefused(
+  ctx: ControllerServices,
+  instance: ServiceInstance,
+  resolved: Resolved,
+  previousPlanId: string,
+): Blocked | undefined {
+  const { scope, cls, plan } = resolved;
+  if (plan.status?.removedFromBrokerCatalog) {
+    return new Blocked(
+      Reason.ReferencesDeletedServicePlan,
+      `The ${scope.plan.kind} "${plan.spec.externalName}" has been deleted; cannot change to it.`,
+    );
+  }
+  // Cluster plans have no namespace; namespaced ones are looked up in the instance's.
+  const currentPlan = ctx
+    .informerOf<ServicePlan>(scope.plan)
+    .list(scope.cluster ? undefined : instance.metadata.namespace)
+    .find(
+      (p) =>
+        p.spec.externalID === previousPlanId &&
+        p.spec[scope.classRefField]?.name === cls.metadata.name &&
+        p.spec[scope.brokerNameField] === cls.spec[scope.brokerNameField],
+    );
+  const updatable = currentPlan?.spec.planUpdatable ?? cls.spec.planUpdatable ?? false;
+  if (updatable) return undefined;
+  return new Blocked(
+    Reason.PlanChangeNotAllowed,
+    `The Service Class ${cls.spec.externalName} does not allow plan changes.`,
+    true,
+  );
 }
 
 /** The plan's id and name in the fields of the instance's scope. */
