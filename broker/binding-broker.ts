@@ -30,21 +30,20 @@ import {
   RequiresAppError,
 } from './errors.js';
 import { sameJson } from './json.js';
+import { OperationSteps, type Accepted, type BrokerParts, type Decision } from './operation-steps.js';
 import type { DeleteDetails, LastOperationReply, PollDetails, Reply, RequestOptions } from './service-broker.js';
 
-import { OperationSteps, type Accepted, type Decision, type DepotBrokerOptions } from './operation-steps.js';
+function bindingConflict(bindingId: string): string {
+  return `Service binding ${bindingId} already exists with different attributes.`;
+}
 
 /**
  * The binding endpoints (PUT, GET and DELETE of a binding, and its last_operation), under the
  * lock of their instance's row, with the spec's idempotency rules for bindings.
  */
-function bindingConflict(bindingId: string): string {
-  return `Service binding ${bindingId} already exists with different attributes.`;
-}
-
 export class BindingBroker {
   constructor(
-    private readonly options: DepotBrokerOptions,
+    private readonly options: BrokerParts,
     private readonly steps: OperationSteps,
   ) {}
 

@@ -8,6 +8,7 @@ import type {
   ProvisionResponse,
   UpdateRequest,
 } from '../osb/index.js';
+import { BindingBroker } from './binding-broker.js';
 import {
   checkMaintenanceInfo,
   instanceAttributes,
@@ -46,6 +47,7 @@ import {
   UnprocessableEntityError,
 } from './errors.js';
 import { sameJson } from './json.js';
+import { OperationSteps, type Accepted, type BrokerParts, type Decision } from './operation-steps.js';
 import type {
   DeleteDetails,
   LastOperationReply,
@@ -54,9 +56,6 @@ import type {
   RequestOptions,
   ServiceBroker,
 } from './service-broker.js';
-
-import { BindingBroker } from './binding-broker.js';
-import { OperationSteps, type Accepted, type Decision, type DepotBrokerOptions } from './operation-steps.js';
 
 /**
  * Depot's broker: every rule of the spec's status-code and idempotency tables, enforced in
@@ -67,7 +66,7 @@ export class DepotBroker implements ServiceBroker {
   private readonly steps: OperationSteps;
   private readonly bindings: BindingBroker;
 
-  constructor(private readonly options: DepotBrokerOptions) {
+  constructor(private readonly options: BrokerParts) {
     this.steps = new OperationSteps(options);
     this.bindings = new BindingBroker(options, this.steps);
   }

@@ -62,9 +62,9 @@ export interface StartOptions {
 /** Connects to Postgres and Redis (failing fast with a useful message), migrates, and wires the parts. */
 export async function createDepot(config: BrokerConfig, options: StartOptions): Promise<Depot> {
   const { logger } = options;
-  const pool = await openState(config, logger);
   // TEST_OFFERING=enabled: the failure-injecting test offering and its services join the catalog.
   const testing = config.testOffering ? (await import('../testing/index.js')).createTestExtension() : undefined;
+  const pool = await openState(config, logger);
   const { catalog, offerings, queue } = await startServing(config, pool, testing, logger);
 
   const metrics = new BrokerMetrics();
@@ -118,15 +118,15 @@ async function openState(config: BrokerConfig, logger: Logger): Promise<pg.Pool>
     }
     await reachRedis(config.redisUrl);
   } catch (error) {
-    await pool.end();
+    await pool.end().catch(() => undefined);
     throw error;
   }
   return pool;
 }
 
 /**
- * The catalog, the offerings it uses (their servers usable now) and the queue. On a failure
- * everything opened so far is closed again, the pool included.
+ * The catalog, the offerings it uses (their servers usable now) and the queue. On a failure the
+ * offerings, the queue and the pool are closed again.
  */
 async function startServing(
   config: BrokerConfig,
@@ -134,9 +134,10 @@ async function startServing(
   testing: TestExtension | undefined,
   logger: Logger,
 ): Promise<{ catalog: Catalog; offerings: Offering[]; queue: OperationQueue }> {
-  const available = [...createOfferings(config, logger), ...(testing ? [testing.offering] : [])];
+  let available: Offering[] = [];
   let queue: OperationQueue | undefined;
   try {
+    available = [...createOfferings(config, logger), ...(testing ? [testing.offering] : [])];
     let catalog = await loadCatalogFile(config.catalogFile, available, testing ? [testing.catalogFile] : []);
     // Only the offerings the catalog uses stay, and their servers must be usable now.
     const inUse = await plansInUse(pool);
@@ -152,7 +153,7 @@ async function startServing(
   } catch (error) {
     await queue?.close().catch(() => undefined);
     await Promise.all(available.map((o) => o.close().catch(() => undefined)));
-    await pool.end();
+    await pool.end().catch(() => undefined);
     throw error;
   }
 }

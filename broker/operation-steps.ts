@@ -16,7 +16,8 @@ import type { Logger } from '../runtime/logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { LastOperationReply, RequestOptions } from './service-broker.js';
 
-export interface DepotBrokerOptions {
+/** What the broker's endpoints work with: the state, the catalog, the queue, and its settings. */
+export interface BrokerParts {
   pool: pg.Pool;
   catalog: Catalog;
   queue: OperationQueue;
@@ -32,7 +33,7 @@ export type Decision<Done> = Accepted | { done: Done };
 
 /** The steps every endpoint shares: catalog lookups, operation rows, jobs, and their outcome. */
 export class OperationSteps {
-  constructor(private readonly options: DepotBrokerOptions) {}
+  constructor(private readonly options: BrokerParts) {}
 
   requirePlan(serviceId: string, planId: string): CatalogPlan {
     if (!this.options.catalog.service(serviceId)) {

@@ -1,6 +1,7 @@
 /**
- * The spec's rules for what makes two requests the same (idempotency), and the checks a request
- * must pass before anything is written: pure functions of the request, the catalog and the rows.
+ * The spec's rules for what makes two requests the same (idempotency), the checks a request must
+ * pass before anything is written, and the wording and bodies they answer with: functions of the
+ * request, the catalog and the rows, with no I/O.
  */
 import type { BindRequest, JsonObject, MaintenanceInfo, ProvisionRequest, ProvisionResponse } from '../osb/index.js';
 import type { CatalogPlan } from './catalog/catalog.js';

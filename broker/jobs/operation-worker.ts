@@ -184,26 +184,26 @@ export class OperationWorker {
   private async bindOrUnbind(
     op: OperationRow,
     plan: CatalogPlan,
-    instance: InstanceRequest,
+    instanceRequest: InstanceRequest,
     context: OperationContext,
   ): Promise<Outcome> {
     const binding = await getBinding(this.options.pool, op.binding_id ?? '');
     if (!binding) throw new PermanentOfferingError(`binding ${op.binding_id} no longer exists`);
     const appGuid = binding.bind_resource?.app_guid ?? binding.app_guid;
-    const request = {
-      instance,
+    const bindingRequest = {
+      instance: instanceRequest,
       bindingId: binding.id,
       parameters: binding.parameters,
       ...(appGuid ? { appGuid } : {}),
     };
     if (op.type === 'unbind') {
-      await plan.offering.unbind(request, context);
+      await plan.offering.unbind(bindingRequest, context);
       return { state: 'succeeded', description: 'Unbound.' };
     }
     // spec (binding metadata): expires_at, and renew_before to leave time for a rotation.
     const lifetime = plan.credentialLifetime;
     const expiresAt = lifetime ? new Date(Date.now() + lifetime.seconds * 1000) : undefined;
-    const result = await plan.offering.bind({ ...request, ...(expiresAt ? { expiresAt } : {}) }, context);
+    const result = await plan.offering.bind({ ...bindingRequest, ...(expiresAt ? { expiresAt } : {}) }, context);
     const metadata = {
       ...result.metadata,
       ...(expiresAt && lifetime
