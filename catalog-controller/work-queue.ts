@@ -34,6 +34,8 @@ export class WorkQueue {
   private readonly processing = new Set<string>();
   /** Keys added while being processed: they go back in the queue when done. */
   private readonly dirty = new Set<string>();
+  /** Keys added with `respectBackoff` while being processed: back in the queue if that pass was done with them. */
+  private readonly dirtyIfDone = new Set<string>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private readonly idleWaiters: Array<() => void> = [];
@@ -60,10 +62,12 @@ export class WorkQueue {
   add(key: string, options: { respectBackoff?: boolean } = {}): void {
     if (options.respectBackoff && this.timers.has(key) && (this.failures.get(key) ?? 0) > 0) return;
     if (this.processing.has(key)) {
-      // The pass under way decides what comes next (done, a delay, a backoff); a status
-      // change it caused itself must not schedule another pass at once.
-      if (options.respectBackoff) return;
-      this.dirty.add(key);
+      // The pass under way decides what comes next: when it asks for another pass (a delay, a
+      // backoff), that pass sees this change, and a status change it caused itself must not
+      // bring it sooner. When it is done with the key, the change still gets a pass: it may not
+      // be its own (a binding that went while its instance was being looked at).
+      if (options.respectBackoff) this.dirtyIfDone.add(key);
+      else this.dirty.add(key);
       return;
     }
     if (this.queued.has(key)) return;
@@ -126,13 +130,17 @@ export class WorkQueue {
 
   private async handle(key: string): Promise<void> {
     const started = performance.now();
+    let done = false;
     try {
       const result = await this.reconcile(key);
       // Only a pass that is done with the key resets its backoff: a pass that asks for another
       // look (a poll, a next step) keeps it, so retry → orphan mitigation → retry still backs off.
       if (result?.backoff) this.addRateLimited(key);
       else if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
-      else this.forget(key);
+      else {
+        this.forget(key);
+        done = true;
+      }
       this.metrics?.reconciled(this.name, 'success', (performance.now() - started) / 1000);
     } catch (error) {
       const delay = this.addRateLimited(key);
@@ -141,7 +149,9 @@ export class WorkQueue {
     } finally {
       this.processing.delete(key);
       this.active--;
-      if (this.dirty.delete(key)) this.add(key);
+      const dirty = this.dirty.delete(key);
+      const dirtyIfDone = this.dirtyIfDone.delete(key);
+      if (dirty || (dirtyIfDone && done)) this.add(key);
       this.metrics?.depth(this.name, this.queue.length);
       if (this.active === 0 && !this.running) this.idleWaiters.splice(0).forEach((resolve) => resolve());
       this.pump();
