@@ -35,7 +35,8 @@ export async function startKubeApi(): Promise<KubeApi> {
   const kubeconfig = path.join(dir, 'kubeconfig');
   const { stdout: bin } = await run('bash', [CLUSTER_SCRIPT, 'bin']);
   const kubectlPath = path.join(bin.trim(), 'kubectl');
-  const kubectl = (...args: string[]) => run(kubectlPath, ['--kubeconfig', kubeconfig, ...args], { maxBuffer: 10 * 1024 * 1024 });
+  const kubectl = (...args: string[]) =>
+    run(kubectlPath, ['--kubeconfig', kubeconfig, ...args], { maxBuffer: 10 * 1024 * 1024 });
   await kubectl('apply', '-f', path.join(ROOT, 'catalog-controller/crds/'));
   await kubectl('wait', '--for=condition=Established', '--timeout=30s', 'crd', '-l', 'svcat=true');
   const config = new KubeConfig();
@@ -79,18 +80,29 @@ export async function startController(api: KubeApi, env: Record<string, string> 
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'catalog-controller/main.ts')], {
     cwd: ROOT,
-    env: { ...process.env, ...FAST_CONTROLLER_ENV, KUBECONFIG: api.kubeconfig, CONTROLLER_PORT: String(port), LOG_LEVEL: 'info', ...env },
+    env: {
+      ...process.env,
+      ...FAST_CONTROLLER_ENV,
+      KUBECONFIG: api.kubeconfig,
+      CONTROLLER_PORT: String(port),
+      LOG_LEVEL: 'info',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
   child.stdout!.on('data', (chunk: Buffer) => logs.push(...chunk.toString().split('\n').filter(Boolean)));
   child.stderr!.on('data', (chunk: Buffer) => logs.push(...chunk.toString().split('\n').filter(Boolean)));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  await waitFor(async () => {
-    if (child.exitCode !== null) throw new Error(`controller exited: ${logs.join('\n')}`);
-    const res = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
-    return res?.ok === true;
-  }, 20_000, 'controller /healthz');
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`controller exited: ${logs.join('\n')}`);
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
+      return res?.ok === true;
+    },
+    20_000,
+    'controller /healthz',
+  );
   return {
     child,
     port,
@@ -104,7 +116,11 @@ export async function startController(api: KubeApi, env: Record<string, string> 
 }
 
 /** Polls `check` until it returns a truthy value; fails with `what` after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+export async function waitFor<T>(
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -115,13 +131,18 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false>, ti
       lastError = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
-export function condition(object: { status?: { conditions?: Condition[] } } | undefined, type: string): Condition | undefined {
+export function condition(
+  object: { status?: { conditions?: Condition[] } } | undefined,
+  type: string,
+): Condition | undefined {
   return object?.status?.conditions?.find((c) => c.type === type);
 }
 
@@ -137,17 +158,31 @@ export async function waitForReason<T extends KubeObject & { status?: { conditio
 ): Promise<T> {
   let last: T | undefined;
   try {
-    return await waitFor(async () => {
-      last = await api.client.get<T>(resource, name, namespace);
-      return condition(last, type)?.reason === reason ? last : undefined;
-    }, timeoutMs, `${resource.kind} ${name} ${type}=${reason}`);
+    return await waitFor(
+      async () => {
+        last = await api.client.get<T>(resource, name, namespace);
+        return condition(last, type)?.reason === reason ? last : undefined;
+      },
+      timeoutMs,
+      `${resource.kind} ${name} ${type}=${reason}`,
+    );
   } catch (error) {
-    throw new Error(`${(error as Error).message}; last status: ${JSON.stringify(last?.status)}`);
+    throw new Error(`${(error as Error).message}; last status: ${JSON.stringify(last?.status)}`, { cause: error });
   }
 }
 
-export async function waitForGone(api: KubeApi, resource: Resource, name: string, namespace?: string, timeoutMs = 20_000): Promise<void> {
-  await waitFor(async () => (await api.client.find(resource, name, namespace)) === undefined, timeoutMs, `${resource.kind} ${name} to be gone`);
+export async function waitForGone(
+  api: KubeApi,
+  resource: Resource,
+  name: string,
+  namespace?: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  await waitFor(
+    async () => (await api.client.find(resource, name, namespace)) === undefined,
+    timeoutMs,
+    `${resource.kind} ${name} to be gone`,
+  );
 }
 
 export async function create<T extends KubeObject>(api: KubeApi, resource: Resource, object: T): Promise<T> {
@@ -166,22 +201,37 @@ export async function ensureNamespace(api: KubeApi, name: string): Promise<void>
   }
 }
 
-export function instance(name: string, namespace: string, spec: ServiceInstance['spec'], metadata: Partial<KubeObject['metadata']> = {}): ServiceInstance {
+export function instance(
+  name: string,
+  namespace: string,
+  spec: ServiceInstance['spec'],
+  metadata: Partial<KubeObject['metadata']> = {},
+): ServiceInstance {
   return { metadata: { name, namespace, ...metadata }, spec };
 }
 
-export function binding(name: string, namespace: string, spec: Partial<ServiceBinding['spec']> & { instanceRef: { name: string } }): ServiceBinding {
+export function binding(
+  name: string,
+  namespace: string,
+  spec: Partial<ServiceBinding['spec']> & { instanceRef: { name: string } },
+): ServiceBinding {
   return { metadata: { name, namespace }, spec };
 }
 
 export function secretValues(secret: { data?: Record<string, string> } | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(secret?.data ?? {})) out[key] = Buffer.from(value, 'base64').toString('utf8');
+  for (const [key, value] of Object.entries(secret?.data ?? {}))
+    out[key] = Buffer.from(value, 'base64').toString('utf8');
   return out;
 }
 
 /** A broker's auth Secret with Depot's test credentials. */
-export async function brokerAuthSecret(api: KubeApi, namespace: string, name: string, data: Record<string, string> = { username: USERNAME, password: PASSWORD }): Promise<void> {
+export async function brokerAuthSecret(
+  api: KubeApi,
+  namespace: string,
+  name: string,
+  data: Record<string, string> = { username: USERNAME, password: PASSWORD },
+): Promise<void> {
   await ensureNamespace(api, namespace);
   await api.client.create(Resources.Secret, {
     metadata: { name, namespace },
@@ -247,10 +297,13 @@ export async function startBrokerProxy(target: TestDepot): Promise<BrokerProxy> 
       }
       const headers = { ...req.headers, host: upstream.host };
       if (proxy.upstreamAuthorization) headers.authorization = proxy.upstreamAuthorization;
-      const forward = http.request({ hostname: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
+      const forward = http.request(
+        { hostname: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
       forward.on('error', () => {
         res.writeHead(502);
         res.end();
@@ -271,7 +324,13 @@ export async function startBrokerProxy(target: TestDepot): Promise<BrokerProxy> 
 export const R = Resources;
 
 /** Read, change, write with conflict retries: what `kubectl edit` or `apply` does for a user. */
-export async function edit<T extends KubeObject>(api: KubeApi, resource: Resource, name: string, namespace: string | undefined, change: (object: T) => void): Promise<T> {
+export async function edit<T extends KubeObject>(
+  api: KubeApi,
+  resource: Resource,
+  name: string,
+  namespace: string | undefined,
+  change: (object: T) => void,
+): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     const current = await api.client.get<T>(resource, name, namespace);
     change(current);

@@ -99,7 +99,8 @@ export class Informer<T extends KubeObject> {
       seen.add(key);
       const previous = this.objects.get(key);
       this.objects.set(key, item);
-      if (!previous || previous.metadata.resourceVersion !== item.metadata.resourceVersion) this.emitUpsert(item, previous);
+      if (!previous || previous.metadata.resourceVersion !== item.metadata.resourceVersion)
+        this.emitUpsert(item, previous);
     }
     for (const [key, object] of this.objects) {
       if (!seen.has(key)) {
@@ -112,7 +113,10 @@ export class Informer<T extends KubeObject> {
 
   private async watch(): Promise<void> {
     if (this.stopped) return;
-    const query: Record<string, string | boolean> = { resourceVersion: this.resourceVersion, allowWatchBookmarks: true };
+    const query: Record<string, string | boolean> = {
+      resourceVersion: this.resourceVersion,
+      allowWatchBookmarks: true,
+    };
     if (this.options.labelSelector) query.labelSelector = this.options.labelSelector;
     let expired = false;
     try {
@@ -156,7 +160,11 @@ export class Informer<T extends KubeObject> {
         () => this.watch(),
         (listError: unknown) => {
           this.logger.warn(
-            { err: listError, resource: this.resource.plural, status: listError instanceof KubeApiError ? listError.status : undefined },
+            {
+              err: listError,
+              resource: this.resource.plural,
+              status: listError instanceof KubeApiError ? listError.status : undefined,
+            },
             'list failed; retrying',
           );
           this.restart(true, listError);

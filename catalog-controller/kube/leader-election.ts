@@ -47,9 +47,13 @@ export class LeaderElection {
   }
 
   start(): void {
-    this.deadlineTimer = setInterval(() => {
-      if (this.leading && Date.now() - this.lastRenew > this.renewDeadlineMs) this.lose('could not renew the lease in time');
-    }, Math.max(50, Math.floor(this.options.retryPeriodMs / 2)));
+    this.deadlineTimer = setInterval(
+      () => {
+        if (this.leading && Date.now() - this.lastRenew > this.renewDeadlineMs)
+          this.lose('could not renew the lease in time');
+      },
+      Math.max(50, Math.floor(this.options.retryPeriodMs / 2)),
+    );
     this.deadlineTimer.unref();
     void this.tick();
   }
@@ -96,7 +100,13 @@ export class LeaderElection {
       try {
         await this.client.create<Lease>(Resources.Lease, {
           metadata: { name, namespace },
-          spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 },
+          spec: {
+            holderIdentity: identity,
+            leaseDurationSeconds,
+            acquireTime: stamp,
+            renewTime: stamp,
+            leaseTransitions: 0,
+          },
         });
         return true;
       } catch (error) {
@@ -117,7 +127,9 @@ export class LeaderElection {
         holderIdentity: identity,
         leaseDurationSeconds,
         renewTime: stamp,
-        ...(holder !== identity ? { acquireTime: stamp, leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1 } : {}),
+        ...(holder !== identity
+          ? { acquireTime: stamp, leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1 }
+          : {}),
       },
     };
     try {

@@ -520,7 +520,7 @@ export class InstanceReconciler {
     instance: ServiceInstance,
     operation: InstanceOperation,
     dashboardUrl: string | undefined,
-  ): Promise<void> {
+  ): Promise<ReconcileResult | void> {
     this.operations.forget(objectKey(instance.metadata));
     const written = await this.writeStatus(instance, (s) => {
       const text =
@@ -548,6 +548,8 @@ export class InstanceReconciler {
       if (dashboardUrl) s.dashboardURL = dashboardUrl;
     });
     this.onInstanceReady(written);
+    // Deleted while it was being provisioned: the deprovision starts now, not at the next resync.
+    if (instance.metadata.deletionTimestamp) return { requeueAfterMs: 0 };
   }
 
   private async retryWith(instance: ServiceInstance, reason: string, message: string): Promise<ReconcileResult> {
