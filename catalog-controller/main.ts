@@ -1,8 +1,8 @@
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import express from 'express';
 import { ConfigError } from '../runtime/config.js';
-import { createLogger } from '../runtime/logger.js';
-import { loadControllerConfig } from './config.js';
+import { createLogger, type Logger } from '../runtime/logger.js';
+import { loadControllerConfig, type ControllerConfig } from './config.js';
 import { CatalogController } from './controller.js';
 import { KubeClient } from './kube/kube-client.js';
 import { LeaderElection } from './kube/leader-election.js';
@@ -14,23 +14,26 @@ import { ControllerMetrics } from './metrics.js';
  * only the leader reconciles. SIGTERM stops it cleanly and hands the lease over.
  */
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadControllerConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`depot-catalog-controller: configuration error: ${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = configOrExit();
   const logger = createLogger(config.logLevel, 'depot-catalog-controller');
   const metrics = new ControllerMetrics();
-  let client: KubeClient;
+  const client = kubeClientOrExit(metrics);
+  await new ControllerProcess(config, client, logger, metrics).run();
+}
+
+function configOrExit(): ControllerConfig {
   try {
-    client = KubeClient.fromDefault((resource, verb) =>
-      metrics.apiserverWrites.inc({ resource: resource.plural, verb }),
-    );
+    return loadControllerConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`depot-catalog-controller: configuration error: ${error.message}\n`);
+    process.exit(2);
+  }
+}
+
+function kubeClientOrExit(metrics: ControllerMetrics): KubeClient {
+  try {
+    return KubeClient.fromDefault((resource, verb) => metrics.apiserverWrites.inc({ resource: resource.plural, verb }));
   } catch (error) {
     process.stderr.write(
       'depot-catalog-controller: no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): ' +
@@ -38,84 +41,104 @@ async function main(): Promise<void> {
     );
     process.exit(2);
   }
+}
 
-  let controller: CatalogController | undefined;
-  let reconciling = false;
-  let shuttingDown = false;
+/** The running process: its operator endpoints, its leader election, and the controller while it leads. */
+class ControllerProcess {
+  private controller: CatalogController | undefined;
+  private reconciling = false;
+  private shuttingDown = false;
+  private readonly leaderElection: LeaderElection | undefined;
+  private readonly server: Server;
 
-  const app = express();
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', (_req, res) => {
-    // With leader election: ready while standing by behind another leader, and once leading only
-    // when the caches are full and reconciling has started. Without leader election (a single
-    // replica): always ready, even before the caches are full. Never ready while shutting down.
-    const ready = !config.leaderElection || !leaderElection?.isLeader || reconciling;
-    res
-      .status(ready && !shuttingDown ? 200 : 503)
-      .json({ ready, leader: leaderElection?.isLeader ?? true, reconciling });
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
-  const server = createServer(app);
-  await new Promise<void>((resolve) => server.listen(config.port, resolve));
-  logger.info({ port: config.port, namespace: config.namespace, identity: config.identity }, 'controller listening');
+  constructor(
+    private readonly config: ControllerConfig,
+    private readonly client: KubeClient,
+    private readonly logger: Logger,
+    private readonly metrics: ControllerMetrics,
+  ) {
+    this.server = createServer(this.operatorApp());
+    this.leaderElection = config.leaderElection
+      ? new LeaderElection(
+          client,
+          {
+            namespace: config.namespace,
+            name: config.leaseName,
+            identity: config.identity,
+            leaseDurationSeconds: config.leaseDurationSeconds,
+            retryPeriodMs: config.leaseRetryPeriodMs,
+          },
+          logger,
+          {
+            onStartedLeading: () => void this.startReconciling(),
+            // client-go's convention: a replica that lost the lease exits and starts over.
+            onStoppedLeading: () => void this.shutdown(1),
+          },
+        )
+      : undefined;
+  }
 
-  const startReconciling = async (): Promise<void> => {
-    if (shuttingDown) return;
-    metrics.leader.set(1);
-    controller = new CatalogController(client, config, logger, metrics);
+  async run(): Promise<void> {
+    const { port, namespace, identity } = this.config;
+    await new Promise<void>((resolve) => this.server.listen(port, resolve));
+    this.logger.info({ port, namespace, identity }, 'controller listening');
+    process.on('SIGTERM', () => void this.shutdown(0));
+    process.on('SIGINT', () => void this.shutdown(0));
+    if (this.leaderElection) this.leaderElection.start();
+    else await this.startReconciling();
+  }
+
+  /** /healthz, /readyz and /metrics. */
+  private operatorApp(): express.Express {
+    const app = express();
+    app.get('/healthz', (_req, res) => {
+      res.json({ status: 'ok' });
+    });
+    app.get('/readyz', (_req, res) => {
+      // With leader election: ready while standing by behind another leader, and once leading only
+      // when the caches are full and reconciling has started. Without leader election (a single
+      // replica): always ready, even before the caches are full. Never ready while shutting down.
+      const leading = this.leaderElection?.isLeader;
+      const ready = !this.config.leaderElection || !leading || this.reconciling;
+      res
+        .status(ready && !this.shuttingDown ? 200 : 503)
+        .json({ ready, leader: leading ?? true, reconciling: this.reconciling });
+    });
+    app.get('/metrics', async (_req, res) => {
+      res.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
+    });
+    return app;
+  }
+
+  private async startReconciling(): Promise<void> {
+    if (this.shuttingDown) return;
+    this.metrics.leader.set(1);
+    this.controller = new CatalogController(this.client, this.config, this.logger, this.metrics);
     try {
-      await controller.start();
-      reconciling = true;
-      logger.info('caches synced; reconciling');
+      await this.controller.start();
+      this.reconciling = true;
+      this.logger.info('caches synced; reconciling');
     } catch (error) {
-      logger.fatal(
+      this.logger.fatal(
         { err: error },
         'could not start the controller (are the CRDs applied? kubectl apply -f catalog-controller/crds/)',
       );
-      await shutdown(1);
+      await this.shutdown(1);
     }
-  };
-
-  const leaderElection = config.leaderElection
-    ? new LeaderElection(
-        client,
-        {
-          namespace: config.namespace,
-          name: config.leaseName,
-          identity: config.identity,
-          leaseDurationSeconds: config.leaseDurationSeconds,
-          retryPeriodMs: config.leaseRetryPeriodMs,
-        },
-        logger,
-        {
-          onStartedLeading: () => void startReconciling(),
-          // client-go's convention: a replica that lost the lease exits and starts over.
-          onStoppedLeading: () => void shutdown(1),
-        },
-      )
-    : undefined;
-
-  async function shutdown(code: number): Promise<void> {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    logger.info({ code }, 'shutting down');
-    reconciling = false;
-    await controller?.stop(10_000);
-    await leaderElection?.stop();
-    metrics.leader.set(0);
-    server.close();
-    client.close();
-    process.exit(code);
   }
 
-  process.on('SIGTERM', () => void shutdown(0));
-  process.on('SIGINT', () => void shutdown(0));
-  if (leaderElection) leaderElection.start();
-  else await startReconciling();
+  private async shutdown(code: number): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    this.logger.info({ code }, 'shutting down');
+    this.reconciling = false;
+    await this.controller?.stop(10_000);
+    await this.leaderElection?.stop();
+    this.metrics.leader.set(0);
+    this.server.close();
+    this.client.close();
+    process.exit(code);
+  }
 }
 
 main().catch((error: unknown) => {

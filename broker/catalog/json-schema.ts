@@ -43,7 +43,8 @@ export function compilePlanSchema(schema: Record<string, unknown>): ValidateFunc
   const draft = schema.$schema;
   if (typeof draft !== 'string' || !/^https?:\/\/json-schema\.org\/draft-04\/schema#?$/.test(draft)) {
     throw new Error(
-      `"$schema" must be "http://json-schema.org/draft-04/schema#" (Cloud Foundry accepts no other), got ${JSON.stringify(draft)}`,
+      `"$schema" must be "http://json-schema.org/draft-04/schema#" (Cloud Foundry accepts no other), ` +
+        `got ${JSON.stringify(draft)}`,
     );
   }
   return compileSchema(schema);

@@ -31,8 +31,16 @@ const UNAVAILABLE_CODES = new Set([
   ...['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'],
   ...['08000', '08001', '08003', '08004', '08006', '57P01', '57P02', '57P03', '53300'],
 ]);
-const UNAVAILABLE_MESSAGES =
-  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout)/;
+const UNAVAILABLE_MESSAGES = new RegExp(
+  '^(' +
+    [
+      'Connection terminated',
+      'timeout exceeded when trying to connect',
+      'Client has encountered a connection error',
+      'Query read timeout',
+    ].join('|') +
+    ')',
+);
 
 /** Whether a pg error means the server cannot be reached now (as opposed to a failed statement). */
 export function isDatabaseUnavailable(error: unknown): boolean {

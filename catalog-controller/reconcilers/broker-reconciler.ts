@@ -13,6 +13,7 @@ import {
   LABEL,
   OSB_API_VERSION_ANNOTATION,
   Reason,
+  type OwnerReference,
   type ServiceBroker,
   type ServiceBrokerStatus,
   type ServiceClass,
@@ -227,149 +228,105 @@ export class BrokerReconciler {
     scope: CatalogScope,
     catalog: CatalogResponse,
   ): Promise<{ classes: number; plans: number }> {
-    const brokerName = broker.metadata.name;
-    const namespace = broker.metadata.namespace;
-    const classPredicates = (broker.spec.catalogRestrictions?.serviceClass ?? []).map(parsePredicate);
-    const planPredicates = (broker.spec.catalogRestrictions?.servicePlan ?? []).map(parsePredicate);
-    const classes = this.ctx.informerOf<ServiceClass>(scope.class).list(namespace);
-    const plans = this.ctx.informerOf<ServicePlan>(scope.plan).list(namespace);
-    const keptClasses = new Set<string>();
-    const keptPlans = new Set<string>();
-    const owner = {
-      apiVersion: API_VERSION,
-      kind: broker.kind ?? scope.broker.kind,
-      name: brokerName,
-      uid: broker.metadata.uid ?? '',
-      controller: true,
-      blockOwnerDeletion: false,
-    };
-
+    const sync = this.syncTarget(broker, scope);
     // The whole catalog is converted and filtered before anything is written, so a catalog the
     // controller cannot use changes nothing (convertAndFilterCatalog).
-    const accepted: Array<{
-      service: ServiceOffering;
-      existingClass: ServiceClass | undefined;
-      className: string;
-      acceptedPlans: OsbPlan[];
-    }> = [];
-    for (const service of catalog.services) {
-      const existingClass =
-        classes.find((c) => c.spec.externalID === service.id && c.spec[scope.brokerNameField] === brokerName) ??
-        classes.find((c) => c.metadata.name === escapedName(service.id));
-      const className = existingClass?.metadata.name ?? escapedName(service.id);
-      if (!matches(classPredicates, classProperties(service, className))) continue;
-      // Only classes the restrictions accept must have plans (convertClusterServicePlans).
-      if (!Array.isArray(service.plans) || service.plans.length === 0) {
-        throw new CatalogSyncError(`service "${service.name}" (${service.id}) must have at least one plan`);
-      }
-      const acceptedPlans = service.plans.filter((plan) =>
-        matches(
-          planPredicates,
-          planProperties(
-            plan,
-            existingPlanName(plans, plan, className) ?? escapedName(plan.id),
-            className,
-            scope.cluster,
-          ),
-        ),
-      );
-      if (acceptedPlans.length === 0) continue;
-      if (existingClass && existingClass.spec[scope.brokerNameField] !== brokerName) {
-        throw new CatalogSyncError(
-          `${scope.class.kind} "${className}" already exists for Broker "${existingClass.spec[scope.brokerNameField]}"`,
-        );
-      }
-      if (existingClass && existingClass.spec.externalID !== service.id) {
-        throw new CatalogSyncError(
-          `${scope.class.kind} "${className}" already exists with OSB guid "${existingClass.spec.externalID}"`,
-        );
-      }
-      accepted.push({ service, existingClass, className, acceptedPlans });
-    }
+    const accepted = acceptedServices(sync, catalog);
+    const kept = { classes: new Set<string>(), plans: new Set<string>() };
+    for (const entry of accepted) await this.writeClassAndPlans(sync, entry, kept);
+    await this.flagMissing(sync, kept);
+    return { classes: kept.classes.size, plans: kept.plans.size };
+  }
 
-    for (const { service, existingClass, className, acceptedPlans } of accepted) {
-      const classSpec = {
-        ...withoutFields(existingClass?.spec, CLASS_FIELDS_FROM_CATALOG),
-        externalName: service.name,
-        externalID: service.id,
-        description: service.description,
-        bindable: service.bindable,
-        bindingRetrievable: service.bindings_retrievable ?? false,
-        planUpdatable: service.plan_updateable ?? false,
-        ...(service.metadata ? { externalMetadata: service.metadata } : {}),
-        ...(service.tags ? { tags: service.tags } : {}),
-        ...(service.requires ? { requires: service.requires } : {}),
+  /** What a relist of this broker works on: its scope, its restrictions and its cached classes and plans. */
+  private syncTarget(broker: ServiceBroker, scope: CatalogScope): SyncTarget {
+    const brokerName = broker.metadata.name;
+    const namespace = broker.metadata.namespace;
+    return {
+      scope,
+      brokerName,
+      namespace,
+      classPredicates: (broker.spec.catalogRestrictions?.serviceClass ?? []).map(parsePredicate),
+      planPredicates: (broker.spec.catalogRestrictions?.servicePlan ?? []).map(parsePredicate),
+      classes: this.ctx.informerOf<ServiceClass>(scope.class).list(namespace),
+      plans: this.ctx.informerOf<ServicePlan>(scope.plan).list(namespace),
+      owner: {
+        apiVersion: API_VERSION,
+        kind: broker.kind ?? scope.broker.kind,
+        name: brokerName,
+        uid: broker.metadata.uid ?? '',
+        controller: true,
+        blockOwnerDeletion: false,
+      },
+    };
+  }
+
+  /** Creates or updates the class of an accepted service and its accepted plans. */
+  private async writeClassAndPlans(sync: SyncTarget, entry: AcceptedService, kept: Kept): Promise<void> {
+    const { scope, brokerName, namespace, plans, owner } = sync;
+    const { service, existingClass, className, acceptedPlans } = entry;
+    const classSpec = {
+      ...withoutFields(existingClass?.spec, CLASS_FIELDS_FROM_CATALOG),
+      externalName: service.name,
+      externalID: service.id,
+      description: service.description,
+      bindable: service.bindable,
+      bindingRetrievable: service.bindings_retrievable ?? false,
+      planUpdatable: service.plan_updateable ?? false,
+      ...(service.metadata ? { externalMetadata: service.metadata } : {}),
+      ...(service.tags ? { tags: service.tags } : {}),
+      ...(service.requires ? { requires: service.requires } : {}),
+      [scope.brokerNameField]: brokerName,
+    };
+    const classLabels = {
+      [LABEL.externalId]: labelValue(service.id),
+      [LABEL.externalName]: labelValue(service.name),
+      [scope.brokerNameLabel]: labelValue(brokerName),
+    };
+    await this.upsertEntry<ServiceClass>(scope.class, existingClass, {
+      metadata: { name: className, ...(namespace ? { namespace } : {}), labels: classLabels, ownerReferences: [owner] },
+      spec: classSpec as ServiceClass['spec'],
+    });
+    kept.classes.add(className);
+
+    for (const plan of acceptedPlans) {
+      const planName = existingPlanName(plans, plan, className) ?? escapedName(plan.id);
+      const existingPlan = plans.find((p) => p.metadata.name === planName);
+      if (existingPlan && existingPlan.spec[scope.brokerNameField] !== brokerName) {
+        throw new CatalogSyncError(
+          `${scope.plan.kind} "${planName}" already exists for Broker "${existingPlan.spec[scope.brokerNameField]}"`,
+        );
+      }
+      const planSpec = {
+        ...withoutFields(existingPlan?.spec, PLAN_FIELDS_FROM_CATALOG),
+        ...convertPlan(plan),
         [scope.brokerNameField]: brokerName,
+        [scope.classRefField]: { name: className },
       };
-      const classLabels = {
-        [LABEL.externalId]: labelValue(service.id),
-        [LABEL.externalName]: labelValue(service.name),
+      const planLabels = {
+        [LABEL.externalId]: labelValue(plan.id),
+        [LABEL.externalName]: labelValue(plan.name),
         [scope.brokerNameLabel]: labelValue(brokerName),
+        [scope.cluster ? LABEL.clusterClassRef : LABEL.classRef]: labelValue(className),
       };
-      await this.upsertEntry<ServiceClass>(scope.class, existingClass, {
-        metadata: {
-          name: className,
-          ...(namespace ? { namespace } : {}),
-          labels: classLabels,
-          ownerReferences: [owner],
-        },
-        spec: classSpec as ServiceClass['spec'],
+      await this.upsertEntry<ServicePlan>(scope.plan, existingPlan, {
+        metadata: { name: planName, ...(namespace ? { namespace } : {}), labels: planLabels, ownerReferences: [owner] },
+        spec: planSpec as ServicePlan['spec'],
       });
-      keptClasses.add(className);
-
-      for (const plan of acceptedPlans) {
-        const planName = existingPlanName(plans, plan, className) ?? escapedName(plan.id);
-        const existingPlan = plans.find((p) => p.metadata.name === planName);
-        if (existingPlan && existingPlan.spec[scope.brokerNameField] !== brokerName) {
-          throw new CatalogSyncError(
-            `${scope.plan.kind} "${planName}" already exists for Broker "${existingPlan.spec[scope.brokerNameField]}"`,
-          );
-        }
-        const planSpec = {
-          ...withoutFields(existingPlan?.spec, PLAN_FIELDS_FROM_CATALOG),
-          ...convertPlan(plan),
-          [scope.brokerNameField]: brokerName,
-          [scope.classRefField]: { name: className },
-        };
-        const planLabels = {
-          [LABEL.externalId]: labelValue(plan.id),
-          [LABEL.externalName]: labelValue(plan.name),
-          [scope.brokerNameLabel]: labelValue(brokerName),
-          [scope.cluster ? LABEL.clusterClassRef : LABEL.classRef]: labelValue(className),
-        };
-        await this.upsertEntry<ServicePlan>(scope.plan, existingPlan, {
-          metadata: {
-            name: planName,
-            ...(namespace ? { namespace } : {}),
-            labels: planLabels,
-            ownerReferences: [owner],
-          },
-          spec: planSpec as ServicePlan['spec'],
-        });
-        keptPlans.add(planName);
-      }
+      kept.plans.add(planName);
     }
+  }
 
-    // Entries of this broker missing from the catalog are flagged, not deleted (instances may use them).
+  /** Entries of this broker missing from the catalog are flagged, not deleted (instances may use them). */
+  private async flagMissing({ scope, brokerName, classes, plans }: SyncTarget, kept: Kept): Promise<void> {
+    const ours = (entry: ServiceClass | ServicePlan) =>
+      entry.spec[scope.brokerNameField] === brokerName && isOwnedBy(entry, brokerName);
     for (const plan of plans) {
-      if (
-        plan.spec[scope.brokerNameField] === brokerName &&
-        isOwnedBy(plan, brokerName) &&
-        !keptPlans.has(plan.metadata.name)
-      ) {
-        await this.flagRemoved(scope.plan, plan, true);
-      }
+      if (ours(plan) && !kept.plans.has(plan.metadata.name)) await this.flagRemoved(scope.plan, plan, true);
     }
     for (const cls of classes) {
-      if (
-        cls.spec[scope.brokerNameField] === brokerName &&
-        isOwnedBy(cls, brokerName) &&
-        !keptClasses.has(cls.metadata.name)
-      ) {
-        await this.flagRemoved(scope.class, cls, true);
-      }
+      if (ours(cls) && !kept.classes.has(cls.metadata.name)) await this.flagRemoved(scope.class, cls, true);
     }
-    return { classes: keptClasses.size, plans: keptPlans.size };
   }
 
   private async upsertEntry<T extends ServiceClass | ServicePlan>(
@@ -599,4 +556,65 @@ export function parseDuration(text: string): number | undefined {
     rest = rest.slice(match[0].length);
   }
   return total;
+}
+
+/** A relist's view of one broker (see BrokerReconciler.syncTarget). */
+interface SyncTarget {
+  scope: CatalogScope;
+  brokerName: string;
+  namespace: string | undefined;
+  classPredicates: ReturnType<typeof parsePredicate>[];
+  planPredicates: ReturnType<typeof parsePredicate>[];
+  classes: ServiceClass[];
+  plans: ServicePlan[];
+  owner: OwnerReference;
+}
+
+interface AcceptedService {
+  service: ServiceOffering;
+  existingClass: ServiceClass | undefined;
+  className: string;
+  acceptedPlans: OsbPlan[];
+}
+
+interface Kept {
+  classes: Set<string>;
+  plans: Set<string>;
+}
+
+/**
+ * The services (and their plans) the broker's catalog restrictions accept, checked against the
+ * classes other brokers own; throws CatalogSyncError before anything is written.
+ */
+function acceptedServices(sync: SyncTarget, catalog: CatalogResponse): AcceptedService[] {
+  const { scope, brokerName, classes, plans } = sync;
+  const accepted: AcceptedService[] = [];
+  for (const service of catalog.services) {
+    const existingClass =
+      classes.find((c) => c.spec.externalID === service.id && c.spec[scope.brokerNameField] === brokerName) ??
+      classes.find((c) => c.metadata.name === escapedName(service.id));
+    const className = existingClass?.metadata.name ?? escapedName(service.id);
+    if (!matches(sync.classPredicates, classProperties(service, className))) continue;
+    // Only classes the restrictions accept must have plans (convertClusterServicePlans).
+    if (!Array.isArray(service.plans) || service.plans.length === 0) {
+      throw new CatalogSyncError(`service "${service.name}" (${service.id}) must have at least one plan`);
+    }
+    const acceptedPlans = service.plans.filter((plan) => {
+      const planName = existingPlanName(plans, plan, className) ?? escapedName(plan.id);
+      return matches(sync.planPredicates, planProperties(plan, planName, className, scope.cluster));
+    });
+    if (acceptedPlans.length === 0) continue;
+    if (existingClass && existingClass.spec[scope.brokerNameField] !== brokerName) {
+      throw new CatalogSyncError(
+        `${scope.class.kind} "${className}" already exists for Broker "${existingClass.spec[scope.brokerNameField]}"`,
+      );
+    }
+    if (existingClass && existingClass.spec.externalID !== service.id) {
+      throw new CatalogSyncError(
+        `${scope.class.kind} "${className}" already exists with OSB guid "${existingClass.spec.externalID}"`,
+      );
+    }
+    accepted.push({ service, existingClass, className, acceptedPlans });
+  }
+  return accepted;
 }

@@ -171,7 +171,9 @@ export class RedisOffering implements Offering {
     await this.command('ACL', 'SETUSER', username, 'reset', 'on', `#${hash}`, ...bindingAclRules(keyPrefix, readOnly));
     await this.persistAcl();
     const credentials: RedisCredentials = {
-      uri: `${this.scheme}://${encodeURIComponent(username)}:${password}@${this.endpoint.uriHost}:${this.endpoint.port}`,
+      uri:
+        `${this.scheme}://${encodeURIComponent(username)}:${password}@${this.endpoint.uriHost}:` +
+        `${this.endpoint.port}`,
       host: this.endpoint.host,
       port: this.endpoint.port,
       username: username,
