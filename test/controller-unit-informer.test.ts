@@ -17,7 +17,6 @@
  *   of the old uid then arrives after the cache already has the new object.
  */
 import assert from 'node:assert/strict';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import pino from 'pino';
@@ -26,6 +25,7 @@ import { Informer } from '../catalog-controller/kube/informer.js';
 import { KubeClient, type ListResult } from '../catalog-controller/kube/kube-client.js';
 import { objectKey, type Resource } from '../catalog-controller/kube/resources.js';
 import { ensureNamespace, startKubeApi, waitFor, type KubeApi } from './kube-helpers.js';
+import { TcpProxy } from './tcp-proxy.js';
 
 const NS = 'informer-unit';
 const GROUP = 'unit.depot.test';
@@ -74,70 +74,8 @@ class CountingClient extends KubeClient {
   }
 }
 
-/**
- * A TCP proxy to the API server that can be cut (connections closed, new ones refused) and
- * restored on the same port, and can hold back what the server sends until released.
- */
-class ApiServerProxy {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  private holding = false;
-  private held: Array<() => void> = [];
-  port = 0;
-
-  constructor(private readonly target: { host: string; port: number }) {}
-
-  async listen(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = connect(this.target.port, this.target.host);
-      for (const socket of [client, upstream]) {
-        this.sockets.add(socket);
-        socket.on('error', () => undefined);
-        socket.on('close', () => {
-          this.sockets.delete(socket);
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.on('data', (chunk: Buffer) => upstream.write(chunk));
-      upstream.on('data', (chunk: Buffer) => {
-        if (this.holding) this.held.push(() => client.write(chunk));
-        else client.write(chunk);
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.port = (server.address() as AddressInfo).port;
-    this.server = server;
-  }
-
-  /** The server's answers wait in the proxy until `release`. */
-  hold(): void {
-    this.holding = true;
-  }
-
-  release(): void {
-    this.holding = false;
-    for (const send of this.held.splice(0)) send();
-  }
-
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const socket of this.sockets) socket.destroy();
-    this.sockets.clear();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  async restore(): Promise<void> {
-    if (!this.server) await this.listen();
-  }
-}
-
 /** A client of the test API server, straight or through `proxy`. */
-function informerClient(proxy?: ApiServerProxy): CountingClient {
+function informerClient(proxy?: TcpProxy): CountingClient {
   const direct = new KubeConfig();
   direct.loadFromFile(api.kubeconfig);
   if (!proxy) return new CountingClient(direct);
@@ -151,11 +89,8 @@ function informerClient(proxy?: ApiServerProxy): CountingClient {
   return new CountingClient(config);
 }
 
-async function startProxy(): Promise<ApiServerProxy> {
-  const server = new URL(api.client.config.getCurrentCluster()!.server);
-  const proxy = new ApiServerProxy({ host: server.hostname, port: Number(server.port) });
-  await proxy.listen();
-  return proxy;
+function startProxy(): Promise<TcpProxy> {
+  return TcpProxy.start(api.client.config.getCurrentCluster()!.server, 443);
 }
 
 /** What the informer told its handlers, per object name. */

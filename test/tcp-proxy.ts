@@ -1,13 +1,16 @@
 /**
- * A TCP proxy on loopback in front of a real server (PostgreSQL, Redis), that a test can cut
- * and restore: cut closes every open connection and refuses new ones, as a stopped server
- * does; restore listens again on the same port. Nothing is faked beyond the outage itself.
+ * A TCP proxy on loopback in front of a real server (PostgreSQL, Redis, the API server), that a
+ * test can cut and restore: cut closes every open connection and refuses new ones, as a stopped
+ * server does; restore listens again on the same port; hold keeps back what the server sends until
+ * release. Nothing is faked beyond the outage or the delay itself.
  */
 import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
 
 export class TcpProxy {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  private holding = false;
+  private held: Array<() => void> = [];
 
   private constructor(
     private readonly target: { host: string; port: number },
@@ -44,6 +47,16 @@ export class TcpProxy {
     if (!this.server) await this.listen();
   }
 
+  /** What the server sends waits in the proxy until `release` (a slow or stalled stream). */
+  hold(): void {
+    this.holding = true;
+  }
+
+  release(): void {
+    this.holding = false;
+    for (const send of this.held.splice(0)) send();
+  }
+
   async close(): Promise<void> {
     await this.cut();
   }
@@ -60,7 +73,11 @@ export class TcpProxy {
           upstream.destroy();
         });
       }
-      client.pipe(upstream).pipe(client);
+      client.on('data', (chunk: Buffer) => upstream.write(chunk));
+      upstream.on('data', (chunk: Buffer) => {
+        if (this.holding) this.held.push(() => client.write(chunk));
+        else client.write(chunk);
+      });
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
