@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { ConfigError, integer, logLevel, optionalInteger, switchedOn, url, type Env } from '../runtime/config.js';
+import { ConfigError, host, integer, logLevel, optionalInteger, switchedOn, url, type Env } from '../runtime/config.js';
 
 /** The broker's configuration, read once from the environment at start and checked. */
 export interface BrokerConfig {
   port: number;
+  /** GET /metrics listens here, apart from the OSB port: METRICS_PORT on METRICS_HOST. */
+  metricsPort: number;
+  metricsHost: string;
   databaseUrl: string;
   redisUrl: string;
   /** Server on which the `postgresql` offering creates databases and roles. */
@@ -75,6 +78,8 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
 
   return {
     port: integer(env, 'PORT', 8080, 0, 65535),
+    metricsPort: integer(env, 'METRICS_PORT', 9464, 0, 65535),
+    metricsHost: host(env, 'METRICS_HOST', '127.0.0.1'),
     databaseUrl,
     redisUrl,
     postgresServiceUrl,

@@ -8,7 +8,7 @@ import { plansInUse } from './db/instances.js';
 import { migrate } from './db/migrate.js';
 import { createPool, databaseName, ensureDatabase } from './db/pool.js';
 import { DepotBroker } from './depot-broker.js';
-import { createApp, createOperatorApp } from './http/app.js';
+import { createApp, createMetricsApp, createProbeApp, DependencyDown } from './http/app.js';
 import { OperationQueue } from './jobs/operation-queue.js';
 import { OperationWorker } from './jobs/operation-worker.js';
 import { errorReason } from './jobs/outcome.js';
@@ -36,8 +36,10 @@ export interface Depot {
   queue: OperationQueue;
   metrics: BrokerMetrics;
   broker: DepotBroker;
-  /** The HTTP server, not listening yet: the OSB API, or for a worker only the operator endpoints. */
+  /** The HTTP server, not listening yet: the OSB API and the probes, or for a worker only the probes. */
   server: http.Server;
+  /** The metrics server (GET /metrics), not listening yet: METRICS_PORT on METRICS_HOST. */
+  metricsServer: http.Server;
   worker: OperationWorker | undefined;
   sweeper: Sweeper | undefined;
   close(): Promise<void>;
@@ -80,6 +82,7 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   // The test plans' http faults are answered before the real broker sees the request.
   const api: ServiceBroker = testing ? testing.wrap(broker, { catalog, pool }) : broker;
   const server = createHttpServer(config, options.role, api, catalog, logger, metrics, readiness(pool, queue));
+  const metricsServer = http.createServer(createMetricsApp(metrics));
   const { worker, sweeper } =
     options.role === 'api'
       ? {}
@@ -93,10 +96,13 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
     metrics,
     broker,
     server,
+    metricsServer,
     worker,
     sweeper,
     async close() {
-      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const listener of [server, metricsServer]) {
+        if (listener.listening) await new Promise<void>((resolve) => listener.close(() => resolve()));
+      }
       await sweeper?.stop();
       await worker?.close();
       await queue.close();
@@ -175,14 +181,14 @@ function requirePlansInUse(catalog: Catalog, inUse: Array<{ service_id: string; 
 /** Resolves when Postgres and Redis answer; rejects naming the one that does not. */
 function readiness(pool: pg.Pool, queue: OperationQueue): () => Promise<void> {
   return async () => {
-    await pool.query('select 1').catch((error: Error) => Promise.reject(new Error(`PostgreSQL: ${error.message}`)));
-    await withTimeout(queue.ping(), 2000, 'Redis did not answer').catch((error: Error) =>
-      Promise.reject(new Error(`Redis: ${error.message}`)),
+    await pool.query('select 1').catch((error: unknown) => Promise.reject(new DependencyDown('PostgreSQL', error)));
+    await withTimeout(queue.ping(), 2000, 'Redis did not answer').catch((error: unknown) =>
+      Promise.reject(new DependencyDown('Redis', error)),
     );
   };
 }
 
-/** The HTTP server, not listening yet: the OSB API, or for a worker only /healthz, /readyz and /metrics. */
+/** The HTTP server, not listening yet: the OSB API, or for a worker only /healthz and /readyz. */
 function createHttpServer(
   config: BrokerConfig,
   role: Role,
@@ -195,7 +201,7 @@ function createHttpServer(
   const { retryAfterSeconds } = config;
   const app =
     role === 'worker'
-      ? createOperatorApp({ logger, metrics, ready, retryAfterSeconds })
+      ? createProbeApp({ logger, ready, retryAfterSeconds })
       : createApp({
           broker,
           catalog,

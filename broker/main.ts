@@ -58,8 +58,22 @@ async function main(): Promise<void> {
     }
     logger.info({ port: config.port }, 'OSB API listening');
   } else {
-    logger.info({ port: config.port }, 'health and metrics listening');
+    logger.info({ port: config.port }, 'health listening');
   }
+  const { metricsPort, metricsHost } = config;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      depot.metricsServer.once('error', reject);
+      depot.metricsServer.listen(metricsPort, metricsHost, () => resolve());
+    });
+  } catch (error) {
+    process.stderr.write(
+      `depot: cannot listen on METRICS_HOST ${metricsHost} METRICS_PORT ${metricsPort}: ${(error as Error).message}; ` +
+        'set METRICS_PORT for this process.\n',
+    );
+    process.exit(1);
+  }
+  logger.info({ port: metricsPort, host: metricsHost }, 'metrics listening');
   if (depot.worker) {
     await depot.worker.waitUntilReady();
     logger.info({ concurrency: config.workerConcurrency }, 'operation worker running');

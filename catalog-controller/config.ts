@@ -1,11 +1,14 @@
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { ConfigError, integer, logLevel, switchedOn, type Env } from '../runtime/config.js';
+import { ConfigError, host, integer, logLevel, switchedOn, type Env } from '../runtime/config.js';
 
 /** The controller's configuration, read once at start (docs/configuration.md). */
 export interface ControllerConfig {
-  /** /healthz, /readyz and /metrics. */
+  /** /healthz and /readyz. */
   port: number;
+  /** GET /metrics listens here, apart from the probes: METRICS_PORT on METRICS_HOST. */
+  metricsPort: number;
+  metricsHost: string;
   logLevel: string;
   /** Namespace of the leader-election Lease. */
   namespace: string;
@@ -63,6 +66,9 @@ export function loadControllerConfig(env: Env = process.env): ControllerConfig {
   }
   return {
     port: integer(env, 'CONTROLLER_PORT', 8081, 0, 65535),
+    // 9465 by default, so that a broker (9464) and a controller on one machine do not collide.
+    metricsPort: integer(env, 'METRICS_PORT', 9465, 0, 65535),
+    metricsHost: host(env, 'METRICS_HOST', '127.0.0.1'),
     logLevel: logLevel(env),
     namespace: env.CONTROLLER_NAMESPACE || defaultNamespace(),
     identity: env.CONTROLLER_ID || `${hostname()}_${process.pid}`,

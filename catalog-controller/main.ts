@@ -50,6 +50,7 @@ class ControllerProcess {
   private shuttingDown = false;
   private readonly leaderElection: LeaderElection | undefined;
   private readonly server: Server;
+  private readonly metricsServer: Server;
 
   constructor(
     private readonly config: ControllerConfig,
@@ -57,7 +58,8 @@ class ControllerProcess {
     private readonly logger: Logger,
     private readonly metrics: ControllerMetrics,
   ) {
-    this.server = createServer(this.operatorApp());
+    this.server = createServer(this.probeApp());
+    this.metricsServer = createServer(this.metricsApp());
     this.leaderElection = config.leaderElection
       ? new LeaderElection(
           client,
@@ -79,17 +81,18 @@ class ControllerProcess {
   }
 
   async run(): Promise<void> {
-    const { port, namespace, identity } = this.config;
+    const { port, metricsPort, metricsHost, namespace, identity } = this.config;
     await new Promise<void>((resolve) => this.server.listen(port, resolve));
-    this.logger.info({ port, namespace, identity }, 'controller listening');
+    await new Promise<void>((resolve) => this.metricsServer.listen(metricsPort, metricsHost, resolve));
+    this.logger.info({ port, metricsPort, metricsHost, namespace, identity }, 'controller listening');
     process.on('SIGTERM', () => void this.shutdown(0));
     process.on('SIGINT', () => void this.shutdown(0));
     if (this.leaderElection) this.leaderElection.start();
     else await this.startReconciling();
   }
 
-  /** /healthz, /readyz and /metrics. */
-  private operatorApp(): express.Express {
+  /** /healthz and /readyz, on CONTROLLER_PORT. */
+  private probeApp(): express.Express {
     const app = express();
     app.get('/healthz', (_req, res) => {
       res.json({ status: 'ok' });
@@ -104,6 +107,12 @@ class ControllerProcess {
         .status(ready && !this.shuttingDown ? 200 : 503)
         .json({ ready, leader: leading ?? true, reconciling: this.reconciling });
     });
+    return app;
+  }
+
+  /** GET /metrics, on METRICS_PORT at METRICS_HOST. */
+  private metricsApp(): express.Express {
+    const app = express();
     app.get('/metrics', async (_req, res) => {
       res.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
     });
@@ -136,6 +145,7 @@ class ControllerProcess {
     await this.leaderElection?.stop();
     this.metrics.leader.set(0);
     this.server.close();
+    this.metricsServer.close();
     this.client.close();
     process.exit(code);
   }

@@ -54,3 +54,12 @@ export function logLevel(env: Env): string {
   if (!LOG_LEVELS.includes(level)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   return level;
 }
+
+/** A host name or IP address to listen on; unset or empty means the fallback. */
+export function host(env: Env, name: string, fallback: string): string {
+  const raw = env[name] || fallback;
+  if (!/^[A-Za-z0-9.:_-]+$/.test(raw) || raw.length > 253) {
+    throw new ConfigError(`${name} must be a host name or an IP address, got "${raw}"`);
+  }
+  return raw;
+}

@@ -210,6 +210,9 @@ describe('leader election', () => {
     await new Promise((resolve) => setTimeout(resolve, 1500));
     assert.match(await a.metrics(), /^depot_controller_leader 1$/m);
     assert.match(await b.metrics(), /^depot_controller_leader 0$/m);
+    // The probes' port serves no metrics: they have a listener of their own (METRICS_PORT).
+    assert.equal((await fetch(`http://127.0.0.1:${a.port}/metrics`)).status, 404);
+    assert.equal((await fetch(`http://127.0.0.1:${a.port}/readyz`)).status, 200);
     assert.equal(
       (await api.client.get<Lease>(R.Lease, 'depot-catalog-controller', 'default')).spec.holderIdentity,
       'replica-a',

@@ -106,8 +106,10 @@ export async function freePort(): Promise<number> {
 
 export interface TestDepot {
   depot: Depot;
-  /** http://127.0.0.1:port of the OSB API (for a worker: its /healthz, /readyz, /metrics). */
+  /** http://127.0.0.1:port of the OSB API (for a worker: its /healthz and /readyz). */
   baseUrl: string;
+  /** http://127.0.0.1:port of its metrics listener (GET /metrics). */
+  metricsUrl: string;
   /** Every log line Depot wrote, to check that no secret reaches the log. */
   logs: string[];
   close(): Promise<void>;
@@ -168,10 +170,13 @@ export async function startDepot(name: string, options: StartOptions = {}): Prom
   const server = depot.server;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await new Promise<void>((resolve) => depot.metricsServer.listen(0, '127.0.0.1', resolve));
+  const metricsUrl = `http://127.0.0.1:${(depot.metricsServer.address() as AddressInfo).port}`;
   if (depot.worker) await depot.worker.waitUntilReady();
   return {
     depot,
     baseUrl,
+    metricsUrl,
     logs,
     async close() {
       if (!options.shareWith) await cleanUpInstances(depot);

@@ -77,7 +77,7 @@ export const FAST_CONTROLLER_ENV: Record<string, string> = {
 };
 
 export async function startController(api: KubeApi, env: Record<string, string> = {}): Promise<ControllerProcess> {
-  const port = await freePort();
+  const [port, metricsPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'catalog-controller/main.ts')], {
     cwd: ROOT,
     env: {
@@ -85,6 +85,7 @@ export async function startController(api: KubeApi, env: Record<string, string> 
       ...FAST_CONTROLLER_ENV,
       KUBECONFIG: api.kubeconfig,
       CONTROLLER_PORT: String(port),
+      METRICS_PORT: String(metricsPort),
       LOG_LEVEL: 'info',
       ...env,
     },
@@ -107,7 +108,7 @@ export async function startController(api: KubeApi, env: Record<string, string> 
     child,
     port,
     logs,
-    metrics: async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
+    metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;

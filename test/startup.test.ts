@@ -24,6 +24,7 @@ import {
   provisionBody,
   dropDatabase,
   forgetQueue,
+  freePort,
   startDepot,
   startRedisServer,
   waitForOperation,
@@ -51,6 +52,8 @@ describe('configuration', () => {
   it('names the variable at fault', () => {
     fails({ PORT: 'eighty' }, /^PORT/);
     fails({ PORT: '70000' }, /^PORT/);
+    fails({ METRICS_PORT: 'ninety' }, /^METRICS_PORT/);
+    fails({ METRICS_HOST: 'not a host!' }, /^METRICS_HOST/);
     fails({ DATABASE_URL: 'not a url' }, /^DATABASE_URL/);
     fails({ DATABASE_URL: 'mysql://localhost/depot' }, /^DATABASE_URL/);
     fails({ REDIS_URL: 'http://localhost' }, /^REDIS_URL/);
@@ -164,13 +167,14 @@ describe('start-up', () => {
     await forgetQueue('depot-test-catalog-in-use');
   });
 
-  it('a worker serves /healthz, /readyz and /metrics, and no OSB API', async () => {
+  it('a worker serves /healthz and /readyz on PORT, /metrics on its own listener, and no OSB API', async () => {
     const api = await startDepot('worker-endpoints', { role: 'api' });
     const worker = await startDepot('worker-endpoints-worker', { role: 'worker', shareWith: api });
     try {
       await request(worker.baseUrl).get('/healthz').expect(200, { status: 'ok' });
       await request(worker.baseUrl).get('/readyz').expect(200, { status: 'ready' });
-      const metrics = await request(worker.baseUrl).get('/metrics').expect(200);
+      await request(worker.baseUrl).get('/metrics').expect(404);
+      const metrics = await request(worker.metricsUrl).get('/metrics').expect(200);
       assert.match(metrics.text, /depot_operations_finished_total/);
       await request(worker.baseUrl).get('/v2/catalog').set('X-Broker-API-Version', API_VERSION).expect(404);
     } finally {
@@ -219,7 +223,7 @@ describe('start-up', () => {
   });
 
   it('without BROKER_USERNAME/BROKER_PASSWORD, generates a password, prints it once, and requires it', async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const [port, metricsPort] = [await freePort(), await freePort()];
     const database = 'depot_test_generated';
     await dropDatabase(database);
     const { child, done } = runDepot(
@@ -228,8 +232,9 @@ describe('start-up', () => {
         DATABASE_URL: withDatabase(ADMIN_URL, database),
         REDIS_URL,
         QUEUE_PREFIX: `depot-test-${database}`,
+        METRICS_PORT: String(metricsPort),
       },
-      /OSB API listening/,
+      /metrics listening/,
     );
     try {
       const { stdout, stderr } = await done;
@@ -245,6 +250,16 @@ describe('start-up', () => {
         .auth('depot', password)
         .set('X-Broker-API-Version', API_VERSION)
         .expect(200);
+      // The metrics have a listener of their own, on loopback by default; the OSB port has none.
+      await request(base).get('/metrics').expect(404);
+      const metrics = await request(`http://127.0.0.1:${metricsPort}`).get('/metrics').expect(200);
+      assert.match(metrics.text, /depot_http_request_duration_seconds/);
+      const listening = stdout.split('\n').find((line) => line.includes('"msg":"metrics listening"'));
+      assert.deepEqual(JSON.parse(listening!) as { port: number; host: string }, {
+        ...(JSON.parse(listening!) as object),
+        port: metricsPort,
+        host: '127.0.0.1',
+      });
     } finally {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
@@ -288,7 +303,7 @@ describe('observability', () => {
     assert.equal(everything.includes(uri), false);
     assert.equal(everything.includes('citext'), false); // parameters are not logged either
 
-    const metrics = await request(depot.baseUrl).get('/metrics').expect(200);
+    const metrics = await request(depot.metricsUrl).get('/metrics').expect(200);
     assert.match(
       metrics.text,
       new RegExp(

@@ -27,14 +27,14 @@ export interface AppOptions {
 const INSTANCE = '/service_instances/:instance_id';
 const BINDING = `${INSTANCE}/service_bindings/:binding_id`;
 
-/** The OSB API v2.17 over HTTP, plus /healthz, /readyz and /metrics. */
+/** The OSB API v2.17 over HTTP, plus /healthz and /readyz (metrics have a listener of their own). */
 export function createApp(options: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.use(requestIdentity(), observe(options.logger, options.metrics));
-  app.use(operatorRoutes(options.metrics, options.ready));
+  app.use(probeRoutes(options.ready, options.logger));
   app.use('/v2', osbRoutes(options));
   app.use(notFound(), errorHandler(options.logger, options.retryAfterSeconds));
   return app;
@@ -106,8 +106,11 @@ function getCatalog(catalog: Catalog): express.RequestHandler {
   };
 }
 
-/** /healthz, /readyz and /metrics, served by every role (no credentials: no OSB data). */
-export function operatorRoutes(metrics: BrokerMetrics, ready: () => Promise<void>): express.Router {
+/**
+ * The probes, served by every role on its PORT without credentials: /healthz, and /readyz, which
+ * names the dependency that is down and nothing more (its error text goes to the log).
+ */
+export function probeRoutes(ready: () => Promise<void>, logger: Logger): express.Router {
   const router = express.Router();
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -117,23 +120,44 @@ export function operatorRoutes(metrics: BrokerMetrics, ready: () => Promise<void
       await ready();
       res.json({ status: 'ready' });
     } catch (error) {
-      res.status(503).json({ status: 'not ready', description: (error as Error).message });
+      const down = error instanceof DependencyDown ? error.dependency : 'a dependency';
+      logger.warn({ reason: (error as Error).message }, `not ready: ${down} is unavailable`);
+      res.status(503).json({ status: 'not ready', description: `${down} is unavailable` });
     }
-  });
-  router.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   return router;
 }
 
-/** A worker's HTTP server: only the operator endpoints. */
-export function createOperatorApp(
-  options: Pick<AppOptions, 'logger' | 'metrics' | 'ready' | 'retryAfterSeconds'>,
-): Express {
+/** What /readyz reports: which dependency did not answer (the message is for the log). */
+export class DependencyDown extends Error {
+  override name = 'DependencyDown';
+  constructor(
+    readonly dependency: string,
+    cause: unknown,
+  ) {
+    super(`${dependency}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** A worker's HTTP server on PORT: only the probes. */
+export function createProbeApp(options: Pick<AppOptions, 'logger' | 'ready' | 'retryAfterSeconds'>): Express {
   const app = express();
   app.disable('x-powered-by');
   const handler = errorHandler(options.logger, options.retryAfterSeconds);
-  app.use(requestIdentity(), operatorRoutes(options.metrics, options.ready), notFound(), handler);
+  app.use(requestIdentity(), probeRoutes(options.ready, options.logger), notFound(), handler);
+  return app;
+}
+
+/** The metrics listener (METRICS_PORT on METRICS_HOST, apart from the OSB port): only GET /metrics. */
+export function createMetricsApp(metrics: BrokerMetrics): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.use((_req, res) => {
+    res.status(404).json({ description: 'Only GET /metrics is served here.' });
+  });
   return app;
 }
 
