@@ -1,8 +1,9 @@
 /**
  * ServiceInstance against a real kube-apiserver, a real Depot with the failure-injecting test
- * offering, and the controller as a process: the reference's test plan, parts B (provision),
- * C (update) and D (delete). A recording proxy sits between the controller and Depot so the
- * tests can see which OSB calls were made (and, for a few rows, answer in ways Depot never does).
+ * offering, and the controller as a process: provision (success, failures, orphan mitigation),
+ * update and delete, as the original Service Catalog's controller handled them. A recording proxy
+ * sits between the controller and Depot so the tests can see which OSB calls were made (and, for
+ * a few rows, answer in ways Depot never does).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
