@@ -64,10 +64,11 @@ export class ObjectWriter {
       const copy = structuredClone(current);
       if (!mutate(copy)) return current;
       const written = withKind(resource, await this.client.update<T>(resource, copy));
-      // The last finalizer removed: the object is gone, and its DELETED event may already
-      // have arrived. It must not come back into the cache.
+      // The last finalizer removed: the object is gone, and its DELETED event may already have
+      // arrived. It must not come back into the cache, nor stay there with the finalizer.
       const gone = written.metadata.deletionTimestamp && !written.metadata.finalizers?.length;
-      if (!gone) this.informerOf<T>(resource).observe(written);
+      if (gone) this.informerOf<T>(resource).observeRemoval(written);
+      else this.informerOf<T>(resource).observe(written);
       return written;
     });
   }

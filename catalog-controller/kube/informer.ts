@@ -65,6 +65,17 @@ export class Informer<T extends KubeObject> {
     if (isNewer(object, this.objects.get(key))) this.objects.set(key, object);
   }
 
+  /**
+   * Records our last write of an object the API server then deleted (its last finalizer removed):
+   * the cached copy, while it is still there, becomes that write, so that a pass before the DELETED
+   * event sees no finalizer left to act on. An object whose DELETED came first stays gone.
+   */
+  observeRemoval(object: T): void {
+    const key = objectKey(object.metadata);
+    const cached = this.objects.get(key);
+    if (cached?.metadata.uid === object.metadata.uid && isNewer(object, cached)) this.objects.set(key, object);
+  }
+
   /** Resolves once the first list is in the cache. */
   async start(): Promise<void> {
     await this.relist();
