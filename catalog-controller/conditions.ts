@@ -1,5 +1,17 @@
 import type { Condition, ConditionStatus } from './api/v1beta1.js';
 import { ConditionType } from './api/v1beta1.js';
+import { now } from './clock.js';
+
+/** Sets a condition in a status object, now (see setCondition). */
+export function putCondition(
+  status: { conditions?: Condition[] },
+  type: string,
+  conditionStatus: ConditionStatus,
+  reason: string,
+  message: string,
+): void {
+  status.conditions = setCondition(status.conditions, type, conditionStatus, reason, message, now());
+}
 
 /**
  * Sets a condition; `lastTransitionTime` changes only when the status does. The list keeps

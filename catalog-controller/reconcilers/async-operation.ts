@@ -8,8 +8,7 @@ import {
   type KubeObject,
   type TeardownStatus,
 } from '../api/v1beta1.js';
-import { now } from '../clock.js';
-import { findCondition, setCondition } from '../conditions.js';
+import { findCondition, putCondition } from '../conditions.js';
 import type { ControllerServices } from '../controller-services.js';
 import { objectKey, type Resource } from '../kube/resources.js';
 import { describeOutcome, type OsbOutcome } from '../osb-client/osb-client.js';
@@ -233,7 +232,7 @@ export class AsyncOperations<
       if (osbOperation) s.lastOperation = osbOperation;
       else delete s.lastOperation;
       if (teardown && !s.orphanMitigationInProgress) s.currentOperation = this.kind.teardown;
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, readyStatus, reason, message, now());
+      putCondition(s, ConditionType.Ready, readyStatus, reason, message);
     });
   }
 
@@ -246,14 +245,7 @@ export class AsyncOperations<
   /** A teardown that failed and will be retried, behind the key's backoff. */
   async teardownRetry(object: T, orphanMitigation: boolean, message: string): Promise<ReconcileResult> {
     await this.kind.writeStatus(object, (s) => {
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Ready,
-        'Unknown',
-        this.kind.teardownFailedReason,
-        message,
-        now(),
-      );
+      putCondition(s, ConditionType.Ready, 'Unknown', this.kind.teardownFailedReason, message);
       delete s.asyncOpInProgress;
       delete s.lastOperation;
       if (orphanMitigation) s.orphanMitigationInProgress = true;
@@ -270,15 +262,8 @@ export class AsyncOperations<
     const readyReason = orphanMitigation ? Reason.OrphanMitigationFailed : this.kind.teardownFailedReason;
     const readyMessage = `${orphanMitigation ? this.kind.orphanMitigationGaveUpPrefix : ''}${message}.${hint}`;
     await this.kind.writeStatus(object, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'Unknown', readyReason, readyMessage, now());
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Failed,
-        'True',
-        Reason.ErrorReconciliationRetryTimeout,
-        `${message}.${hint}`,
-        now(),
-      );
+      putCondition(s, ConditionType.Ready, 'Unknown', readyReason, readyMessage);
+      putCondition(s, ConditionType.Failed, 'True', Reason.ErrorReconciliationRetryTimeout, `${message}.${hint}`);
       this.kind.setTeardownStatus(s, 'Failed');
       delete s.orphanMitigationInProgress;
       delete s.asyncOpInProgress;
@@ -301,7 +286,7 @@ export class AsyncOperations<
     const reason = orphanMitigation ? Reason.OrphanMitigationSuccessful : this.kind.tornDown.reason;
     const message = orphanMitigation ? 'Orphan mitigation was completed successfully' : this.kind.tornDown.message;
     const written = await this.kind.writeStatus(object, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, now());
+      putCondition(s, ConditionType.Ready, 'False', reason, message);
       this.kind.setTeardownStatus(s, 'Succeeded');
       delete s.orphanMitigationInProgress;
       delete s.asyncOpInProgress;
@@ -319,9 +304,9 @@ export class AsyncOperations<
    */
   async block(object: T, blocked: Blocked, retry = true): Result {
     await this.kind.writeStatus(object, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', blocked.reason, blocked.message, now());
+      putCondition(s, ConditionType.Ready, 'False', blocked.reason, blocked.message);
       if (!blocked.terminal) return;
-      s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', blocked.reason, blocked.message, now());
+      putCondition(s, ConditionType.Failed, 'True', blocked.reason, blocked.message);
       s.observedGeneration = object.metadata.generation;
       delete s.currentOperation;
       if (this.kind.blockedForGoodClearsProgress) {

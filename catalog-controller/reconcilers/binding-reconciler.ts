@@ -10,7 +10,7 @@ import {
   type ServiceBindingStatus,
 } from '../api/v1beta1.js';
 import { now } from '../clock.js';
-import { isFailed, isReady, removeCondition, setCondition } from '../conditions.js';
+import { isFailed, isReady, putCondition, removeCondition } from '../conditions.js';
 import type { ControllerServices } from '../controller-services.js';
 import { KubeApiError } from '../kube/kube-client.js';
 import { Resources, objectKey } from '../kube/resources.js';
@@ -139,13 +139,12 @@ export class BindingReconciler {
         s.operationStartTime = now();
         s.inProgressProperties = properties;
         s.unbindStatus = 'Required';
-        s.conditions = setCondition(
-          s.conditions,
+        putCondition(
+          s,
           ConditionType.Ready,
           'False',
           Reason.BindingRequestInFlight,
           'Binding request for ServiceBinding in-flight to Broker',
-          now(),
         );
       });
     }
@@ -182,13 +181,12 @@ export class BindingReconciler {
     }
     if (outcome.kind === 'transport') {
       await this.writeStatus(binding, (s) => {
-        s.conditions = setCondition(
-          s.conditions,
+        putCondition(
+          s,
           ConditionType.Ready,
           'False',
           Reason.BindCallFailed,
           `Error creating ServiceBinding for ServiceInstance "${target.instance.metadata.name}": ${outcome.message}`,
-          now(),
         );
       });
       return { backoff: true };
@@ -204,13 +202,12 @@ export class BindingReconciler {
     if (!isTerminal(outcome) && !ambiguous) {
       // 401, 403, 404, 408, 429, 3xx: the request may succeed later (auth fixed, broker back).
       await this.writeStatus(binding, (s) => {
-        s.conditions = setCondition(
-          s.conditions,
+        putCondition(
+          s,
           ConditionType.Ready,
           'False',
           Reason.BindCallFailed,
           `ServiceBroker returned failure; bind will be retried: ${describeOutcome(outcome)}`,
-          now(),
         );
       });
       return { backoff: true };
@@ -227,15 +224,14 @@ export class BindingReconciler {
   ): Promise<ReconcileResult | void> {
     const mitigate = orphan && target?.broker.spec.disableOrphanMitigation !== true;
     await this.writeStatus(binding, (s) => {
-      s.conditions = setCondition(
-        s.conditions,
+      putCondition(
+        s,
         ConditionType.Ready,
         'False',
         mitigate ? Reason.ServiceBindingNeedsOrphanMitigation : Reason.BindCallFailed,
         mitigate ? 'Starting orphan mitigation' : message,
-        now(),
       );
-      s.conditions = setCondition(s.conditions, ConditionType.Failed, 'True', failedReason, message, now());
+      putCondition(s, ConditionType.Failed, 'True', failedReason, message);
       delete s.asyncOpInProgress;
       delete s.lastOperation;
       if (mitigate) s.orphanMitigationInProgress = true;
@@ -260,13 +256,12 @@ export class BindingReconciler {
       // or name that is not valid) is ErrorInjectingBindResult, retried; not a silent log line.
       if (error instanceof InjectionError || error instanceof SecretTransformError || error instanceof KubeApiError) {
         await this.writeStatus(binding, (s) => {
-          s.conditions = setCondition(
-            s.conditions,
+          putCondition(
+            s,
             ConditionType.Ready,
             'False',
             Reason.ErrorInjectingBindResult,
             `Error injecting bind result: ${error.message}`,
-            now(),
           );
           delete s.asyncOpInProgress;
           delete s.lastOperation;
@@ -277,14 +272,7 @@ export class BindingReconciler {
     }
     await this.writeStatus(binding, (s) => {
       s.conditions = removeCondition(s.conditions, ConditionType.Failed);
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Ready,
-        'True',
-        Reason.InjectedBindResult,
-        'Injected bind result',
-        now(),
-      );
+      putCondition(s, ConditionType.Ready, 'True', Reason.InjectedBindResult, 'Injected bind result');
       if (s.inProgressProperties) s.externalProperties = s.inProgressProperties;
       delete s.inProgressProperties;
       delete s.currentOperation;
@@ -323,14 +311,13 @@ export class BindingReconciler {
       outcome.kind === 'response' && outcome.status >= 200 && outcome.status < 300 ? asObject(outcome.body) : undefined;
     if (!body) {
       await this.writeStatus(binding, (s) => {
-        s.conditions = setCondition(
-          s.conditions,
+        putCondition(
+          s,
           ConditionType.Ready,
           'False',
           Reason.ErrorInjectingBindResult,
           `Error injecting bind result: the Secret "${name}" is missing and the broker's credentials ` +
             `could not be fetched: ${describeOutcome(outcome)}`,
-          now(),
         );
       });
       return { backoff: true };
@@ -374,13 +361,12 @@ export class BindingReconciler {
       } catch (error) {
         if (!(error instanceof KubeApiError)) throw error;
         await this.writeStatus(binding, (s) => {
-          s.conditions = setCondition(
-            s.conditions,
+          putCondition(
+            s,
             ConditionType.Ready,
             'False',
             Reason.ErrorEjectingServiceBinding,
             `Error ejecting binding: ${error.message}`,
-            now(),
           );
         });
         return { backoff: true };
@@ -405,26 +391,24 @@ export class BindingReconciler {
     const target = bindingTarget(this.ctx, binding, false);
     if (target instanceof Blocked) {
       await this.writeStatus(binding, (s) => {
-        s.conditions = setCondition(
-          s.conditions,
+        putCondition(
+          s,
           ConditionType.Ready,
           'Unknown',
           target.reason,
           `${target.message} To give up on unbinding, annotate the binding with ${ABANDON_ANNOTATION}="true".`,
-          now(),
         );
       });
       return { backoff: true };
     }
     if (target.instance.status?.asyncOpInProgress) {
       await this.writeStatus(binding, (s) => {
-        s.conditions = setCondition(
-          s.conditions,
+        putCondition(
+          s,
           ConditionType.Ready,
           'False',
           Reason.ErrorAsyncOperationInProgress,
           `Cannot unbind while ServiceInstance "${target.instance.metadata.name}" has an operation in progress`,
-          now(),
         );
       });
       return { backoff: true };
@@ -433,13 +417,12 @@ export class BindingReconciler {
       binding = await this.writeStatus(binding, (s) => {
         s.currentOperation = 'Unbind';
         s.operationStartTime = now();
-        s.conditions = setCondition(
-          s.conditions,
+        putCondition(
+          s,
           ConditionType.Ready,
           'False',
           Reason.UnbindingRequestInFlight,
           'Unbind request for ServiceBinding in-flight to Broker',
-          now(),
         );
       });
     }

@@ -22,7 +22,7 @@ import {
 } from '../api/v1beta1.js';
 import { scopeOfBroker, type CatalogScope } from '../catalog-scope.js';
 import { classProperties, matches, parsePredicate, planProperties, RestrictionError } from '../catalog-restrictions.js';
-import { isFailed, isReady, removeCondition, setCondition } from '../conditions.js';
+import { isFailed, isReady, putCondition, removeCondition } from '../conditions.js';
 import { now } from '../clock.js';
 import type { ControllerServices } from '../controller-services.js';
 import { BrokerAuthError } from '../osb-client/broker-authorization.js';
@@ -139,13 +139,12 @@ export class BrokerReconciler {
       await this.removeUnused(broker, scope);
       await this.writeStatus(broker, (s) => {
         s.conditions = removeCondition(s.conditions, ConditionType.Failed);
-        s.conditions = setCondition(
-          s.conditions,
+        putCondition(
+          s,
           ConditionType.Ready,
           'True',
           Reason.FetchedCatalog,
           'Successfully fetched catalog entries from broker.',
-          now(),
         );
         s.reconciledGeneration = broker.metadata.generation;
         s.lastCatalogRetrievalTime = now();
@@ -161,13 +160,12 @@ export class BrokerReconciler {
     } catch (error) {
       if (error instanceof CatalogSyncError || error instanceof RestrictionError) {
         await this.writeStatus(broker, (s) => {
-          s.conditions = setCondition(
-            s.conditions,
+          putCondition(
+            s,
             ConditionType.Ready,
             'False',
             Reason.ErrorSyncingCatalog,
             `Error syncing catalog from ServiceBroker: ${error.message}`,
-            now(),
           );
         });
         return { backoff: true };
@@ -180,7 +178,7 @@ export class BrokerReconciler {
   /** An annotation that names no version: reported, not retried (editing it brings the broker back). */
   private async invalidPin(broker: ServiceBroker, message: string): Promise<void> {
     await this.writeStatus(broker, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', Reason.InvalidSpec, message, now());
+      putCondition(s, ConditionType.Ready, 'False', Reason.InvalidSpec, message);
     });
   }
 
@@ -188,36 +186,15 @@ export class BrokerReconciler {
     const started = broker.status?.operationStartTime ?? now();
     if (pastRetryDuration(this.ctx, started)) {
       await this.writeStatus(broker, (s) => {
-        s.conditions = setCondition(
-          s.conditions,
-          ConditionType.Ready,
-          'False',
-          Reason.ErrorFetchingCatalog,
-          message,
-          now(),
-        );
-        s.conditions = setCondition(
-          s.conditions,
-          ConditionType.Failed,
-          'True',
-          Reason.ErrorReconciliationRetryTimeout,
-          RETRY_TIMEOUT_MESSAGE,
-          now(),
-        );
+        putCondition(s, ConditionType.Ready, 'False', Reason.ErrorFetchingCatalog, message);
+        putCondition(s, ConditionType.Failed, 'True', Reason.ErrorReconciliationRetryTimeout, RETRY_TIMEOUT_MESSAGE);
         s.reconciledGeneration = broker.metadata.generation;
         delete s.operationStartTime;
       });
       return {};
     }
     await this.writeStatus(broker, (s) => {
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Ready,
-        'False',
-        Reason.ErrorFetchingCatalog,
-        message,
-        now(),
-      );
+      putCondition(s, ConditionType.Ready, 'False', Reason.ErrorFetchingCatalog, message);
       s.operationStartTime = started;
     });
     return { backoff: true };

@@ -12,7 +12,7 @@ import {
 } from '../api/v1beta1.js';
 import { userSpecifiedNames } from '../catalog-scope.js';
 import { now } from '../clock.js';
-import { isFailed, isReady, removeCondition, setCondition } from '../conditions.js';
+import { isFailed, isReady, putCondition, removeCondition } from '../conditions.js';
 import type { ControllerServices } from '../controller-services.js';
 import { Resources, objectKey } from '../kube/resources.js';
 import { labelValue } from '../names.js';
@@ -197,30 +197,22 @@ export class InstanceReconciler {
   ): Promise<ReconcileResult | void> {
     const orphan = options.orphan === true && broker.spec.disableOrphanMitigation !== true;
     await this.writeStatus(instance, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, now());
+      putCondition(s, ConditionType.Ready, 'False', reason, message);
       if (options.terminal) {
-        s.conditions = setCondition(
-          s.conditions,
-          ConditionType.Failed,
-          'True',
-          options.failedReason ?? reason,
-          message,
-          now(),
-        );
+        putCondition(s, ConditionType.Failed, 'True', options.failedReason ?? reason, message);
       }
       delete s.asyncOpInProgress;
       delete s.lastOperation;
       if (orphan) {
         // processProvisionFailure: OrphanMitigation carries the original failure; a DELETE follows.
-        s.conditions = setCondition(s.conditions, ConditionType.OrphanMitigation, 'True', reason, message, now());
-        s.conditions = setCondition(
-          s.conditions,
+        putCondition(s, ConditionType.OrphanMitigation, 'True', reason, message);
+        putCondition(
+          s,
           ConditionType.Ready,
           'False',
           Reason.StartingInstanceOrphanMitigation,
           'The instance provision call failed with an ambiguous error; attempting to deprovision the instance ' +
             'in order to mitigate an orphaned resource',
-          now(),
         );
         s.orphanMitigationInProgress = true;
       } else if (options.terminal) {
@@ -302,22 +294,8 @@ export class InstanceReconciler {
 
   private async updateFailed(instance: ServiceInstance, message: string): Promise<void> {
     await this.writeStatus(instance, (s) => {
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Ready,
-        'False',
-        Reason.UpdateInstanceCallFailed,
-        message,
-        now(),
-      );
-      s.conditions = setCondition(
-        s.conditions,
-        ConditionType.Failed,
-        'True',
-        Reason.UpdateInstanceCallFailed,
-        message,
-        now(),
-      );
+      putCondition(s, ConditionType.Ready, 'False', Reason.UpdateInstanceCallFailed, message);
+      putCondition(s, ConditionType.Failed, 'True', Reason.UpdateInstanceCallFailed, message);
       delete s.currentOperation;
       delete s.asyncOpInProgress;
       delete s.lastOperation;
@@ -365,13 +343,12 @@ export class InstanceReconciler {
     const resolved = resolveForDelete(this.ctx, instance);
     if (resolved instanceof Blocked) {
       await this.writeStatus(instance, (s) => {
-        s.conditions = setCondition(
-          s.conditions,
+        putCondition(
+          s,
           ConditionType.Ready,
           'Unknown',
           resolved.reason,
           `${resolved.message} To give up on deprovisioning, annotate the instance with ${ABANDON_ANNOTATION}="true".`,
-          now(),
         );
       });
       return { backoff: true };
@@ -401,13 +378,12 @@ export class InstanceReconciler {
         s.currentOperation = 'Deprovision';
         s.operationStartTime = now();
         s.inProgressProperties = { ...planProperties(resolved.scope, planId, resolved.plan?.spec.externalName) };
-        s.conditions = setCondition(
-          s.conditions,
+        putCondition(
+          s,
           ConditionType.Ready,
           'False',
           Reason.DeprovisionRequestInFlight,
           'Deprovision request for ServiceInstance in-flight to Broker',
-          now(),
         );
       });
     } else if (!instance.status?.operationStartTime) {
@@ -466,14 +442,7 @@ export class InstanceReconciler {
     const resolved = resolveForDelete(this.ctx, instance);
     if (resolved instanceof Blocked) {
       await this.writeStatus(instance, (s) => {
-        s.conditions = setCondition(
-          s.conditions,
-          ConditionType.Ready,
-          'Unknown',
-          resolved.reason,
-          resolved.message,
-          now(),
-        );
+        putCondition(s, ConditionType.Ready, 'Unknown', resolved.reason, resolved.message);
       });
       return { backoff: true };
     }
@@ -528,13 +497,12 @@ export class InstanceReconciler {
           ? 'The instance was provisioned successfully'
           : 'The instance was updated successfully';
       s.conditions = removeCondition(s.conditions, ConditionType.Failed);
-      s.conditions = setCondition(
-        s.conditions,
+      putCondition(
+        s,
         ConditionType.Ready,
         'True',
         operation === 'Provision' ? Reason.ProvisionedSuccessfully : Reason.InstanceUpdatedSuccessfully,
         text,
-        now(),
       );
       if (s.inProgressProperties) s.externalProperties = s.inProgressProperties;
       delete s.inProgressProperties;
@@ -554,7 +522,7 @@ export class InstanceReconciler {
 
   private async retryWith(instance: ServiceInstance, reason: string, message: string): Promise<ReconcileResult> {
     await this.writeStatus(instance, (s) => {
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, now());
+      putCondition(s, ConditionType.Ready, 'False', reason, message);
     });
     return { backoff: true };
   }
@@ -603,7 +571,7 @@ export class InstanceReconciler {
         s.deprovisionStatus = 'Required';
         s.provisionStatus ||= 'NotProvisioned';
       }
-      s.conditions = setCondition(s.conditions, ConditionType.Ready, 'False', reason, message, now());
+      putCondition(s, ConditionType.Ready, 'False', reason, message);
     });
   }
 
