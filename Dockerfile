@@ -19,6 +19,8 @@ COPY testing ./testing
 COPY migrations ./migrations
 COPY catalog-controller ./catalog-controller
 
+# Without ENCRYPTION_KEYS, the key file is made here (docker-compose.yml keeps it on a volume).
+RUN install -d -m 0700 -o node -g node /home/node/.local /home/node/.local/state /home/node/.local/state/depot
 # The image's unprivileged user; the sources stay owned by root (read-only for it).
 USER node
 EXPOSE 8080

@@ -63,7 +63,7 @@ export class BindingBroker {
     if (options.acceptsIncomplete) return { status: 202, body: { operation: op.id } };
     // Synchronous platforms (curl, a plain PUT): wait for the job and answer 201.
     await this.steps.completeSynchronously(op);
-    const binding = await getBinding(this.options.pool, bindingId);
+    const binding = await getBinding(this.options.pool, this.options.cipher, bindingId);
     return { status: 201, body: binding?.response ?? {} };
   }
 
@@ -107,11 +107,11 @@ export class BindingBroker {
     options: RequestOptions,
   ): Promise<Decision<BindingRow>> {
     const { instance_id: instanceId, id: bindingId } = wanted;
-    const instance = await lockInstance(client, instanceId);
+    const instance = await lockInstance(client, this.options.cipher, instanceId);
     if (!instance || instance.state === 'deleted') {
       throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
     }
-    const binding = await lockBinding(client, bindingId);
+    const binding = await lockBinding(client, this.options.cipher, bindingId);
     // Binding ids are globally unique (spec): one in use under another instance, whatever its
     // state, is a conflict; taking it over would orphan that instance's resources.
     if (binding && binding.instance_id !== instanceId) {
@@ -137,23 +137,26 @@ export class BindingBroker {
       const doing = instance.state === 'provisioning' ? 'provisioned' : 'deprovisioned';
       throw new ConcurrencyError(`Service instance ${instanceId} is being ${doing}.`);
     }
-    const instanceOp = (await activeOperations(client, instanceId)).find((op) => op.binding_id === null);
+    const instanceOp = (await activeOperations(client, this.options.cipher, instanceId)).find(
+      (op) => op.binding_id === null,
+    );
     if (instanceOp) {
       throw new ConcurrencyError(`Service instance ${instanceId} has a ${instanceOp.type} operation in progress.`);
     }
     if (wanted.predecessor_binding_id !== null) {
       // The predecessor, checked again under lock: an unbind may have committed meanwhile.
-      const predecessor = await lockBinding(client, wanted.predecessor_binding_id);
+      const predecessor = await lockBinding(client, this.options.cipher, wanted.predecessor_binding_id);
       requireRotatablePredecessor(predecessor, instanceId, wanted.predecessor_binding_id);
     }
     if (binding) {
-      await rebindBinding(client, wanted); // a deleted or failed binding of this instance, bound again
-    } else if (!(await insertBinding(client, wanted))) {
+      // A deleted or failed binding of this instance, bound again.
+      await rebindBinding(client, this.options.cipher, wanted);
+    } else if (!(await insertBinding(client, this.options.cipher, wanted))) {
       // Another replica inserted this binding id since our lock attempt: let the client retry.
       throw new ConcurrencyError(`Service binding ${bindingId} is being created by another request.`);
     }
     const operation = this.steps.newOperation(instanceId, bindingId, 'bind', {}, options);
-    return { started: await insertOperation(client, operation) };
+    return { started: await insertOperation(client, this.options.cipher, operation) };
   }
 
   /**
@@ -176,7 +179,7 @@ export class BindingBroker {
       throw new BadRequestError('predecessor_binding_id must name another binding than the new one.');
     // A re-sent rotation whose binding exists is compared with that binding (its predecessor
     // may be gone by now: the answer is still 200, or 202 while it is being created).
-    const existing = await getBinding(this.options.pool, bindingId);
+    const existing = await getBinding(this.options.pool, this.options.cipher, bindingId);
     const resent =
       existing?.instance_id === instanceId &&
       existing.predecessor_binding_id === predecessorId &&
@@ -185,7 +188,7 @@ export class BindingBroker {
     if (resent) {
       predecessor = existing;
     } else {
-      const found = await getBinding(this.options.pool, predecessorId);
+      const found = await getBinding(this.options.pool, this.options.cipher, predecessorId);
       requireRotatablePredecessor(found, instanceId, predecessorId);
       predecessor = found;
     }
@@ -207,7 +210,7 @@ export class BindingBroker {
   }
 
   async getBinding(instanceId: string, bindingId: string): Promise<FetchBindingResponse> {
-    const binding = await getBinding(this.options.pool, bindingId);
+    const binding = await getBinding(this.options.pool, this.options.cipher, bindingId);
     // spec: 404 if the binding does not exist or its creation is still in progress.
     if (
       !binding ||
@@ -227,13 +230,13 @@ export class BindingBroker {
   ): Promise<Reply<200 | 202, Record<string, never> | AsyncOperationResponse>> {
     this.steps.requirePlan(details.service_id, details.plan_id);
     const decision = await transaction(this.options.pool, async (client): Promise<Accepted> => {
-      const instance = await lockInstance(client, instanceId);
-      const binding = instance && (await lockBinding(client, bindingId));
+      const instance = await lockInstance(client, this.options.cipher, instanceId);
+      const binding = instance && (await lockBinding(client, this.options.cipher, bindingId));
       // spec: 410 Gone if the binding does not exist.
       if (!binding || binding.instance_id !== instanceId || binding.state === 'deleted') {
         throw new GoneError(`Service binding ${bindingId} does not exist.`);
       }
-      const running = await activeOperations(client, instanceId);
+      const running = await activeOperations(client, this.options.cipher, instanceId);
       const mine = running.find((op) => op.binding_id === bindingId);
       // spec: a re-sent DELETE gets the same operation while the unbind runs.
       if (mine?.type === 'unbind') return { running: mine };
@@ -245,6 +248,7 @@ export class BindingBroker {
       return {
         started: await insertOperation(
           client,
+          this.options.cipher,
           this.steps.newOperation(instanceId, bindingId, 'unbind', { previous_binding_state: binding.state }, options),
         ),
       };
@@ -262,7 +266,7 @@ export class BindingBroker {
   }
 
   private async existingBindingDiffers(instanceId: string, bindingId: string, details: BindRequest): Promise<boolean> {
-    const existing = await getBinding(this.options.pool, bindingId);
+    const existing = await getBinding(this.options.pool, this.options.cipher, bindingId);
     if (!existing || !isLive(existing.state)) return false;
     // A re-sent rotation may leave out what the new binding took over from its predecessor.
     const resentRotation =

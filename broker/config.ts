@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { defaultKeyFile, parseEncryptionKeys } from './crypto/encryption-keys.js';
+import type { EncryptionKey } from './crypto/state-cipher.js';
 import { ConfigError, host, integer, logLevel, optionalInteger, switchedOn, url, type Env } from '../runtime/config.js';
 
 /** The broker's configuration, read once from the environment at start and checked. */
@@ -40,6 +42,10 @@ export interface BrokerConfig {
   deletedRetentionHours: number;
   /** Prefix of the BullMQ keys in Redis, so several Depots (or test runs) can share a server. */
   queuePrefix: string;
+  /** ENCRYPTION_KEYS: the first seals the state at rest, all open it; undefined: the key file's. */
+  encryptionKeys: EncryptionKey[] | undefined;
+  /** ENCRYPTION_KEY_FILE: the development key, made on the first start without ENCRYPTION_KEYS. */
+  encryptionKeyFile: string;
   /** TEST_OFFERING=enabled: the failure-injecting `test` offering and its services (never in production). */
   testOffering: boolean;
 }
@@ -101,6 +107,8 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     operationTimeoutSeconds: integer(env, 'OPERATION_TIMEOUT_SECONDS', 3600, 10, 7 * 86400),
     deletedRetentionHours: integer(env, 'DELETED_RETENTION_HOURS', 168, 1, 24 * 365),
     queuePrefix: env.QUEUE_PREFIX || 'depot',
+    encryptionKeys: env.ENCRYPTION_KEYS ? parseEncryptionKeys(env.ENCRYPTION_KEYS, 'ENCRYPTION_KEYS') : undefined,
+    encryptionKeyFile: env.ENCRYPTION_KEY_FILE || defaultKeyFile(env),
     testOffering: switchedOn(env, 'TEST_OFFERING', false),
   };
 }

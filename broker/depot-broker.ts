@@ -97,7 +97,7 @@ export class DepotBroker implements ServiceBroker {
     if (!options.acceptsIncomplete) {
       // spec: 200 for an identical PUT of a provisioned instance is the synchronous answer;
       // anything else would need a job: 422 AsyncRequired.
-      const existing = await getInstance(this.options.pool, instanceId);
+      const existing = await getInstance(this.options.pool, this.options.cipher, instanceId);
       if (existing?.state === 'provisioned' && sameInstance(existing, wanted)) {
         return { status: 200, body: provisionedBody(existing) };
       }
@@ -107,6 +107,7 @@ export class DepotBroker implements ServiceBroker {
     // The common case, a new instance, takes one statement; anything else locks the row.
     const created = await insertInstanceWithOperation(
       this.options.pool,
+      this.options.cipher,
       wanted,
       this.steps.newOperation(instanceId, null, 'provision', {}, options),
     );
@@ -119,7 +120,7 @@ export class DepotBroker implements ServiceBroker {
   }
 
   private async existingInstanceDiffers(instanceId: string, details: ProvisionRequest): Promise<boolean> {
-    const existing = await getInstance(this.options.pool, instanceId);
+    const existing = await getInstance(this.options.pool, this.options.cipher, instanceId);
     if (!existing || !isLive(existing.state)) return false;
     return !sameInstance(existing, instanceAttributes(instanceId, details));
   }
@@ -128,13 +129,17 @@ export class DepotBroker implements ServiceBroker {
   private provisionExisting(wanted: NewInstance, options: RequestOptions): Promise<Decision<InstanceRow>> {
     const instanceId = wanted.id;
     return transaction(this.options.pool, async (client): Promise<Decision<InstanceRow>> => {
-      const instance = await lockInstance(client, instanceId);
+      const instance = await lockInstance(client, this.options.cipher, instanceId);
       if (!instance) throw new ConcurrencyError(`Service instance ${instanceId} was deleted meanwhile; try again.`);
       if (instance.state === 'create_failed' || instance.state === 'deleted') {
         // A new PUT after a failed create or a delete starts over (the job is idempotent).
-        await reprovisionInstance(client, wanted);
+        await reprovisionInstance(client, this.options.cipher, wanted);
         return {
-          started: await insertOperation(client, this.steps.newOperation(instanceId, null, 'provision', {}, options)),
+          started: await insertOperation(
+            client,
+            this.options.cipher,
+            this.steps.newOperation(instanceId, null, 'provision', {}, options),
+          ),
         };
       }
       if (instance.state === 'deprovisioning') {
@@ -151,7 +156,7 @@ export class DepotBroker implements ServiceBroker {
   }
 
   async getInstance(instanceId: string): Promise<FetchInstanceResponse> {
-    const instance = await fetchInstance(this.options.pool, instanceId);
+    const instance = await fetchInstance(this.options.pool, this.options.cipher, instanceId);
     // spec: 404 if the instance does not exist or provisioning is still in progress.
     if (
       !instance ||
@@ -184,7 +189,7 @@ export class DepotBroker implements ServiceBroker {
     if (!options.acceptsIncomplete) throw new AsyncRequiredError();
 
     const decision = await transaction(this.options.pool, async (client): Promise<Decision<'unchanged'>> => {
-      const instance = await lockInstance(client, instanceId);
+      const instance = await lockInstance(client, this.options.cipher, instanceId);
       if (!instance || instance.state === 'deleted')
         throw new NotFoundError(`Service instance ${instanceId} does not exist.`);
       requireService(instance, details.service_id);
@@ -214,7 +219,7 @@ export class DepotBroker implements ServiceBroker {
         plan_settings:
           upgrade || !target.plan.maintenance_info ? target.settings : (instance.plan_settings ?? target.settings),
       };
-      const running = await activeOperations(client, instanceId);
+      const running = await activeOperations(client, this.options.cipher, instanceId);
       const runningUpdate = running.find((op) => op.type === 'update');
       if (runningUpdate) {
         // spec: a re-sent PATCH gets 202 with the same operation until the update is done.
@@ -234,12 +239,16 @@ export class DepotBroker implements ServiceBroker {
       if (!changes) {
         // A context-only update is recorded at once (allow_context_updates); nothing to run.
         if (details.context && service.allow_context_updates && !sameJson(details.context, instance.context)) {
-          await setInstanceContext(client, instanceId, details.context);
+          await setInstanceContext(client, this.options.cipher, instanceId, details.context);
         }
         return { done: 'unchanged' };
       }
       return {
-        started: await insertOperation(client, this.steps.newOperation(instanceId, null, 'update', wanted, options)),
+        started: await insertOperation(
+          client,
+          this.options.cipher,
+          this.steps.newOperation(instanceId, null, 'update', wanted, options),
+        ),
       };
     });
 
@@ -255,13 +264,13 @@ export class DepotBroker implements ServiceBroker {
   ): Promise<Reply<202, AsyncOperationResponse>> {
     this.steps.requirePlan(details.service_id, details.plan_id);
     const decision = await transaction(this.options.pool, async (client): Promise<Accepted> => {
-      const instance = await lockInstance(client, instanceId);
+      const instance = await lockInstance(client, this.options.cipher, instanceId);
       // spec: 410 Gone if the instance does not exist.
       if (!instance || instance.state === 'deleted')
         throw new GoneError(`Service instance ${instanceId} does not exist.`);
       requireService(instance, details.service_id);
       if (!options.acceptsIncomplete) throw new AsyncRequiredError();
-      const running = await activeOperations(client, instanceId);
+      const running = await activeOperations(client, this.options.cipher, instanceId);
       const deleting = running.find((op) => op.type === 'deprovision');
       // spec: a re-sent DELETE gets 202 with the same operation while the delete runs.
       if (deleting) return { running: deleting };
@@ -272,6 +281,7 @@ export class DepotBroker implements ServiceBroker {
       return {
         started: await insertOperation(
           client,
+          this.options.cipher,
           this.steps.newOperation(
             instanceId,
             null,

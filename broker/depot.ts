@@ -5,6 +5,9 @@ import { loadCatalogFile } from './catalog/catalog-file.js';
 import { CatalogError, type Catalog } from './catalog/catalog.js';
 import { serverAddress, type BrokerConfig } from './config.js';
 import { plansInUse } from './db/instances.js';
+import { checkKeys, KeyRegistryError, sealExistingRows } from './crypto/key-registry.js';
+import { encryptionKeys } from './crypto/encryption-keys.js';
+import { StateCipher } from './crypto/state-cipher.js';
 import { migrate } from './db/migrate.js';
 import { createPool, databaseName, ensureDatabase } from './db/pool.js';
 import { DepotBroker } from './depot-broker.js';
@@ -33,6 +36,7 @@ export interface Depot {
   config: BrokerConfig;
   catalog: Catalog;
   pool: pg.Pool;
+  cipher: StateCipher;
   queue: OperationQueue;
   metrics: BrokerMetrics;
   broker: DepotBroker;
@@ -52,12 +56,14 @@ export interface Depot {
 export interface TestExtension {
   offering: Offering;
   catalogFile: string;
-  wrap(broker: ServiceBroker, parts: { catalog: Catalog; pool: pg.Pool }): ServiceBroker;
+  wrap(broker: ServiceBroker, parts: { catalog: Catalog; pool: pg.Pool; cipher: StateCipher }): ServiceBroker;
 }
 
 export interface StartOptions {
   role: Role;
   logger: Logger;
+  /** Where a notice for the operator goes (the key file in use): stderr by default, never the log. */
+  notice?: (text: string) => void;
   sweeperIntervalMs?: number;
 }
 
@@ -66,12 +72,16 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   const { logger } = options;
   // TEST_OFFERING=enabled: the failure-injecting test offering and its services join the catalog.
   const testing = config.testOffering ? (await import('../testing/index.js')).createTestExtension() : undefined;
-  const pool = await openState(config, logger);
+  const cipher = new StateCipher(
+    await encryptionKeys(config, options.notice ?? ((text) => process.stderr.write(text))),
+  );
+  const pool = await openState(config, cipher, logger);
   const { catalog, offerings, queue } = await startServing(config, pool, testing, logger);
 
   const metrics = new BrokerMetrics();
   const broker = new DepotBroker({
     pool,
+    cipher,
     catalog,
     queue,
     logger,
@@ -80,18 +90,19 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
     syncOperationTimeoutMs: config.syncOperationTimeoutMs,
   });
   // The test plans' http faults are answered before the real broker sees the request.
-  const api: ServiceBroker = testing ? testing.wrap(broker, { catalog, pool }) : broker;
+  const api: ServiceBroker = testing ? testing.wrap(broker, { catalog, pool, cipher }) : broker;
   const server = createHttpServer(config, options.role, api, catalog, logger, metrics, readiness(pool, queue));
   const metricsServer = http.createServer(createMetricsApp(metrics));
   const { worker, sweeper } =
     options.role === 'api'
       ? {}
-      : startWorkers(config, pool, catalog, queue, logger, metrics, options.sweeperIntervalMs);
+      : startWorkers(config, { pool, cipher }, catalog, queue, logger, metrics, options.sweeperIntervalMs);
 
   return {
     config,
     catalog,
     pool,
+    cipher,
     queue,
     metrics,
     broker,
@@ -113,15 +124,18 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
 }
 
 /** Depot's state database: reached (created if missing), pooled and migrated; then Redis reached. */
-async function openState(config: BrokerConfig, logger: Logger): Promise<pg.Pool> {
+async function openState(config: BrokerConfig, cipher: StateCipher, logger: Logger): Promise<pg.Pool> {
   await reachStatePostgres(config.databaseUrl);
   const pool = createPool(config.databaseUrl, 20);
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection error'));
   try {
-    const applied = await migrate(pool);
+    const applied = await migrate(pool, { steps: { 4: sealExistingRows(cipher) } });
     if (applied.length) {
       logger.info({ migrations: applied, database: databaseName(config.databaseUrl) }, 'applied migrations');
     }
+    await checkKeys(pool, cipher).catch((error: unknown) => {
+      throw error instanceof KeyRegistryError ? new StartupError(error.message) : error;
+    });
     await reachRedis(config.redisUrl);
   } catch (error) {
     await pool.end().catch(() => undefined);
@@ -221,7 +235,7 @@ function createHttpServer(
 /** The operation workers and the sweeper (roles `all` and `worker`). */
 function startWorkers(
   config: BrokerConfig,
-  pool: pg.Pool,
+  { pool, cipher }: { pool: pg.Pool; cipher: StateCipher },
   catalog: Catalog,
   queue: OperationQueue,
   logger: Logger,
@@ -230,6 +244,7 @@ function startWorkers(
 ): { worker: OperationWorker; sweeper: Sweeper } {
   const worker = new OperationWorker({
     pool,
+    cipher,
     catalog,
     connection: redisOptions(config.redisUrl),
     prefix: config.queuePrefix,
@@ -239,6 +254,7 @@ function startWorkers(
   });
   const sweeper = new Sweeper({
     pool,
+    cipher,
     queue,
     logger,
     metrics,

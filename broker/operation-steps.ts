@@ -12,6 +12,7 @@ import {
 import { BadRequestError, BrokerError, ConcurrencyError, ConflictError } from './errors.js';
 import type { OperationQueue } from './jobs/operation-queue.js';
 import { withTimeout } from '../runtime/timeout.js';
+import type { StateCipher } from './crypto/state-cipher.js';
 import type { Logger } from '../runtime/logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { LastOperationReply, RequestOptions } from './service-broker.js';
@@ -19,6 +20,8 @@ import type { LastOperationReply, RequestOptions } from './service-broker.js';
 /** What the broker's endpoints work with: the state, the catalog, the queue, and its settings. */
 export interface BrokerParts {
   pool: pg.Pool;
+  /** Seals and opens the stored parameters, contexts, requests and bind responses. */
+  cipher: StateCipher;
   catalog: Catalog;
   queue: OperationQueue;
   logger: Logger;
@@ -63,7 +66,9 @@ export class OperationSteps {
   }
 
   async runningOperation(client: pg.PoolClient, instanceId: string, bindingId: string | null): Promise<OperationRow> {
-    const op = (await activeOperations(client, instanceId)).find((o) => o.binding_id === bindingId);
+    const op = (await activeOperations(client, this.options.cipher, instanceId)).find(
+      (o) => o.binding_id === bindingId,
+    );
     if (!op) throw new ConcurrencyError('The operation in progress just ended; try again.');
     return op;
   }
@@ -89,7 +94,7 @@ export class OperationSteps {
   async completeSynchronously(op: OperationRow): Promise<void> {
     let finished: OperationRow | undefined;
     const ended = await this.options.queue.waitUntilEnded(op.id, this.options.syncOperationTimeoutMs, async () => {
-      finished = await getOperation(this.options.pool, op.id);
+      finished = await getOperation(this.options.pool, this.options.cipher, op.id);
       return finished === undefined || finished.state !== 'in progress';
     });
     if (!ended || !finished) {

@@ -34,6 +34,7 @@ import {
   stateCounts,
   waitForOperation,
   type TestDepot,
+  unsealed,
 } from './helpers.js';
 
 type Method = 'get' | 'put' | 'patch' | 'delete';
@@ -745,7 +746,10 @@ describe('bad input', () => {
         'select originating_identity from operations where id = $1',
         [operation],
       );
-      assert.deepEqual(rows[0]?.originating_identity, { platform: 'cloudfoundry', value: { user_id: 'u1' } });
+      assert.deepEqual(unsealed(depot, 'operations', operation, rows[0]!).originating_identity, {
+        platform: 'cloudfoundry',
+        value: { user_id: 'u1' },
+      });
       assert.equal((await waitForOperation(depot, instancePath(id), operation)).state, 'succeeded');
       await deprovisionInstance(depot, id);
     });
@@ -805,7 +809,7 @@ describe('bad input', () => {
           [instanceId],
         );
         assert.equal(stored.rows[0]?.organization_guid, sneaky);
-        assert.equal(stored.rows[0]?.context[sneaky], sneaky);
+        assert.equal(unsealed(depot, 'service_instances', instanceId, stored.rows[0]!).context[sneaky], sneaky);
         await osb(depot).get(instancePath(instanceId)).expect(200);
 
         const bound = await osb(depot).put(bindingPath(instanceId, bindingId), bindBody()).expect(201);

@@ -28,6 +28,7 @@ import {
   type LastOperationBody,
   type TestDepot,
   operationOf,
+  unsealed,
 } from './helpers.js';
 
 type Credentials = PostgresqlCredentials;
@@ -86,7 +87,7 @@ async function bindingRow(target: TestDepot, bindingId: string) {
        from service_bindings where id = $1`,
     [bindingId],
   );
-  return rows[0];
+  return rows[0] && unsealed(target, 'service_bindings', bindingId, rows[0]);
 }
 
 /** Depot's operations for a binding, oldest first. */

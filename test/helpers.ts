@@ -18,6 +18,7 @@ import { DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog-file.js';
 import { loadConfig, withDatabase } from '../broker/config.js';
 import { createDepot, type Depot, type Role } from '../broker/depot.js';
 import { databaseName } from '../broker/db/pool.js';
+import { place, SEALED_COLUMNS, type SealedTable } from '../broker/db/sealed-columns.js';
 import { OperationQueue } from '../broker/jobs/operation-queue.js';
 import { createLogger } from '../runtime/logger.js';
 import { redisOptions } from '../broker/redis.js';
@@ -30,6 +31,8 @@ export const REDIS_SERVICE_ID = 'b6c72be6-78a3-482f-8ac4-ebb6d284d371';
 export const REDIS_PLAN_ID = '3832238e-6b24-4211-8d02-20fa9249591a';
 export const USERNAME = 'broker-user';
 export const PASSWORD = 'broker-password-for-tests';
+/** The state's encryption key for this test process's Depots (ENCRYPTION_KEYS), so no key file is made. */
+export const ENCRYPTION_KEYS = `test-${randomBytes(3).toString('hex')}:${randomBytes(32).toString('base64')}`;
 export const API_VERSION = '2.17';
 
 /** The admin connection the tests use to look at what Depot did on the server. */
@@ -137,6 +140,7 @@ export async function startDepot(name: string, options: StartOptions = {}): Prom
     RETRY_AFTER_SECONDS: '1',
     SYNC_OPERATION_TIMEOUT_SECONDS: '20',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info',
+    ENCRYPTION_KEYS,
     ...options.env,
   };
   if (options.shareWith) {
@@ -185,6 +189,19 @@ export async function startDepot(name: string, options: StartOptions = {}): Prom
       if (!options.shareWith && !options.env?.DATABASE_URL) await dropDatabase(databaseName(depot.config.databaseUrl));
     },
   };
+}
+
+/**
+ * A row read straight from the state database, with its sealed columns (encryption at rest)
+ * opened by the Depot's keys, as the broker sees them.
+ */
+export function unsealed<T extends object>(target: TestDepot, table: SealedTable, id: string, row: T): T {
+  const opened: Record<string, unknown> = { ...(row as Record<string, unknown>) };
+  for (const column of SEALED_COLUMNS[table]) {
+    const stored = opened[column];
+    if (typeof stored === 'string') opened[column] = target.depot.cipher.open(stored, place(table, column, id));
+  }
+  return opened as T;
 }
 
 /** Removes a queue's keys from Redis (for Depots a test started without the harness). */

@@ -18,6 +18,7 @@ import {
   stateCounts,
   waitForOperation,
   type TestDepot,
+  unsealed,
 } from './helpers.js';
 import { postgresNames } from '../broker/offerings/postgresql/postgresql-offering.js';
 
@@ -180,7 +181,7 @@ describe('service instances', () => {
         'select originating_identity, request_identity from operations where id = $1',
         [operationOf(res)],
       );
-      assert.deepEqual(rows[0], {
+      assert.deepEqual(unsealed(depot, 'operations', operationOf(res), rows[0]!), {
         originating_identity: { platform: 'cloudfoundry', value: { user_id: 'user-42' } },
         request_identity: 'request-77',
       });
@@ -278,7 +279,7 @@ describe('service instances', () => {
         'select context from service_instances where id = $1',
         [id],
       );
-      assert.deepEqual(rows[0]!.context, context);
+      assert.deepEqual(unsealed(depot, 'service_instances', id, rows[0]!).context, context);
       await deprovisionInstance(depot, id);
     });
 

@@ -40,6 +40,7 @@ import {
   type CatalogPlanDocument,
   defaultCatalogDocument,
   planOf,
+  unsealed,
 } from './helpers.js';
 
 interface ErrorBody {
@@ -68,7 +69,7 @@ async function bindingRow(target: TestDepot, bindingId: string) {
   }>('select state, app_guid, bind_resource, parameters, predecessor_binding_id from service_bindings where id = $1', [
     bindingId,
   ]);
-  return rows[0];
+  return rows[0] && unsealed(target, 'service_bindings', bindingId, rows[0]);
 }
 
 /** The binding's login role on the PostgreSQL server, if it exists. */

@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { loadConfig, withDatabase } from '../broker/config.js';
 import { ConfigError } from '../runtime/config.js';
-import { createDepot, StartupError } from '../broker/depot.js';
+import { createDepot, StartupError, type Depot } from '../broker/depot.js';
 import { readMigrations } from '../broker/db/migrate.js';
 import { databaseName } from '../broker/db/pool.js';
+import { place } from '../broker/db/sealed-columns.js';
 import { createLogger } from '../runtime/logger.js';
 import {
   operationOf,
@@ -29,7 +33,14 @@ import {
   startRedisServer,
   waitForOperation,
   type TestDepot,
+  ENCRYPTION_KEYS,
 } from './helpers.js';
+
+/** An instance row's context and parameters, both `{}`, sealed as the broker stores them. */
+const sealedEmpty = (depot: Depot, id: string) => [
+  depot.cipher.seal({}, place('service_instances', 'context', id)),
+  depot.cipher.seal({}, place('service_instances', 'parameters', id)),
+];
 
 describe('configuration', () => {
   const fails = (env: Record<string, string>, variable: RegExp) =>
@@ -80,6 +91,7 @@ describe('start-up', () => {
     const database = `depot_test_created_${randomUUID().slice(0, 8)}`;
     await dropDatabase(database);
     const config = loadConfig({
+      ENCRYPTION_KEYS,
       DATABASE_URL: withDatabase(ADMIN_URL, database),
       REDIS_URL,
       POSTGRES_SERVICE_URL: ADMIN_URL,
@@ -111,6 +123,7 @@ describe('start-up', () => {
 
   it('says which server it cannot reach, where, and how to start it', async () => {
     const unreachableRedis = loadConfig({
+      ENCRYPTION_KEYS,
       REDIS_URL: 'redis://127.0.0.1:1',
       DATABASE_URL: withDatabase(ADMIN_URL, 'depot_test_startup'),
     });
@@ -120,13 +133,17 @@ describe('start-up', () => {
       assert.match(error.message, /redis-server/);
       return true;
     });
-    const unreachablePostgres = loadConfig({ DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/depot' });
+    const unreachablePostgres = loadConfig({
+      ENCRYPTION_KEYS,
+      DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/depot',
+    });
     await assert.rejects(createDepot(unreachablePostgres, { role: 'all', logger }), (error: Error) => {
       assert.ok(error instanceof StartupError);
       assert.match(error.message, /Cannot reach PostgreSQL at 127\.0\.0\.1:1 \(DATABASE_URL\)/);
       return true;
     });
     const unreachableRedisService = loadConfig({
+      ENCRYPTION_KEYS,
       REDIS_SERVICE_URL: 'redis://127.0.0.1:1',
       DATABASE_URL: withDatabase(ADMIN_URL, 'depot_test_startup'),
       POSTGRES_SERVICE_URL: ADMIN_URL,
@@ -146,13 +163,14 @@ describe('start-up', () => {
     const first = await startDepot('catalog-in-use');
     const databaseUrl = first.depot.config.databaseUrl;
     await first.depot.pool.query(
-      `insert into service_instances (id, service_id, plan_id, state)
-       values ('legacy', $1, 'retired-plan', 'provisioned')`,
-      ['3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11'],
+      `insert into service_instances (id, service_id, plan_id, context, parameters, state)
+       values ('legacy', $1, 'retired-plan', $2, $3, 'provisioned')`,
+      ['3f0d6c9e-5b1a-4c57-9a34-2f6b8d0e7a11', ...sealedEmpty(first.depot, 'legacy')],
     );
     await first.depot.queue.obliterate();
     await first.depot.close();
     const config = loadConfig({
+      ENCRYPTION_KEYS,
       DATABASE_URL: databaseUrl,
       REDIS_URL,
       POSTGRES_SERVICE_URL: ADMIN_URL,
@@ -186,7 +204,7 @@ describe('start-up', () => {
   /** Runs `npm start`'s command with this environment; resolves when `until` matches or it exits. */
   function runDepot(env: Record<string, string>, until: RegExp) {
     const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts', 'all'], {
-      env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
+      env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ENCRYPTION_KEYS, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -222,10 +240,12 @@ describe('start-up', () => {
     assert.match(stderr, /PORT must be a whole number/);
   });
 
-  it('without BROKER_USERNAME/BROKER_PASSWORD, generates a password, prints it once, and requires it', async () => {
+  it('with nothing configured: makes a password and a key file, says so once, and requires the password', async () => {
     const [port, metricsPort] = [await freePort(), await freePort()];
     const database = 'depot_test_generated';
     await dropDatabase(database);
+    const stateHome = await mkdtemp(path.join(tmpdir(), 'depot-state-'));
+    const keyFile = path.join(stateHome, 'depot', 'encryption-keys');
     const { child, done } = runDepot(
       {
         PORT: String(port),
@@ -233,11 +253,21 @@ describe('start-up', () => {
         REDIS_URL,
         QUEUE_PREFIX: `depot-test-${database}`,
         METRICS_PORT: String(metricsPort),
+        XDG_STATE_HOME: stateHome,
+        ENCRYPTION_KEYS: '',
       },
       /metrics listening/,
     );
     try {
       const { stdout, stderr } = await done;
+      // The key file: outside the checkout, mode 0600, named once on stderr with the advice for production.
+      assert.equal((await stat(keyFile)).mode & 0o777, 0o600);
+      const notices = stderr.split(keyFile).length - 1;
+      assert.equal(notices, 1, stderr);
+      assert.match(stderr, /created now, mode 0600\), because ENCRYPTION_KEYS is not set/);
+      assert.match(stderr, /In production, pass ENCRYPTION_KEYS/);
+      const key = (await readFile(keyFile, 'utf8')).trim().split(':')[1]!;
+      assert.ok(!stdout.includes(key) && !stderr.includes(key), 'the key itself is never printed');
       const match = /password: (\S+)/.exec(stderr);
       assert.ok(match, stderr);
       const password = match[1]!;
@@ -330,6 +360,7 @@ describe('first contact: only services whose server Depot can use', () => {
     REDIS_URL: stock.url,
     POSTGRES_SERVICE_URL: ADMIN_URL,
     QUEUE_PREFIX: prefix,
+    ENCRYPTION_KEYS,
     BROKER_USERNAME: 'admin',
     BROKER_PASSWORD: 'secret',
   });
@@ -390,8 +421,9 @@ describe('first contact: only services whose server Depot can use', () => {
   it('a defaulted server that instances already live on stops Depot instead of hiding them', async () => {
     const depot = await createDepot(loadConfig(env()), { role: 'api', logger: createLogger('silent') });
     await depot.pool.query(
-      `insert into service_instances (id, service_id, plan_id, state) values ('cache', $1, $2, 'provisioned')`,
-      [REDIS_SERVICE, '3832238e-6b24-4211-8d02-20fa9249591a'],
+      `insert into service_instances (id, service_id, plan_id, context, parameters, state)
+       values ('cache', $1, $2, $3, $4, 'provisioned')`,
+      [REDIS_SERVICE, '3832238e-6b24-4211-8d02-20fa9249591a', ...sealedEmpty(depot, 'cache')],
     );
     await depot.close();
     await assert.rejects(

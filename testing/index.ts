@@ -16,7 +16,7 @@ export function createTestExtension(): TestExtension {
   return {
     offering: new TestOffering(counter),
     catalogFile: TEST_CATALOG_FILE,
-    wrap: (inner, { catalog, pool }) =>
-      new FaultInjectingBroker({ inner, catalog, counter, findInstance: (id) => getInstance(pool, id) }),
+    wrap: (inner, { catalog, pool, cipher }) =>
+      new FaultInjectingBroker({ inner, catalog, counter, findInstance: (id) => getInstance(pool, cipher, id) }),
   };
 }

@@ -1,5 +1,7 @@
 import type { BindResource, BindResponse, JsonObject } from '../../osb/index.js';
+import type { StateCipher } from '../crypto/state-cipher.js';
 import type { Queryable } from './pool.js';
+import { place } from './sealed-columns.js';
 
 export type BindingState = 'binding' | 'bound' | 'create_failed' | 'unbinding' | 'deleted';
 
@@ -25,54 +27,75 @@ const COLUMNS =
   'id, instance_id, service_id, plan_id, app_guid, bind_resource, context, parameters, ' +
   'predecessor_binding_id, response, state';
 
-export async function lockBinding(db: Queryable, id: string): Promise<BindingRow | undefined> {
-  const { rows } = await db.query<BindingRow>(`select ${COLUMNS} from service_bindings where id = $1 for update`, [id]);
-  return rows[0];
+/** A row as stored: the request's bind_resource, context and parameters, and the response, sealed. */
+interface StoredBinding extends Omit<BindingRow, 'bind_resource' | 'context' | 'parameters' | 'response'> {
+  bind_resource: string | null;
+  context: string;
+  parameters: string;
+  response: string | null;
 }
 
-export async function getBinding(db: Queryable, id: string): Promise<BindingRow | undefined> {
-  const { rows } = await db.query<BindingRow>(`select ${COLUMNS} from service_bindings where id = $1`, [id]);
-  return rows[0];
+const at = (column: string, id: string) => place('service_bindings', column, id);
+
+function opened(cipher: StateCipher, row: StoredBinding | undefined): BindingRow | undefined {
+  if (!row) return undefined;
+  return {
+    ...row,
+    bind_resource: cipher.openOrNull<BindResource>(row.bind_resource, at('bind_resource', row.id)),
+    context: cipher.open<JsonObject>(row.context, at('context', row.id)),
+    parameters: cipher.open<JsonObject>(row.parameters, at('parameters', row.id)),
+    response: cipher.openOrNull<BindResponse>(row.response, at('response', row.id)),
+  };
 }
 
-/** Inserts a binding in state `binding`; undefined when the id is taken. */
-export async function insertBinding(db: Queryable, binding: NewBinding): Promise<BindingRow | undefined> {
-  const { rows } = await db.query<BindingRow>(
+export async function lockBinding(db: Queryable, cipher: StateCipher, id: string): Promise<BindingRow | undefined> {
+  const { rows } = await db.query<StoredBinding>(`select ${COLUMNS} from service_bindings where id = $1 for update`, [
+    id,
+  ]);
+  return opened(cipher, rows[0]);
+}
+
+export async function getBinding(db: Queryable, cipher: StateCipher, id: string): Promise<BindingRow | undefined> {
+  const { rows } = await db.query<StoredBinding>(`select ${COLUMNS} from service_bindings where id = $1`, [id]);
+  return opened(cipher, rows[0]);
+}
+
+/** Inserts a binding in state `binding`; false when the id is taken. */
+export async function insertBinding(db: Queryable, cipher: StateCipher, binding: NewBinding): Promise<boolean> {
+  const { rowCount } = await db.query(
     `insert into service_bindings
        (id, instance_id, service_id, plan_id, app_guid, bind_resource, context, parameters,
         predecessor_binding_id, state)
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'binding')
-     on conflict (id) do nothing
-     returning ${COLUMNS}`,
-    bindingValues(binding),
+     on conflict (id) do nothing`,
+    bindingValues(cipher, binding),
   );
-  return rows[0];
+  return rowCount === 1;
 }
 
 /** A binding whose create failed, or that was deleted, starts again with new attributes. */
-export async function rebindBinding(db: Queryable, binding: NewBinding): Promise<BindingRow> {
+export async function rebindBinding(db: Queryable, cipher: StateCipher, binding: NewBinding): Promise<void> {
   await db.query('delete from operations where binding_id = $1', [binding.id]);
-  const { rows } = await db.query<BindingRow>(
+  await db.query(
     `update service_bindings set instance_id = $2, service_id = $3, plan_id = $4, app_guid = $5,
        bind_resource = $6, context = $7, parameters = $8, predecessor_binding_id = $9, response = null,
        state = 'binding',
        created_at = now(), updated_at = now(), deleted_at = null
-     where id = $1 returning ${COLUMNS}`,
-    bindingValues(binding),
+     where id = $1`,
+    bindingValues(cipher, binding),
   );
-  return rows[0]!;
 }
 
-function bindingValues(b: NewBinding): unknown[] {
+function bindingValues(cipher: StateCipher, b: NewBinding): unknown[] {
   return [
     b.id,
     b.instance_id,
     b.service_id,
     b.plan_id,
     b.app_guid,
-    b.bind_resource,
-    b.context,
-    b.parameters,
+    cipher.sealOrNull(b.bind_resource, at('bind_resource', b.id)),
+    cipher.seal(b.context, at('context', b.id)),
+    cipher.seal(b.parameters, at('parameters', b.id)),
     b.predecessor_binding_id,
   ];
 }
@@ -87,10 +110,15 @@ export async function setBindingState(db: Queryable, id: string, state: BindingS
   );
 }
 
-export async function setBindingResponse(db: Queryable, id: string, response: BindResponse): Promise<void> {
+export async function setBindingResponse(
+  db: Queryable,
+  cipher: StateCipher,
+  id: string,
+  response: BindResponse,
+): Promise<void> {
   await db.query(`update service_bindings set state = 'bound', response = $2, updated_at = now() where id = $1`, [
     id,
-    response,
+    cipher.seal(response, at('response', id)),
   ]);
 }
 

@@ -1,5 +1,7 @@
 import type { JsonObject, MaintenanceInfo } from '../../osb/index.js';
+import type { StateCipher } from '../crypto/state-cipher.js';
 import type { Queryable } from './pool.js';
+import { place } from './sealed-columns.js';
 
 export type InstanceState = 'provisioning' | 'provisioned' | 'create_failed' | 'deprovisioning' | 'deleted';
 
@@ -27,17 +29,34 @@ const COLUMNS =
   'id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info, plan_settings, ' +
   'dashboard_url, state';
 
-/** The instance, locked until the end of the transaction (serialises operations across replicas). */
-export async function lockInstance(db: Queryable, id: string): Promise<InstanceRow | undefined> {
-  const { rows } = await db.query<InstanceRow>(`select ${COLUMNS} from service_instances where id = $1 for update`, [
-    id,
-  ]);
-  return rows[0];
+/** A row as stored: context and parameters sealed. */
+type StoredInstance = Omit<InstanceRow, 'context' | 'parameters'> & { context: string; parameters: string };
+
+function opened<T extends StoredInstance>(cipher: StateCipher, row: T | undefined) {
+  if (!row) return undefined;
+  return {
+    ...row,
+    context: cipher.open<JsonObject>(row.context, place('service_instances', 'context', row.id)),
+    parameters: cipher.open<JsonObject>(row.parameters, place('service_instances', 'parameters', row.id)),
+  };
 }
 
-export async function getInstance(db: Queryable, id: string): Promise<InstanceRow | undefined> {
-  const { rows } = await db.query<InstanceRow>(`select ${COLUMNS} from service_instances where id = $1`, [id]);
-  return rows[0];
+const sealContext = (cipher: StateCipher, id: string, context: JsonObject) =>
+  cipher.seal(context, place('service_instances', 'context', id));
+const sealParameters = (cipher: StateCipher, id: string, parameters: JsonObject) =>
+  cipher.seal(parameters, place('service_instances', 'parameters', id));
+
+/** The instance, locked until the end of the transaction (serialises operations across replicas). */
+export async function lockInstance(db: Queryable, cipher: StateCipher, id: string): Promise<InstanceRow | undefined> {
+  const { rows } = await db.query<StoredInstance>(`select ${COLUMNS} from service_instances where id = $1 for update`, [
+    id,
+  ]);
+  return opened(cipher, rows[0]);
+}
+
+export async function getInstance(db: Queryable, cipher: StateCipher, id: string): Promise<InstanceRow | undefined> {
+  const { rows } = await db.query<StoredInstance>(`select ${COLUMNS} from service_instances where id = $1`, [id]);
+  return opened(cipher, rows[0]);
 }
 
 /**
@@ -45,29 +64,33 @@ export async function getInstance(db: Queryable, id: string): Promise<InstanceRo
  * the new attributes and goes back to `provisioning`. Its bindings and operations go with the
  * old life.
  */
-export async function reprovisionInstance(db: Queryable, instance: NewInstance): Promise<InstanceRow> {
+export async function reprovisionInstance(
+  db: Queryable,
+  cipher: StateCipher,
+  instance: NewInstance,
+): Promise<InstanceRow> {
   await db.query('delete from operations where instance_id = $1', [instance.id]);
   await db.query('delete from service_bindings where instance_id = $1', [instance.id]);
-  const { rows } = await db.query<InstanceRow>(
+  const { rows } = await db.query<StoredInstance>(
     `update service_instances set service_id = $2, plan_id = $3, organization_guid = $4, space_guid = $5,
        context = $6, parameters = $7, maintenance_info = $8, plan_settings = $9, dashboard_url = null,
        state = 'provisioning',
        created_at = now(), updated_at = now(), deleted_at = null
      where id = $1 returning ${COLUMNS}`,
-    instanceValues(instance),
+    instanceValues(cipher, instance),
   );
-  return rows[0]!;
+  return { ...rows[0]!, context: instance.context, parameters: instance.parameters };
 }
 
-export function instanceValues(i: NewInstance): unknown[] {
+export function instanceValues(cipher: StateCipher, i: NewInstance): unknown[] {
   return [
     i.id,
     i.service_id,
     i.plan_id,
     i.organization_guid,
     i.space_guid,
-    i.context,
-    i.parameters,
+    sealContext(cipher, i.id, i.context),
+    sealParameters(cipher, i.id, i.parameters),
     i.maintenance_info,
     i.plan_settings,
   ];
@@ -83,13 +106,22 @@ export async function setInstanceState(db: Queryable, id: string, state: Instanc
 }
 
 /** Context-only change (allow_context_updates), applied without a job. */
-export async function setInstanceContext(db: Queryable, id: string, context: JsonObject): Promise<void> {
-  await db.query('update service_instances set context = $2, updated_at = now() where id = $1', [id, context]);
+export async function setInstanceContext(
+  db: Queryable,
+  cipher: StateCipher,
+  id: string,
+  context: JsonObject,
+): Promise<void> {
+  await db.query('update service_instances set context = $2, updated_at = now() where id = $1', [
+    id,
+    sealContext(cipher, id, context),
+  ]);
 }
 
 /** What a successful provision or update leaves on the instance. */
 export async function applyInstanceChanges(
   db: Queryable,
+  cipher: StateCipher,
   id: string,
   changes: {
     plan_id: string;
@@ -107,8 +139,8 @@ export async function applyInstanceChanges(
     [
       id,
       changes.plan_id,
-      changes.parameters,
-      changes.context,
+      sealParameters(cipher, id, changes.parameters),
+      sealContext(cipher, id, changes.context),
       changes.maintenance_info,
       changes.plan_settings,
       changes.dashboard_url ?? null,
@@ -122,8 +154,12 @@ export interface FetchedInstance extends InstanceRow {
 }
 
 /** GET instance in one round trip. */
-export async function fetchInstance(db: Queryable, id: string): Promise<FetchedInstance | undefined> {
-  const { rows } = await db.query<FetchedInstance>(
+export async function fetchInstance(
+  db: Queryable,
+  cipher: StateCipher,
+  id: string,
+): Promise<FetchedInstance | undefined> {
+  const { rows } = await db.query<StoredInstance & { updating: boolean }>(
     `select ${COLUMNS}, exists (
        select 1 from operations o
         where o.instance_id = i.id and o.binding_id is null and o.state = 'in progress' and o.type = 'update'
@@ -131,7 +167,7 @@ export async function fetchInstance(db: Queryable, id: string): Promise<FetchedI
      from service_instances i where id = $1`,
     [id],
   );
-  return rows[0];
+  return opened(cipher, rows[0]);
 }
 
 /** Deleted instances past the retention window stop answering last_operation (then 404). */

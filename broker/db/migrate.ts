@@ -32,12 +32,21 @@ export async function readMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
   return migrations;
 }
 
+/** Code that completes a migration's SQL in its transaction (e.g. sealing the rows that exist). */
+export type MigrationStep = (client: pg.PoolClient) => Promise<void>;
+
+export interface MigrateOptions {
+  migrations?: Migration[];
+  /** By migration number. */
+  steps?: Readonly<Record<number, MigrationStep>>;
+}
+
 /**
  * Applies the pending migrations, each in its own transaction, under an advisory lock so
  * that replicas starting together apply each one exactly once. Returns the names applied.
  */
-export async function migrate(pool: pg.Pool, migrations?: Migration[]): Promise<string[]> {
-  const all = migrations ?? (await readMigrations());
+export async function migrate(pool: pg.Pool, options: MigrateOptions = {}): Promise<string[]> {
+  const all = options.migrations ?? (await readMigrations());
   const client = await pool.connect();
   const applied: string[] = [];
   try {
@@ -51,6 +60,7 @@ export async function migrate(pool: pg.Pool, migrations?: Migration[]): Promise<
       await client.query('begin');
       try {
         await client.query(migration.sql);
+        await options.steps?.[migration.version]?.(client);
         await client.query('insert into depot_migrations (version, name) values ($1, $2)', [
           migration.version,
           migration.name,

@@ -2,7 +2,9 @@ import type { JsonObject, LastOperationState, MaintenanceInfo } from '../../osb/
 import type { OriginatingIdentity } from '../../osb/index.js';
 import type { BindingState } from './bindings.js';
 import { instanceValues, type InstanceState, type NewInstance } from './instances.js';
+import type { StateCipher } from '../crypto/state-cipher.js';
 import type { Queryable } from './pool.js';
+import { place } from './sealed-columns.js';
 
 export type OperationType = 'provision' | 'update' | 'deprovision' | 'bind' | 'unbind';
 
@@ -48,13 +50,30 @@ const COLUMNS =
   'id, instance_id, binding_id, type, state, description, request, instance_usable, update_repeatable, ' +
   'request_identity, created_at';
 
-export async function insertOperation(db: Queryable, op: NewOperation): Promise<OperationRow> {
-  const { rows } = await db.query<OperationRow>(
+/** A row as stored: the request sealed. */
+type StoredOperation = Omit<OperationRow, 'request'> & { request: string };
+
+const at = (column: string, id: string) => place('operations', column, id);
+
+function opened(cipher: StateCipher, row: StoredOperation): OperationRow {
+  return { ...row, request: cipher.open<OperationRequest>(row.request, at('request', row.id)) };
+}
+
+/** The sealed request and originating identity of a new operation. */
+function sealedValues(cipher: StateCipher, op: NewOperation): [string, string | null] {
+  return [
+    cipher.seal(op.request, at('request', op.id)),
+    cipher.sealOrNull(op.originating_identity, at('originating_identity', op.id)),
+  ];
+}
+
+export async function insertOperation(db: Queryable, cipher: StateCipher, op: NewOperation): Promise<OperationRow> {
+  const { rows } = await db.query<StoredOperation>(
     `insert into operations (id, instance_id, binding_id, type, request, originating_identity, request_identity)
      values ($1, $2, $3, $4, $5, $6, $7) returning ${COLUMNS}`,
-    [op.id, op.instance_id, op.binding_id, op.type, op.request, op.originating_identity, op.request_identity],
+    [op.id, op.instance_id, op.binding_id, op.type, ...sealedValues(cipher, op), op.request_identity],
   );
-  return rows[0]!;
+  return { ...rows[0]!, request: op.request };
 }
 
 /**
@@ -63,10 +82,11 @@ export async function insertOperation(db: Queryable, op: NewOperation): Promise<
  */
 export async function insertInstanceWithOperation(
   db: Queryable,
+  cipher: StateCipher,
   instance: NewInstance,
   op: NewOperation,
 ): Promise<OperationRow | undefined> {
-  const { rows } = await db.query<OperationRow>(
+  const { rows } = await db.query<StoredOperation>(
     `with instance as (
        insert into service_instances
          (id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info,
@@ -76,25 +96,29 @@ export async function insertInstanceWithOperation(
        returning id
      )
      insert into operations (id, instance_id, binding_id, type, request, originating_identity, request_identity)
-     select $10, id, null, 'provision', '{}', $11, $12 from instance
+     select $10, id, null, 'provision', $11, $12, $13 from instance
      returning ${COLUMNS}`,
-    [...instanceValues(instance), op.id, op.originating_identity, op.request_identity],
+    [...instanceValues(cipher, instance), op.id, ...sealedValues(cipher, op), op.request_identity],
   );
-  return rows[0];
+  return rows[0] && { ...rows[0], request: op.request };
 }
 
-export async function getOperation(db: Queryable, id: string): Promise<OperationRow | undefined> {
-  const { rows } = await db.query<OperationRow>(`select ${COLUMNS} from operations where id = $1`, [id]);
-  return rows[0];
+export async function getOperation(db: Queryable, cipher: StateCipher, id: string): Promise<OperationRow | undefined> {
+  const { rows } = await db.query<StoredOperation>(`select ${COLUMNS} from operations where id = $1`, [id]);
+  return rows[0] && opened(cipher, rows[0]);
 }
 
 /** Operations running on an instance or any of its bindings. */
-export async function activeOperations(db: Queryable, instanceId: string): Promise<OperationRow[]> {
-  const { rows } = await db.query<OperationRow>(
+export async function activeOperations(
+  db: Queryable,
+  cipher: StateCipher,
+  instanceId: string,
+): Promise<OperationRow[]> {
+  const { rows } = await db.query<StoredOperation>(
     `select ${COLUMNS} from operations where instance_id = $1 and state = 'in progress'`,
     [instanceId],
   );
-  return rows;
+  return rows.map((row) => opened(cipher, row));
 }
 
 const LAST_OPERATION = 'state, description, instance_usable, update_repeatable';
@@ -180,23 +204,33 @@ export async function describeOperation(db: Queryable, id: string, description: 
 }
 
 /** Operations in progress that nothing has touched for `idleSeconds` (their job may be lost). */
-export async function idleOperations(db: Queryable, idleSeconds: number, limit = 500): Promise<OperationRow[]> {
-  const { rows } = await db.query<OperationRow>(
+export async function idleOperations(
+  db: Queryable,
+  cipher: StateCipher,
+  idleSeconds: number,
+  limit = 500,
+): Promise<OperationRow[]> {
+  const { rows } = await db.query<StoredOperation>(
     `select ${COLUMNS} from operations
       where state = 'in progress' and updated_at < now() - make_interval(secs => $1)
       order by updated_at limit $2`,
     [idleSeconds, limit],
   );
-  return rows;
+  return rows.map((row) => opened(cipher, row));
 }
 
 /** Operations in progress for longer than `timeoutSeconds`. */
-export async function overdueOperations(db: Queryable, timeoutSeconds: number, limit = 500): Promise<OperationRow[]> {
-  const { rows } = await db.query<OperationRow>(
+export async function overdueOperations(
+  db: Queryable,
+  cipher: StateCipher,
+  timeoutSeconds: number,
+  limit = 500,
+): Promise<OperationRow[]> {
+  const { rows } = await db.query<StoredOperation>(
     `select ${COLUMNS} from operations
       where state = 'in progress' and created_at < now() - make_interval(secs => $1)
       order by created_at limit $2`,
     [timeoutSeconds, limit],
   );
-  return rows;
+  return rows.map((row) => opened(cipher, row));
 }

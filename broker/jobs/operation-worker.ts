@@ -12,11 +12,13 @@ import {
   type InstanceRequest,
   type OperationContext,
 } from '../offerings/offering.js';
+import type { StateCipher } from '../crypto/state-cipher.js';
 import { errorReason, failure, recordOutcome, requestedState, type Outcome } from './outcome.js';
 import { OPERATIONS_QUEUE, type OperationJobData } from './operation-queue.js';
 
 export interface OperationWorkerOptions {
   pool: pg.Pool;
+  cipher: StateCipher;
   catalog: Catalog;
   connection: ConnectionOptions;
   prefix: string;
@@ -47,9 +49,9 @@ export class OperationWorker {
   private async failedForGood(job: Job<OperationJobData, void, OperationType>, error: Error): Promise<void> {
     try {
       if ((await job.getState()) !== 'failed') return; // it will be tried again
-      const op = await getOperation(this.options.pool, job.data.operationId);
+      const op = await getOperation(this.options.pool, this.options.cipher, job.data.operationId);
       if (!op || op.state !== 'in progress') return;
-      if (await recordOutcome(this.options.pool, this.options.metrics, op, failure(op, error))) {
+      if (await recordOutcome(this.options.pool, this.options.cipher, this.options.metrics, op, failure(op, error))) {
         this.options.logger.error({ operationId: op.id, operationType: op.type, err: error }, 'operation failed');
       }
     } catch (failure) {
@@ -68,7 +70,7 @@ export class OperationWorker {
 
   private async process(job: Job<OperationJobData, void, OperationType>): Promise<void> {
     const { pool, logger } = this.options;
-    const op = await getOperation(pool, job.data.operationId);
+    const op = await getOperation(pool, this.options.cipher, job.data.operationId);
     if (!op || op.state !== 'in progress') return; // already ended: a repeated job is harmless
     const log = logger.child({
       operationId: op.id,
@@ -102,7 +104,7 @@ export class OperationWorker {
       log.error({ err: error }, 'operation failed');
       outcome = failure(op, error);
     }
-    if (await recordOutcome(pool, this.options.metrics, op, outcome)) {
+    if (await recordOutcome(pool, this.options.cipher, this.options.metrics, op, outcome)) {
       log.info({ state: outcome.state, seconds: (Date.now() - op.created_at.getTime()) / 1000 }, 'operation finished');
     }
     // A failure is recorded in Postgres; tell BullMQ not to try again.
@@ -112,7 +114,7 @@ export class OperationWorker {
   /** Carries out one operation with its offering; the outcome is recorded by the caller. */
   private async execute(op: OperationRow): Promise<Outcome> {
     const { pool } = this.options;
-    const instance = await getInstance(pool, op.instance_id);
+    const instance = await getInstance(pool, this.options.cipher, op.instance_id);
     if (!instance) throw new PermanentOfferingError(`service instance ${op.instance_id} no longer exists`);
     const current = this.plan(instance, instance.plan_id);
     const request: InstanceRequest = {
@@ -187,7 +189,7 @@ export class OperationWorker {
     instanceRequest: InstanceRequest,
     context: OperationContext,
   ): Promise<Outcome> {
-    const binding = await getBinding(this.options.pool, op.binding_id ?? '');
+    const binding = await getBinding(this.options.pool, this.options.cipher, op.binding_id ?? '');
     if (!binding) throw new PermanentOfferingError(`binding ${op.binding_id} no longer exists`);
     const appGuid = binding.bind_resource?.app_guid ?? binding.app_guid;
     const bindingRequest = {

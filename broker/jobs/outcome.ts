@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { StateCipher } from '../crypto/state-cipher.js';
 import type { BindResponse } from '../../osb/index.js';
 import { deleteInstanceBindings, setBindingResponse, setBindingState } from '../db/bindings.js';
 import { applyInstanceChanges, lockInstance, setInstanceState, type InstanceRow } from '../db/instances.js';
@@ -41,11 +42,12 @@ export function failure(op: OperationRow, error: unknown): Outcome {
  */
 export async function recordOutcome(
   pool: pg.Pool,
+  cipher: StateCipher,
   metrics: BrokerMetrics,
   op: OperationRow,
   outcome: Outcome,
 ): Promise<boolean> {
-  const ended = await finishOperation(pool, op, outcome);
+  const ended = await finishOperation(pool, cipher, op, outcome);
   if (ended) {
     metrics.operationsFinished.inc({ type: op.type, state: outcome.state });
     metrics.operationDuration.observe(
@@ -61,9 +63,14 @@ export async function recordOutcome(
  * transaction. Returns false when the operation had already ended (a second worker, or the
  * sweeper, got there first), in which case nothing changes.
  */
-export async function finishOperation(pool: pg.Pool, op: OperationRow, outcome: Outcome): Promise<boolean> {
+export async function finishOperation(
+  pool: pg.Pool,
+  cipher: StateCipher,
+  op: OperationRow,
+  outcome: Outcome,
+): Promise<boolean> {
   return transaction(pool, async (client) => {
-    const instance = await lockInstance(client, op.instance_id);
+    const instance = await lockInstance(client, cipher, op.instance_id);
     if (!instance) return false;
     const failed = outcome.state === 'failed';
     const ended = await completeOperation(client, op.id, {
@@ -82,7 +89,7 @@ export async function finishOperation(pool: pg.Pool, op: OperationRow, outcome: 
       switch (op.type) {
         case 'provision':
         case 'update':
-          await applyInstanceChanges(client, op.instance_id, {
+          await applyInstanceChanges(client, cipher, op.instance_id, {
             ...requestedState(instance, op.request),
             plan_settings: op.request.plan_settings ?? instance.plan_settings,
             dashboard_url: outcome.dashboardUrl ?? null,
@@ -93,7 +100,7 @@ export async function finishOperation(pool: pg.Pool, op: OperationRow, outcome: 
           await setInstanceState(client, op.instance_id, 'deleted');
           break;
         case 'bind':
-          await setBindingResponse(client, bindingId, outcome.bindResponse ?? {});
+          await setBindingResponse(client, cipher, bindingId, outcome.bindResponse ?? {});
           break;
         case 'unbind':
           await setBindingState(client, bindingId, 'deleted');

@@ -5,10 +5,12 @@ import { idleOperations, overdueOperations } from '../db/operations.js';
 import type { Logger } from '../../runtime/logger.js';
 import type { BrokerMetrics } from '../metrics.js';
 import type { OperationQueue } from './operation-queue.js';
+import type { StateCipher } from '../crypto/state-cipher.js';
 import { recordOutcome } from './outcome.js';
 
 export interface SweeperOptions {
   pool: pg.Pool;
+  cipher: StateCipher;
   queue: OperationQueue;
   logger: Logger;
   metrics: BrokerMetrics;
@@ -56,13 +58,13 @@ export class Sweeper {
 
   async sweep(): Promise<void> {
     const { pool, queue, logger, metrics } = this.options;
-    for (const op of await overdueOperations(pool, this.options.operationTimeoutSeconds)) {
+    for (const op of await overdueOperations(pool, this.options.cipher, this.options.operationTimeoutSeconds)) {
       const description = `${op.type} did not finish within ${this.options.operationTimeoutSeconds} seconds.`;
-      if (await recordOutcome(pool, metrics, op, { state: 'failed', description })) {
+      if (await recordOutcome(pool, this.options.cipher, metrics, op, { state: 'failed', description })) {
         logger.warn({ operationId: op.id, operationType: op.type, instanceId: op.instance_id }, 'operation timed out');
       }
     }
-    for (const op of await idleOperations(pool, this.options.idleSeconds)) {
+    for (const op of await idleOperations(pool, this.options.cipher, this.options.idleSeconds)) {
       await queue.requeue(op.id, op.type);
     }
     const instances = await purgeDeletedInstances(pool, this.options.deletedRetentionHours);
