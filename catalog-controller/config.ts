@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { ConfigError, host, integer, logLevel, switchedOn, type Env } from '../runtime/config.js';
+import { DEFAULT_KUBE_LIMITS } from './kube/kube-client.js';
+import { DEFAULT_OSB_MAX_RESPONSE_BYTES } from './osb-client/osb-client.js';
 
 /** The controller's configuration, read once at start (docs/configuration.md). */
 export interface ControllerConfig {
@@ -34,7 +36,14 @@ export interface ControllerConfig {
   minRelistIntervalMs: number;
   /** Give up retrying an operation this long after it started (ErrorReconciliationRetryTimeout). */
   reconciliationRetryDurationMs: number;
+  /** The whole of one broker call: connect, headers and the whole body. */
   osbRequestTimeoutMs: number;
+  /** The largest broker response body read (a catalog may be a few MB). */
+  osbMaxResponseBytes: number;
+  /** The whole of one Kubernetes API request (a watch: its headers). */
+  kubeRequestTimeoutMs: number;
+  /** The largest Kubernetes API response body read (a list page, a Secret, a watch event). */
+  kubeMaxResponseBytes: number;
   /** organization_guid and context.clusterid; read from ConfigMap default/cluster-info when unset. */
   clusterId: string | undefined;
 }
@@ -86,7 +95,17 @@ export function loadControllerConfig(env: Env = process.env): ControllerConfig {
     minRelistIntervalMs: integer(env, 'MIN_RELIST_INTERVAL_SECONDS', 60, 1, 86_400) * 1000,
     reconciliationRetryDurationMs:
       integer(env, 'RECONCILIATION_RETRY_DURATION_SECONDS', 7 * 86_400, 1, 365 * 86_400) * 1000,
+    // Brokers SHOULD respond promptly (spec.md, "Synchronous and Asynchronous Operations"): 60 s in all.
     osbRequestTimeoutMs: integer(env, 'OSB_REQUEST_TIMEOUT_MS', 60_000, 100, 3_600_000),
+    osbMaxResponseBytes: integer(env, 'OSB_MAX_RESPONSE_BYTES', DEFAULT_OSB_MAX_RESPONSE_BYTES, 1024, 1024 ** 3),
+    kubeRequestTimeoutMs: integer(env, 'KUBE_REQUEST_TIMEOUT_MS', DEFAULT_KUBE_LIMITS.timeoutMs, 100, 3_600_000),
+    kubeMaxResponseBytes: integer(
+      env,
+      'KUBE_MAX_RESPONSE_BYTES',
+      DEFAULT_KUBE_LIMITS.maxResponseBytes,
+      64 * 1024,
+      1024 ** 3,
+    ),
     clusterId,
   };
 }

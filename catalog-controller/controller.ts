@@ -172,11 +172,10 @@ function wireServices(
   const events = new EventRecorder(client, 'depot-catalog-controller', logger, config.namespace);
   const objects = new ObjectWriter(client, informerOf, new ConditionEvents(events));
   const cluster = new ClusterReader(client, config.clusterId);
-  const osbClients = new OsbClientCache(
-    (namespace, name) => cluster.readSecret(namespace, name),
-    metrics,
-    config.osbRequestTimeoutMs,
-  );
+  const osbClients = new OsbClientCache((namespace, name) => cluster.readSecret(namespace, name), metrics, {
+    timeoutMs: config.osbRequestTimeoutMs,
+    maxResponseBytes: config.osbMaxResponseBytes,
+  });
   return { config, logger, client, informers, informerOf, objects, cluster, osbClients, events };
 }
 

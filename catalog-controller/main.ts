@@ -4,7 +4,7 @@ import { ConfigError } from '../runtime/config.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { loadControllerConfig, type ControllerConfig } from './config.js';
 import { CatalogController } from './controller.js';
-import { KubeClient } from './kube/kube-client.js';
+import { DEFAULT_KUBE_LIMITS, KubeClient } from './kube/kube-client.js';
 import { LeaderElection } from './kube/leader-election.js';
 import { ControllerMetrics } from './metrics.js';
 
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const config = configOrExit();
   const logger = createLogger(config.logLevel, 'depot-catalog-controller');
   const metrics = new ControllerMetrics();
-  const client = kubeClientOrExit(metrics);
+  const client = kubeClientOrExit(config, metrics);
   await new ControllerProcess(config, client, logger, metrics).run();
 }
 
@@ -31,9 +31,17 @@ function configOrExit(): ControllerConfig {
   }
 }
 
-function kubeClientOrExit(metrics: ControllerMetrics): KubeClient {
+function kubeClientOrExit(config: ControllerConfig, metrics: ControllerMetrics): KubeClient {
+  const limits = {
+    ...DEFAULT_KUBE_LIMITS,
+    timeoutMs: config.kubeRequestTimeoutMs,
+    maxResponseBytes: config.kubeMaxResponseBytes,
+  };
   try {
-    return KubeClient.fromDefault((resource, verb) => metrics.apiserverWrites.inc({ resource: resource.plural, verb }));
+    return KubeClient.fromDefault(
+      (resource, verb) => metrics.apiserverWrites.inc({ resource: resource.plural, verb }),
+      limits,
+    );
   } catch (error) {
     process.stderr.write(
       'depot-catalog-controller: no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster): ' +

@@ -29,7 +29,7 @@ export class ControllerMetrics implements QueueMetrics {
 
   readonly osbRequests = new Counter({
     name: 'depot_controller_osb_requests_total',
-    help: 'Requests to brokers by broker, method and HTTP status (or timeout/transport).',
+    help: 'Requests to brokers by broker, method and HTTP status (or timeout/transport/too_large).',
     labelNames: ['broker', 'method', 'status'] as const,
     registers: [this.registry],
   });

@@ -1,8 +1,13 @@
-import { Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeObject } from '../api/v1beta1.js';
 import { KubeApiError, type KubeClient } from './kube-client.js';
 import { collectionPath, objectKey, type Resource } from './resources.js';
+import type { WatchHandle } from './watch-stream.js';
+
+/** client-go's reflector: a watch lasts 5 to 10 minutes (random, so informers do not reconnect together). */
+function watchTimeoutSeconds(): number {
+  return 300 + Math.floor(Math.random() * 300);
+}
 
 export interface InformerHandlers<T> {
   /** A new object, or one that changed (also called on resync with the same object). */
@@ -33,7 +38,7 @@ export class Informer<T extends KubeObject> {
   private readonly handlers: InformerHandlers<T>[] = [];
   private resourceVersion = '';
   private stopped = false;
-  private abort: AbortController | undefined;
+  private abort: WatchHandle | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   /** Consecutive failed watches or lists, for the backoff. */
@@ -43,7 +48,7 @@ export class Informer<T extends KubeObject> {
     private readonly client: KubeClient,
     readonly resource: Resource,
     private readonly logger: Logger,
-    private readonly options: { labelSelector?: string; resyncMs?: number } = {},
+    private readonly options: { labelSelector?: string; resyncMs?: number; watchTimeoutSeconds?: number } = {},
   ) {}
 
   on(handlers: InformerHandlers<T>): void {
@@ -124,16 +129,14 @@ export class Informer<T extends KubeObject> {
 
   private async watch(): Promise<void> {
     if (this.stopped) return;
-    const query: Record<string, string | boolean> = {
-      resourceVersion: this.resourceVersion,
-      allowWatchBookmarks: true,
-    };
+    const query: Record<string, string> = { resourceVersion: this.resourceVersion, allowWatchBookmarks: 'true' };
     if (this.options.labelSelector) query.labelSelector = this.options.labelSelector;
     let expired = false;
     try {
-      this.abort = await new Watch(this.client.config).watch(
+      this.abort = await this.client.watch(
         collectionPath(this.resource),
         query,
+        this.options.watchTimeoutSeconds ?? watchTimeoutSeconds(),
         (type: string, object: unknown) => {
           const event = { type, object } as WatchEvent<T>;
           if (event.type === 'ERROR') {
@@ -144,8 +147,9 @@ export class Informer<T extends KubeObject> {
           }
           this.apply(event);
         },
-        (error: unknown) => this.restart(expired, error),
+        (error: Error | null) => this.restart(expired, error),
       );
+      if (this.stopped) this.abort.abort();
     } catch (error) {
       this.restart(true, error);
     }

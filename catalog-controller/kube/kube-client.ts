@@ -2,7 +2,10 @@ import https from 'node:https';
 import http from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { KubeObject } from '../api/v1beta1.js';
+import { boundedRequest } from '../bounded-request.js';
+import type { CallLimits } from '../call-limits.js';
 import { collectionPath, objectPath, type Resource } from './resources.js';
+import { openWatch, type WatchDone, type WatchEventHandler, type WatchHandle } from './watch-stream.js';
 
 /** A failed Kubernetes API call, with the Status object's code and reason. */
 export class KubeApiError extends Error {
@@ -30,13 +33,28 @@ export interface ListResult<T> {
   resourceVersion: string;
 }
 
+/** The bounds of every request (catalog-controller/config.ts: KUBE_REQUEST_TIMEOUT_MS, KUBE_MAX_RESPONSE_BYTES). */
+export const DEFAULT_KUBE_LIMITS: CallLimits = {
+  timeoutMs: 30_000,
+  maxResponseBytes: 64 * 1024 * 1024,
+  names: {
+    peer: 'the Kubernetes API server',
+    timeout: 'KUBE_REQUEST_TIMEOUT_MS',
+    maxResponseBytes: 'KUBE_MAX_RESPONSE_BYTES',
+  },
+};
+
+/** Objects per page of a list (client-go's reflector pages by 500 too): each page is one bounded response. */
+export const LIST_PAGE_SIZE = 500;
+
 /** Counts writes, for metrics and the benchmark's "apiserver writes per object". */
 export type WriteObserver = (resource: Resource, verb: 'create' | 'update' | 'update-status' | 'delete') => void;
 
 /**
  * A small JSON client for the Kubernetes API. Credentials come from a KubeConfig
  * (@kubernetes/client-node: KUBECONFIG, ~/.kube/config, then in-cluster); requests reuse
- * keep-alive connections.
+ * keep-alive connections. Every request is bounded by `limits` as a whole (its time, its
+ * response's size): past either it fails with DeadlineExceededError or ResponseTooLargeError.
  */
 export class KubeClient {
   private readonly server: URL;
@@ -45,16 +63,17 @@ export class KubeClient {
   constructor(
     readonly config: KubeConfig,
     private readonly onWrite: WriteObserver = () => {},
+    readonly limits: CallLimits = DEFAULT_KUBE_LIMITS,
   ) {
     const cluster = config.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     this.server = new URL(cluster.server);
   }
 
-  static fromDefault(onWrite?: WriteObserver): KubeClient {
+  static fromDefault(onWrite?: WriteObserver, limits?: CallLimits): KubeClient {
     const config = new KubeConfig();
     config.loadFromDefault();
-    return new KubeClient(config, onWrite);
+    return new KubeClient(config, onWrite, limits);
   }
 
   async get<T extends KubeObject>(resource: Resource, name: string, namespace?: string): Promise<T> {
@@ -71,16 +90,28 @@ export class KubeClient {
     }
   }
 
+  /**
+   * All objects, a page (of LIST_PAGE_SIZE unless `pageSize` says) at a time, so that each
+   * response stays within the limits; the resourceVersion is the list's (every page shares it).
+   */
   async list<T extends KubeObject>(
     resource: Resource,
-    options: { namespace?: string; labelSelector?: string } = {},
+    options: { namespace?: string; labelSelector?: string; pageSize?: number } = {},
   ): Promise<ListResult<T>> {
-    const query = options.labelSelector ? `?labelSelector=${encodeURIComponent(options.labelSelector)}` : '';
-    const body = (await this.request('GET', collectionPath(resource, options.namespace) + query)) as {
-      items?: T[];
-      metadata?: { resourceVersion?: string };
-    };
-    return { items: body.items ?? [], resourceVersion: body.metadata?.resourceVersion ?? '' };
+    const items: T[] = [];
+    let next: string | undefined;
+    for (;;) {
+      const query = new URLSearchParams({ limit: String(options.pageSize ?? LIST_PAGE_SIZE) });
+      if (options.labelSelector) query.set('labelSelector', options.labelSelector);
+      if (next) query.set('continue', next);
+      const page = (await this.request('GET', `${collectionPath(resource, options.namespace)}?${query}`)) as {
+        items?: T[];
+        metadata?: { resourceVersion?: string; continue?: string };
+      };
+      items.push(...(page.items ?? []));
+      next = page.metadata?.continue;
+      if (!next) return { items, resourceVersion: page.metadata?.resourceVersion ?? '' };
+    }
   }
 
   async create<T extends KubeObject>(resource: Resource, object: T): Promise<T> {
@@ -124,34 +155,32 @@ export class KubeClient {
     }
   }
 
+  /**
+   * Watches a collection from `query.resourceVersion`, asking the server to end the watch after
+   * `timeoutSeconds`; the stream is bounded as openWatch says (its headers within the request
+   * timeout, each event within the response cap, the whole within timeoutSeconds and the timeout).
+   */
+  async watch(
+    path: string,
+    query: Record<string, string>,
+    timeoutSeconds: number,
+    onEvent: WatchEventHandler,
+    done: WatchDone,
+  ): Promise<WatchHandle> {
+    const search = new URLSearchParams({ ...query, watch: 'true', timeoutSeconds: String(timeoutSeconds) });
+    const options = await this.requestOptions('GET', `${path}?${search}`);
+    return openWatch(options, this.limits, timeoutSeconds, onEvent, done);
+  }
+
   async request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<unknown> {
-    const options: https.RequestOptions = {
-      method,
-      protocol: this.server.protocol,
-      hostname: this.server.hostname,
-      port: this.server.port,
-      path,
-      headers: { accept: 'application/json' },
-    };
-    // Adds the CA, client certificates and the (possibly refreshed) token of the kubeconfig.
-    await this.config.applyToHTTPSOptions(options);
-    options.agent = this.connectionPool(options);
+    const options = await this.requestOptions(method, path);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     if (payload) {
       options.headers = { ...options.headers, 'content-type': contentType, 'content-length': payload.length };
     }
-    const transport = this.server.protocol === 'http:' ? http : https;
-    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = transport.request(options, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
-      req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${path} timed out after 30 s`)));
-      req.on('error', reject);
-      req.end(payload);
-    });
+    const response = await boundedRequest(options, payload, this.limits, `${method} ${path}`);
+    const status = response.status;
+    const text = response.body.toString('utf8');
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : {};
@@ -165,6 +194,21 @@ export class KubeClient {
       statusObject.reason ?? '',
       `${method} ${path}: ${status} ${statusObject.message ?? text.slice(0, 200)}`,
     );
+  }
+
+  private async requestOptions(method: string, path: string): Promise<https.RequestOptions> {
+    const options: https.RequestOptions = {
+      method,
+      protocol: this.server.protocol,
+      hostname: this.server.hostname,
+      port: this.server.port,
+      path,
+      headers: { accept: 'application/json' },
+    };
+    // Adds the CA, client certificates and the (possibly refreshed) token of the kubeconfig.
+    await this.config.applyToHTTPSOptions(options);
+    options.agent = this.connectionPool(options);
+    return options;
   }
 
   private connectionPool(options: https.RequestOptions): https.Agent | http.Agent {

@@ -1,4 +1,5 @@
 import type { Secret, ServiceBroker } from '../api/v1beta1.js';
+import { CallLimitError } from '../call-limits.js';
 
 /** The broker's auth Secret is missing or lacks a key (ErrorGettingAuthCredentials). */
 export class BrokerAuthError extends Error {
@@ -18,7 +19,12 @@ export async function brokerAuthorization(broker: ServiceBroker, readSecret: Rea
   // ClusterServiceBroker names the Secret's namespace; a ServiceBroker's is its own.
   const namespace = broker.kind === 'ServiceBroker' ? broker.metadata.namespace : ref.namespace;
   if (!namespace || !ref.name) throw new BrokerAuthError('authInfo secretRef needs a namespace and a name');
-  const secret = await readSecret(namespace, ref.name);
+  const secret = await readSecret(namespace, ref.name).catch((error: unknown) => {
+    // A read past KUBE_REQUEST_TIMEOUT_MS or KUBE_MAX_RESPONSE_BYTES shows in the broker's conditions.
+    if (error instanceof CallLimitError)
+      throw new BrokerAuthError(`auth secret "${namespace}/${ref.name}" could not be read: ${error.message}`);
+    throw error;
+  });
   if (!secret) throw new BrokerAuthError(`auth secret "${namespace}/${ref.name}" not found`);
   const read = (key: string): string | undefined => {
     const value = secret.data?.[key];

@@ -22,7 +22,7 @@ export class OsbClientCache {
   constructor(
     private readonly readSecret: ReadSecret,
     private readonly metrics: ControllerMetrics,
-    private readonly requestTimeoutMs: number,
+    private readonly limits: { timeoutMs: number; maxResponseBytes: number },
   ) {}
 
   /**
@@ -66,7 +66,8 @@ export class OsbClientCache {
       ...(authorization ? { authorization } : {}),
       ...(broker.spec.caBundle ? { caBundle: broker.spec.caBundle } : {}),
       insecureSkipTLSVerify: broker.spec.insecureSkipTLSVerify === true,
-      timeoutMs: this.requestTimeoutMs,
+      timeoutMs: this.limits.timeoutMs,
+      maxResponseBytes: this.limits.maxResponseBytes,
       observe: (method, status) => this.metrics.osbRequests.inc({ broker: brokerName, method, status }),
     });
   }

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { randomUUID } from 'node:crypto';
+import { urlToHttpOptions } from 'node:url';
 import {
   API_VERSION_HEADER,
   MAX_API_MINOR,
@@ -17,12 +18,29 @@ import {
   type ProvisionRequest,
   type UpdateRequest,
 } from '../../osb/index.js';
+import { boundedRequest } from '../bounded-request.js';
+import { DeadlineExceededError, ResponseTooLargeError, type CallLimits, type LimitNames } from '../call-limits.js';
 
-/** What came back from a broker call: a response, or none (a timeout, or a transport error). */
+/**
+ * What came back from a broker call: a response, or none (a timeout, or a transport error). A
+ * response whose body passed OSB_MAX_RESPONSE_BYTES keeps its status, has no body, and carries
+ * the error in `bodyError`: to the reconcilers it is a response they cannot use, as one that is
+ * not JSON. A call past OSB_REQUEST_TIMEOUT_MS is a timeout, whatever had arrived by then.
+ */
 export type OsbOutcome =
-  | { kind: 'response'; status: number; body: unknown; retryAfterSeconds?: number }
+  | { kind: 'response'; status: number; body: unknown; retryAfterSeconds?: number; bodyError?: ResponseTooLargeError }
   | { kind: 'timeout'; message: string }
   | { kind: 'transport'; message: string };
+
+/** The default of OSB_MAX_RESPONSE_BYTES: room for a catalog of a few MB. */
+export const DEFAULT_OSB_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+/** The variables of the broker calls' limits (catalog-controller/config.ts), for the messages. */
+export const OSB_LIMIT_NAMES: LimitNames = {
+  peer: 'the broker',
+  timeout: 'OSB_REQUEST_TIMEOUT_MS',
+  maxResponseBytes: 'OSB_MAX_RESPONSE_BYTES',
+};
 
 export interface OsbClientOptions {
   url: string;
@@ -30,7 +48,10 @@ export interface OsbClientOptions {
   authorization?: string;
   caBundle?: string;
   insecureSkipTLSVerify?: boolean;
+  /** The whole call (connect, headers, whole body): OSB_REQUEST_TIMEOUT_MS. */
   timeoutMs: number;
+  /** The response body's cap: OSB_MAX_RESPONSE_BYTES (default DEFAULT_OSB_MAX_RESPONSE_BYTES). */
+  maxResponseBytes?: number;
   /** Called once per request, for metrics. */
   observe?: (method: string, status: string) => void;
   /** The OSB API version spoken, 2.<minor> (default: the newest). */
@@ -196,7 +217,7 @@ export class OsbClient {
     });
   }
 
-  private call(method: string, path: string, body?: unknown, options: CallOptions = {}): Promise<OsbOutcome> {
+  private async call(method: string, path: string, body?: unknown, options: CallOptions = {}): Promise<OsbOutcome> {
     const url = new URL(path, this.base);
     const headers: Record<string, string | number> = {
       [API_VERSION_HEADER]: formatApiVersion(this.minor),
@@ -211,43 +232,49 @@ export class OsbClient {
       headers['content-type'] = 'application/json';
       headers['content-length'] = payload.length;
     }
-    const transport = url.protocol === 'https:' ? https : http;
-    return new Promise<OsbOutcome>((resolve) => {
-      let settled = false;
-      const settle = (outcome: OsbOutcome): void => {
-        if (settled) return;
-        settled = true;
-        this.options.observe?.(method, outcome.kind === 'response' ? String(outcome.status) : outcome.kind);
-        resolve(outcome);
+    const outcome = await this.send({ ...urlToHttpOptions(url), method, headers, agent: this.agent }, payload);
+    this.options.observe?.(method, outcomeLabel(outcome));
+    return outcome;
+  }
+
+  /** One request within the limits: the deadline is a timeout; a body past the cap, a response without one. */
+  private async send(options: https.RequestOptions, payload: Buffer | undefined): Promise<OsbOutcome> {
+    const limits: CallLimits = {
+      timeoutMs: this.options.timeoutMs,
+      maxResponseBytes: this.options.maxResponseBytes ?? DEFAULT_OSB_MAX_RESPONSE_BYTES,
+      names: OSB_LIMIT_NAMES,
+    };
+    try {
+      const res = await boundedRequest(options, payload, limits);
+      const retryAfter = Number(res.headers['retry-after']);
+      return {
+        kind: 'response',
+        status: res.status,
+        body: parseJson(res.body),
+        ...(Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfterSeconds: retryAfter } : {}),
       };
-      const req = transport.request(url, { method, headers, agent: this.agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', (error) => settle({ kind: 'transport', message: error.message }));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown;
-          try {
-            parsed = text ? JSON.parse(text) : undefined;
-          } catch {
-            parsed = undefined;
-          }
-          const retryAfter = Number(res.headers['retry-after']);
-          settle({
-            kind: 'response',
-            status: res.statusCode ?? 0,
-            body: parsed,
-            ...(Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfterSeconds: retryAfter } : {}),
-          });
-        });
-      });
-      req.setTimeout(this.options.timeoutMs, () => {
-        settle({ kind: 'timeout', message: `no answer from ${url.origin} within ${this.options.timeoutMs} ms` });
-        req.destroy();
-      });
-      req.on('error', (error) => settle({ kind: 'transport', message: error.message }));
-      req.end(payload);
-    });
+    } catch (error) {
+      if (error instanceof DeadlineExceededError) return { kind: 'timeout', message: error.message };
+      if (error instanceof ResponseTooLargeError)
+        return { kind: 'response', status: error.status, body: undefined, bodyError: error };
+      return { kind: 'transport', message: (error as Error).message };
+    }
+  }
+}
+
+/** The `status` label of depot_controller_osb_requests_total. */
+function outcomeLabel(outcome: OsbOutcome): string {
+  if (outcome.kind !== 'response') return outcome.kind;
+  return outcome.bodyError ? 'too_large' : String(outcome.status);
+}
+
+/** The body as JSON; undefined when empty or not JSON. */
+function parseJson(body: Buffer): unknown {
+  if (body.length === 0) return undefined;
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
   }
 }
 
@@ -287,6 +314,7 @@ export function describeOutcome(outcome: OsbOutcome): string {
   const parts = [`Status: ${outcome.status}`];
   if (typeof body.error === 'string') parts.push(`ErrorMessage: ${body.error}`);
   if (typeof body.description === 'string') parts.push(`Description: ${body.description}`);
+  if (outcome.bodyError) parts.push(outcome.bodyError.message);
   return parts.join('; ');
 }
 

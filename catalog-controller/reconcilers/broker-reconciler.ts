@@ -439,7 +439,8 @@ function versionStale(status: ServiceBrokerStatus, pinned: ApiMinor | { invalid:
 
 /** Why a catalog fetch failed; a 412 names the versions offered. */
 function catalogFailure({ outcome, tried }: CatalogFetch, pinned: boolean): string {
-  if (outcome.kind === 'response' && outcome.status === 200) return 'the body is not a catalog';
+  // A body past OSB_MAX_RESPONSE_BYTES was not read: the message names the limit.
+  if (outcome.kind === 'response' && outcome.status === 200 && !outcome.bodyError) return 'the body is not a catalog';
   if (!isVersionRefused(outcome)) return describeOutcome(outcome);
   const versions = tried.map(formatApiVersion).join(', ');
   const refused = pinned

@@ -12,6 +12,7 @@ import {
   type ServicePlan,
   type UserInfo,
 } from '../api/v1beta1.js';
+import { CallLimitError } from '../call-limits.js';
 import { scopeOfInstance, type CatalogScope } from '../catalog-scope.js';
 import type { ControllerServices } from '../controller-services.js';
 import { BrokerAuthError } from '../osb-client/broker-authorization.js';
@@ -42,7 +43,8 @@ export async function objectParameters(
       (ns, name) => ctx.cluster.readSecret(ns, name),
     );
   } catch (error) {
-    if (error instanceof ParametersError)
+    // A Secret read past KUBE_REQUEST_TIMEOUT_MS or KUBE_MAX_RESPONSE_BYTES: reported, and retried.
+    if (error instanceof ParametersError || error instanceof CallLimitError)
       return new Blocked(Reason.ErrorWithParameters, `failed to prepare parameters: ${error.message}`);
     throw error;
   }
