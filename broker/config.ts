@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readCredentialsFile, type BrokerCredential } from './auth/credentials-file.js';
+import { readTlsCertificate, type TlsCertificate } from './http/tls-certificate.js';
 import { defaultKeyFile, parseEncryptionKeys } from './crypto/encryption-keys.js';
 import type { EncryptionKey } from './crypto/state-cipher.js';
 import { ConfigError, host, integer, logLevel, optionalInteger, switchedOn, url, type Env } from '../runtime/config.js';
@@ -29,6 +31,12 @@ export interface BrokerConfig {
   brokerPassword: string;
   /** True when no credentials were configured and a password was generated for this process. */
   generatedPassword: boolean;
+  /** BROKER_CREDENTIALS_FILE (read again on SIGHUP), or undefined for the single pair above. */
+  brokerCredentialsFile: string | undefined;
+  /** The pairs the OSB API accepts: the file's, or BROKER_USERNAME/BROKER_PASSWORD (or the generated one). */
+  brokerCredentials: BrokerCredential[];
+  /** TLS_CERT_FILE and TLS_KEY_FILE: PORT then serves HTTPS only (read again on SIGHUP). */
+  tls: TlsCertificate | undefined;
   catalogFile: string | undefined;
   logLevel: string;
   workerConcurrency: number;
@@ -80,7 +88,15 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
   if (username !== '' && password === '') throw new ConfigError('BROKER_PASSWORD must be set when BROKER_USERNAME is');
   if (username === '' && password !== '') throw new ConfigError('BROKER_USERNAME must be set when BROKER_PASSWORD is');
   if (username.includes(':')) throw new ConfigError('BROKER_USERNAME must not contain ":" (HTTP Basic auth)');
-  const generatedPassword = username === '';
+  const credentialsFile = env.BROKER_CREDENTIALS_FILE || undefined;
+  if (credentialsFile && username !== '') {
+    throw new ConfigError(
+      'BROKER_CREDENTIALS_FILE and BROKER_USERNAME/BROKER_PASSWORD cannot both be set: put that pair in the file',
+    );
+  }
+  const generatedPassword = username === '' && !credentialsFile;
+  const brokerUsername = generatedPassword ? 'depot' : username;
+  const brokerPassword = generatedPassword ? randomBytes(18).toString('base64url') : password;
 
   return {
     port: integer(env, 'PORT', 8080, 0, 65535),
@@ -96,9 +112,14 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     redisServiceConfigured: Boolean(env.REDIS_SERVICE_URL),
     redisServicePublicHost: env.REDIS_SERVICE_PUBLIC_HOST || undefined,
     redisServicePublicPort: optionalInteger(env, 'REDIS_SERVICE_PUBLIC_PORT', 1, 65535),
-    brokerUsername: generatedPassword ? 'depot' : username,
-    brokerPassword: generatedPassword ? randomBytes(18).toString('base64url') : password,
+    brokerUsername,
+    brokerPassword,
     generatedPassword,
+    brokerCredentialsFile: credentialsFile,
+    brokerCredentials: credentialsFile
+      ? readCredentialsFile(credentialsFile)
+      : [{ username: brokerUsername, kind: 'plain', password: brokerPassword }],
+    tls: tlsCertificate(env),
     catalogFile: env.CATALOG_FILE || undefined,
     logLevel: logLevel(env),
     workerConcurrency: integer(env, 'WORKER_CONCURRENCY', 8, 1, 1000),
@@ -111,6 +132,14 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     encryptionKeyFile: env.ENCRYPTION_KEY_FILE || defaultKeyFile(env),
     testOffering: switchedOn(env, 'TEST_OFFERING', false),
   };
+}
+
+/** TLS_CERT_FILE and TLS_KEY_FILE, both or neither. */
+function tlsCertificate(env: Env): TlsCertificate | undefined {
+  const [certFile, keyFile] = [env.TLS_CERT_FILE || undefined, env.TLS_KEY_FILE || undefined];
+  if (certFile && !keyFile) throw new ConfigError('TLS_KEY_FILE must be set when TLS_CERT_FILE is');
+  if (keyFile && !certFile) throw new ConfigError('TLS_CERT_FILE must be set when TLS_KEY_FILE is');
+  return certFile && keyFile ? readTlsCertificate(certFile, keyFile) : undefined;
 }
 
 /** REDIS_URL's server: the same address and credentials, database 0. */

@@ -1,8 +1,11 @@
 import http from 'node:http';
+import https from 'node:https';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { loadCatalogFile } from './catalog/catalog-file.js';
 import { CatalogError, type Catalog } from './catalog/catalog.js';
+import { BrokerCredentials } from './auth/broker-credentials.js';
+import { readCredentialsFile } from './auth/credentials-file.js';
 import { serverAddress, type BrokerConfig } from './config.js';
 import { plansInUse } from './db/instances.js';
 import { checkKeys, KeyRegistryError, sealExistingRows } from './crypto/key-registry.js';
@@ -12,6 +15,7 @@ import { migrate } from './db/migrate.js';
 import { createPool, databaseName, ensureDatabase } from './db/pool.js';
 import { DepotBroker } from './depot-broker.js';
 import { createApp, createMetricsApp, createProbeApp, DependencyDown } from './http/app.js';
+import { readTlsCertificate } from './http/tls-certificate.js';
 import { OperationQueue } from './jobs/operation-queue.js';
 import { OperationWorker } from './jobs/operation-worker.js';
 import { errorReason } from './jobs/outcome.js';
@@ -40,13 +44,28 @@ export interface Depot {
   queue: OperationQueue;
   metrics: BrokerMetrics;
   broker: DepotBroker;
-  /** The HTTP server, not listening yet: the OSB API and the probes, or for a worker only the probes. */
-  server: http.Server;
+  /** The pairs the OSB API accepts, replaced by reload(). */
+  credentials: BrokerCredentials;
+  /**
+   * The server on PORT, not listening yet: the OSB API and the probes, or for a worker only the
+   * probes. HTTPS only when TLS_CERT_FILE and TLS_KEY_FILE are set.
+   */
+  server: http.Server | https.Server;
   /** The metrics server (GET /metrics), not listening yet: METRICS_PORT on METRICS_HOST. */
   metricsServer: http.Server;
   worker: OperationWorker | undefined;
   sweeper: Sweeper | undefined;
+  /**
+   * SIGHUP: reads BROKER_CREDENTIALS_FILE and the TLS certificate again. A file that cannot be used
+   * keeps what is in use, with an error in the log; the result names the variables of each kind.
+   */
+  reload(): ReloadResult;
   close(): Promise<void>;
+}
+
+export interface ReloadResult {
+  reloaded: string[];
+  failed: string[];
 }
 
 /**
@@ -91,7 +110,9 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   });
   // The test plans' http faults are answered before the real broker sees the request.
   const api: ServiceBroker = testing ? testing.wrap(broker, { catalog, pool, cipher }) : broker;
-  const server = createHttpServer(config, options.role, api, catalog, logger, metrics, readiness(pool, queue));
+  const credentials = new BrokerCredentials(config.brokerCredentials);
+  const parts = { broker: api, catalog, credentials, logger, metrics, ready: readiness(pool, queue) };
+  const server = createHttpServer(config, options.role, parts);
   const metricsServer = http.createServer(createMetricsApp(metrics));
   const { worker, sweeper } =
     options.role === 'api'
@@ -106,10 +127,12 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
     queue,
     metrics,
     broker,
+    credentials,
     server,
     metricsServer,
     worker,
     sweeper,
+    reload: () => reload(config, credentials, server, logger),
     async close() {
       for (const listener of [server, metricsServer]) {
         if (listener.listening) await new Promise<void>((resolve) => listener.close(() => resolve()));
@@ -202,34 +225,77 @@ function readiness(pool: pg.Pool, queue: OperationQueue): () => Promise<void> {
   };
 }
 
-/** The HTTP server, not listening yet: the OSB API, or for a worker only /healthz and /readyz. */
-function createHttpServer(
-  config: BrokerConfig,
-  role: Role,
-  broker: ServiceBroker,
-  catalog: Catalog,
-  logger: Logger,
-  metrics: BrokerMetrics,
-  ready: () => Promise<void>,
-): http.Server {
+interface ServedParts {
+  broker: ServiceBroker;
+  catalog: Catalog;
+  credentials: BrokerCredentials;
+  logger: Logger;
+  metrics: BrokerMetrics;
+  ready: () => Promise<void>;
+}
+
+/**
+ * The server on PORT, not listening yet: the OSB API, or for a worker only /healthz and /readyz.
+ * With a TLS certificate it is HTTPS and nothing else (no plain HTTP listener).
+ */
+function createHttpServer(config: BrokerConfig, role: Role, parts: ServedParts): http.Server | https.Server {
   const { retryAfterSeconds } = config;
   const app =
     role === 'worker'
-      ? createProbeApp({ logger, ready, retryAfterSeconds })
-      : createApp({
-          broker,
-          catalog,
-          username: config.brokerUsername,
-          password: config.brokerPassword,
-          logger,
-          metrics,
-          ready,
-          retryAfterSeconds,
-        });
+      ? createProbeApp({ logger: parts.logger, ready: parts.ready, retryAfterSeconds })
+      : createApp({ ...parts, retryAfterSeconds });
   // Long ids (up to the broker's limit, percent-encoded) must reach the router to get a JSON 400.
-  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, app);
+  const options = { maxHeaderSize: 64 * 1024 };
+  const server = config.tls
+    ? https.createServer({ ...options, cert: config.tls.cert, key: config.tls.key }, app)
+    : http.createServer(options, app);
   server.keepAliveTimeout = 65_000;
   return server;
+}
+
+/** Depot.reload(): each file read again; one that cannot be used leaves the one in use in place. */
+function reload(
+  config: BrokerConfig,
+  credentials: BrokerCredentials,
+  server: http.Server | https.Server,
+  logger: Logger,
+): ReloadResult {
+  const result: ReloadResult = { reloaded: [], failed: [] };
+  const file = config.brokerCredentialsFile;
+  if (file) {
+    try {
+      credentials.replace(readCredentialsFile(file));
+      result.reloaded.push('BROKER_CREDENTIALS_FILE');
+      logger.info({ file, entries: credentials.size }, 'reloaded BROKER_CREDENTIALS_FILE');
+    } catch (error) {
+      result.failed.push('BROKER_CREDENTIALS_FILE');
+      const line = (error as { line?: number }).line;
+      logger.error(
+        { file, ...(line ? { line } : {}), reason: (error as Error).message },
+        'BROKER_CREDENTIALS_FILE not reloaded: the credentials in use stay',
+      );
+    }
+  }
+  if (config.tls && server instanceof https.Server) {
+    const { certFile, keyFile } = config.tls;
+    try {
+      const certificate = readTlsCertificate(certFile, keyFile);
+      // New connections get the new certificate; open ones keep theirs.
+      server.setSecureContext({ cert: certificate.cert, key: certificate.key });
+      result.reloaded.push('TLS_CERT_FILE');
+      logger.info(
+        { certFile, fingerprint256: certificate.fingerprint256, validTo: certificate.validTo },
+        'reloaded TLS_CERT_FILE and TLS_KEY_FILE',
+      );
+    } catch (error) {
+      result.failed.push('TLS_CERT_FILE');
+      logger.error(
+        { certFile, keyFile, reason: (error as Error).message },
+        'TLS certificate not reloaded: the certificate in use stays',
+      );
+    }
+  }
+  return result;
 }
 
 /** The operation workers and the sweeper (roles `all` and `worker`). */

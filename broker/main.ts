@@ -1,6 +1,6 @@
 import { ConfigError } from '../runtime/config.js';
-import { loadConfig } from './config.js';
-import { createDepot, StartupError, type Role } from './depot.js';
+import { loadConfig, type BrokerConfig } from './config.js';
+import { createDepot, StartupError, type Depot, type Role } from './depot.js';
 import { createLogger } from '../runtime/logger.js';
 
 /**
@@ -25,7 +25,16 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel).child({ role });
 
-  let depot;
+  // SIGHUP: BROKER_CREDENTIALS_FILE and the TLS certificate are read again (docs/operations.md);
+  // one that comes while Depot starts is carried out once it has.
+  let depot: Depot | undefined;
+  let reloadPending = false;
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, 'reloading');
+    if (depot) depot.reload();
+    else reloadPending = true;
+  });
+
   try {
     depot = await createDepot(config, { role, logger });
   } catch (error) {
@@ -35,6 +44,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  if (reloadPending) depot.reload();
 
   const server = depot.server;
   try {
@@ -56,9 +66,9 @@ async function main(): Promise<void> {
           `  username: ${config.brokerUsername}\n  password: ${config.brokerPassword}\n\n`,
       );
     }
-    logger.info({ port: config.port }, 'OSB API listening');
+    logger.info({ port: config.port, ...tlsFields(config) }, 'OSB API listening');
   } else {
-    logger.info({ port: config.port }, 'health listening');
+    logger.info({ port: config.port, ...tlsFields(config) }, 'health listening');
   }
   const { metricsPort, metricsHost } = config;
   try {
@@ -94,6 +104,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** How PORT is served, for the "listening" line: https with the certificate's fingerprint, or http. */
+function tlsFields(config: BrokerConfig): Record<string, string> {
+  if (!config.tls) return { scheme: 'http' };
+  return { scheme: 'https', fingerprint256: config.tls.fingerprint256, validTo: config.tls.validTo };
 }
 
 main().catch((error: unknown) => {

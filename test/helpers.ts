@@ -109,7 +109,7 @@ export async function freePort(): Promise<number> {
 
 export interface TestDepot {
   depot: Depot;
-  /** http://127.0.0.1:port of the OSB API (for a worker: its /healthz and /readyz). */
+  /** http://127.0.0.1:port (https:// with TLS_CERT_FILE) of the OSB API (for a worker: its probes). */
   baseUrl: string;
   /** http://127.0.0.1:port of its metrics listener (GET /metrics). */
   metricsUrl: string;
@@ -143,6 +143,11 @@ export async function startDepot(name: string, options: StartOptions = {}): Prom
     ENCRYPTION_KEYS,
     ...options.env,
   };
+  // A credentials file replaces the single pair (the two cannot be set together).
+  if (options.env?.BROKER_CREDENTIALS_FILE) {
+    delete env.BROKER_USERNAME;
+    delete env.BROKER_PASSWORD;
+  }
   if (options.shareWith) {
     env.DATABASE_URL = options.shareWith.depot.config.databaseUrl;
     env.QUEUE_PREFIX = options.shareWith.depot.config.queuePrefix;
@@ -173,7 +178,8 @@ export async function startDepot(name: string, options: StartOptions = {}): Prom
   });
   const server = depot.server;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const scheme = depot.config.tls ? 'https' : 'http';
+  const baseUrl = `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   await new Promise<void>((resolve) => depot.metricsServer.listen(0, '127.0.0.1', resolve));
   const metricsUrl = `http://127.0.0.1:${(depot.metricsServer.address() as AddressInfo).port}`;
   if (depot.worker) await depot.worker.waitUntilReady();

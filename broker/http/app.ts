@@ -1,5 +1,6 @@
 import express, { type Express, type Response } from 'express';
 import { trimToVersion, type VersionedBody } from '../../osb/index.js';
+import type { BrokerCredentials } from '../auth/broker-credentials.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Logger } from '../../runtime/logger.js';
 import type { BrokerMetrics } from '../metrics.js';
@@ -13,8 +14,8 @@ export const BODY_LIMIT_BYTES = 1024 * 1024;
 export interface AppOptions {
   broker: ServiceBroker;
   catalog: Catalog;
-  username: string;
-  password: string;
+  /** The username/password pairs accepted (BROKER_CREDENTIALS_FILE, or the single pair). */
+  credentials: BrokerCredentials;
   logger: Logger;
   metrics: BrokerMetrics;
   /** Retry-After of a 503 while the state database cannot be reached. */
@@ -41,10 +42,10 @@ export function createApp(options: AppOptions): Express {
 }
 
 /** One handler per endpoint of the spec, each translating HTTP to one ServiceBroker call. */
-function osbRoutes({ broker, catalog, username, password }: AppOptions): express.Router {
+function osbRoutes({ broker, catalog, credentials }: AppOptions): express.Router {
   const v2 = express.Router();
   // spec: authentication and the version header are checked before anything else.
-  v2.use(basicAuth(username, password), apiVersion());
+  v2.use(basicAuth(credentials), apiVersion());
   // Parse the body as JSON whatever its Content-Type: curl sends none, or a form type, by default.
   v2.use(express.json({ limit: BODY_LIMIT_BYTES, strict: false, type: () => true }));
   v2.get('/catalog', getCatalog(catalog));

@@ -1,4 +1,4 @@
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import {
   API_VERSION_HEADER,
@@ -7,6 +7,7 @@ import {
   parseApiVersion,
   type ApiMinor,
 } from '../../osb/index.js';
+import type { BrokerCredentials } from '../auth/broker-credentials.js';
 import { isDatabaseUnavailable } from '../db/pool.js';
 import {
   BrokerError,
@@ -61,16 +62,10 @@ export function observe(logger: Logger, metrics: BrokerMetrics): RequestHandler 
   };
 }
 
-/** spec: HTTP Basic auth; 401 otherwise. Compared in constant time on digests of equal length. */
-export function basicAuth(username: string, password: string): RequestHandler {
-  const expected = createHash('sha256').update(`${username}:${password}`).digest();
-  return (req, res, next) => {
-    const header = req.get('authorization') ?? '';
-    const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-    const given = createHash('sha256')
-      .update(match ? Buffer.from(match[1]!, 'base64').toString('utf8') : '\u0000')
-      .digest();
-    if (!timingSafeEqual(given, expected)) {
+/** spec: HTTP Basic auth, one of the accepted pairs (compared in constant time); 401 otherwise. */
+export function basicAuth(credentials: BrokerCredentials): RequestHandler {
+  return async (req, res, next) => {
+    if (!(await credentials.accepts(req.get('authorization')))) {
       res.setHeader('WWW-Authenticate', 'Basic realm="depot", charset="UTF-8"');
       next(new UnauthorizedError());
       return;
