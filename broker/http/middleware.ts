@@ -40,8 +40,16 @@ export function requestIdentity(): RequestHandler {
 
 /** One log line and one histogram sample per request, labelled by route template. */
 export function observe(logger: Logger, metrics: BrokerMetrics): RequestHandler {
+  const traced = logger.isLevelEnabled('trace');
   return (req, res, next) => {
     const start = process.hrtime.bigint();
+    // At trace, what arrived: the headers as sent, but for those redacted by the logger (credentials).
+    if (traced) {
+      logger.trace(
+        { requestId: req.requestIdentity, req: { method: req.method, url: req.url, headers: req.headers } },
+        'request received',
+      );
+    }
     res.on('finish', () => {
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';

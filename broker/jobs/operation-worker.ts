@@ -82,6 +82,7 @@ export class OperationWorker {
     });
     const attempts = job.opts.attempts ?? 1;
     const lastAttempt = job.attemptsMade + 1 >= attempts;
+    log.debug({ jobId: job.id, attempts }, 'operation job received');
     log.info('operation started');
     let outcome: Outcome;
     try {
