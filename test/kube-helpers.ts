@@ -57,7 +57,10 @@ export async function startKubeApi(): Promise<KubeApi> {
 export interface ControllerProcess {
   child: ChildProcess;
   port: number;
+  /** The lines of stdout and stderr, in arrival order. */
   logs: string[];
+  /** Everything written to each stream, as written (complete once `stop` resolves). */
+  output: { stdout: string; stderr: string };
   metrics(): Promise<string>;
   /** SIGTERM (clean) or SIGKILL (crash); resolves when the process has exited. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -76,6 +79,7 @@ export const FAST_CONTROLLER_ENV: Record<string, string> = {
   MIN_RELIST_INTERVAL_SECONDS: '1',
 };
 
+/** The controller at LOG_LEVEL `info` unless `env` says otherwise (e.g. `{ LOG_LEVEL: 'trace' }`). */
 export async function startController(api: KubeApi, env: Record<string, string> = {}): Promise<ControllerProcess> {
   const [port, metricsPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'catalog-controller/main.ts')], {
@@ -92,9 +96,15 @@ export async function startController(api: KubeApi, env: Record<string, string> 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
-  child.stdout!.on('data', (chunk: Buffer) => logs.push(...chunk.toString().split('\n').filter(Boolean)));
-  child.stderr!.on('data', (chunk: Buffer) => logs.push(...chunk.toString().split('\n').filter(Boolean)));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const output = { stdout: '', stderr: '' };
+  for (const stream of ['stdout', 'stderr'] as const) {
+    child[stream]!.on('data', (chunk: Buffer) => {
+      output[stream] += chunk.toString();
+      logs.push(...chunk.toString().split('\n').filter(Boolean));
+    });
+  }
+  // 'close' comes after 'exit' once stdout and stderr are drained: nothing written is missed.
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   await waitFor(
     async () => {
       if (child.exitCode !== null) throw new Error(`controller exited: ${logs.join('\n')}`);
@@ -108,6 +118,7 @@ export async function startController(api: KubeApi, env: Record<string, string> 
     child,
     port,
     logs,
+    output,
     metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
