@@ -15,6 +15,7 @@ import { migrate } from './db/migrate.js';
 import { createPool, databaseName, ensureDatabase } from './db/pool.js';
 import { DepotBroker } from './depot-broker.js';
 import { createApp, createMetricsApp, createProbeApp, DependencyDown } from './http/app.js';
+import { MAX_HEADER_BYTES, answerClientError } from './http/client-error.js';
 import { readTlsCertificate } from './http/tls-certificate.js';
 import { OperationQueue } from './jobs/operation-queue.js';
 import { OperationWorker } from './jobs/operation-worker.js';
@@ -245,10 +246,11 @@ function createHttpServer(config: BrokerConfig, role: Role, parts: ServedParts):
       ? createProbeApp({ logger: parts.logger, ready: parts.ready, retryAfterSeconds })
       : createApp({ ...parts, retryAfterSeconds });
   // Long ids (up to the broker's limit, percent-encoded) must reach the router to get a JSON 400.
-  const options = { maxHeaderSize: 64 * 1024 };
+  const options = { maxHeaderSize: MAX_HEADER_BYTES };
   const server = config.tls
     ? https.createServer({ ...options, cert: config.tls.cert, key: config.tls.key }, app)
     : http.createServer(options, app);
+  server.on('clientError', answerClientError);
   server.keepAliveTimeout = 65_000;
   return server;
 }
