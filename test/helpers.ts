@@ -398,6 +398,24 @@ export async function stateCounts(target: TestDepot): Promise<Record<string, num
 }
 
 /**
+ * A digest of the contents of Depot's state rows (service_instances, service_bindings,
+ * operations), or of one instance's rows: any row added, removed or changed shows as a
+ * different digest. (bad-input.test.ts takes the same digests of the whole state.)
+ */
+export async function rowDigests(target: TestDepot, instanceId?: string): Promise<Record<string, string>> {
+  const digest = (table: string, column: string) =>
+    `(select coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from ${table} t
+      where $1::text is null or t.${column} = $1)`;
+  const { rows } = await target.depot.pool.query<Record<string, string>>(
+    `select ${digest('service_instances', 'id')} as instances,
+            ${digest('service_bindings', 'instance_id')} as bindings,
+            ${digest('operations', 'instance_id')} as operations`,
+    [instanceId ?? null],
+  );
+  return rows[0]!;
+}
+
+/**
  * Whether `password` is the role's password, by checking it against the SCRAM-SHA-256
  * verifier PostgreSQL stores (RFC 5802/7677). This machine's server trusts local TCP logins,
  * so a successful login alone would not prove the password right.
