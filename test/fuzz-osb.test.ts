@@ -9,8 +9,8 @@
  * still provisions afterwards.
  *
  * The seed changes every run; it is printed, and a failure prints the seed and the path of the
- * shrunk counterexample. Replay: FUZZ_SEED=<seed> [FUZZ_PATH=<path>] node --import tsx --test
- * test/fuzz-osb.test.ts
+ * shrunk counterexample. Replay (docs/testing.md, "Fuzzing"): FUZZ_SEED=<seed> [FUZZ_PATH=<path>]
+ * node --import tsx --test --test-name-pattern='<the failing test>' test/fuzz-osb.test.ts
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

@@ -141,8 +141,10 @@ function validObject(
     names.map((name) => [name, validValue(properties[name]!, options, path ? `${path}.${name}` : name)]),
   );
   const known = fc.record(members, { requiredKeys: schema.required ?? [] });
+  // Members the schema describes with additionalProperties are not unknown ones.
+  const described = typeof schema.additionalProperties === 'object';
   const mayAddUnknown = schema.additionalProperties !== false && options.unknownMembers !== false;
-  if (!mayAddUnknown) return known;
+  if (!mayAddUnknown && !described) return known;
   const unknownName = text.filter((name) => !names.includes(name) && name !== '__proto__');
   const unknown =
     typeof schema.additionalProperties === 'object'
