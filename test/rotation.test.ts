@@ -6,6 +6,7 @@
  * local TCP logins), Redis ones by AUTH.
  */
 import assert from 'node:assert/strict';
+import { place } from '../broker/db/sealed-columns.js';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
@@ -582,11 +583,18 @@ describe('binding rotation and credential lifetimes (custom catalog)', () => {
     await osb(depot)
       .put(bindingPath(standardInstance, a), bindBody({ plan_id: STANDARD_PLAN_ID }))
       .expect(201);
-    await depot.depot.pool.query(
-      `update service_bindings set response = jsonb_set(response, '{metadata,expires_at}', '"2000-01-01T00:00:00.000Z"')
-        where id = $1`,
+    // The stored response is sealed (encryption at rest): open it, age it, seal it again.
+    const where = place('service_bindings', 'response', a);
+    const { rows } = await depot.depot.pool.query<{ response: string }>(
+      'select response from service_bindings where id = $1',
       [a],
     );
+    const stored = depot.depot.cipher.open<{ metadata?: Record<string, unknown> }>(rows[0]!.response, where);
+    stored.metadata = { ...stored.metadata, expires_at: '2000-01-01T00:00:00.000Z' };
+    await depot.depot.pool.query('update service_bindings set response = $2 where id = $1', [
+      a,
+      depot.depot.cipher.seal(stored, where),
+    ]);
     const counts = await stateCounts(depot);
     const b = randomUUID();
     for (const query of ['', ASYNC]) {
