@@ -12,8 +12,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { loadConfig } from '../broker/config.js';
-import { ConfigError } from '../runtime/config.js';
-import { API_VERSION, startDepot, type TestDepot } from './helpers.js';
+import { API_VERSION, startDepot, type TestDepot, refusesConfig } from './helpers.js';
 import { startDepotProcess } from './depot-process.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -63,15 +62,7 @@ before(async () => {
 });
 
 describe('BROKER_CREDENTIALS_FILE: configuration', () => {
-  const refuses = (env: Record<string, string>, message: RegExp) =>
-    assert.throws(
-      () => loadConfig(env),
-      (error: Error) => {
-        assert.ok(error instanceof ConfigError, error.message);
-        assert.match(error.message, message);
-        return true;
-      },
-    );
+  const refuses = refusesConfig;
 
   it('a bad line: ConfigError naming BROKER_CREDENTIALS_FILE and the line number, never the password', async () => {
     const cases: Array<[string, RegExp]> = [

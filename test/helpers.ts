@@ -2,6 +2,7 @@
  * Test harness: a real Depot (real Postgres, real Redis, real BullMQ workers, real
  * provisioning) per test file, each with its own state database and queue prefix.
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFile, mkdtemp } from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { createDepot, type Depot, type Role } from '../broker/depot.js';
 import { databaseName } from '../broker/db/pool.js';
 import { place, SEALED_COLUMNS, type SealedTable } from '../broker/db/sealed-columns.js';
 import { OperationQueue } from '../broker/jobs/operation-queue.js';
+import { ConfigError } from '../runtime/config.js';
 import { createLogger } from '../runtime/logger.js';
 import { redisOptions } from '../broker/redis.js';
 import type { JsonObject } from '../osb/index.js';
@@ -208,6 +210,18 @@ export function unsealed<T extends object>(target: TestDepot, table: SealedTable
     if (typeof stored === 'string') opened[column] = target.depot.cipher.open(stored, place(table, column, id));
   }
   return opened as T;
+}
+
+/** loadConfig(env) refuses with a ConfigError whose message matches. */
+export function refusesConfig(env: Record<string, string>, message: RegExp): void {
+  assert.throws(
+    () => loadConfig(env),
+    (error: Error) => {
+      assert.ok(error instanceof ConfigError, error.message);
+      assert.match(error.message, message);
+      return true;
+    },
+  );
 }
 
 /** Removes a queue's keys from Redis (for Depots a test started without the harness). */

@@ -13,8 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import request from 'supertest';
 import { loadConfig } from '../broker/config.js';
-import { ConfigError } from '../runtime/config.js';
-import { API_VERSION, PASSWORD, USERNAME, startDepot, type TestDepot } from './helpers.js';
+import { API_VERSION, PASSWORD, USERNAME, startDepot, type TestDepot, refusesConfig } from './helpers.js';
 import { startDepotProcess } from './depot-process.js';
 import { certificateDir, selfSignedCertificate, type TestCertificate } from './tls-certificates.js';
 
@@ -65,15 +64,7 @@ function httpGet(url: string): Promise<number | string> {
 }
 
 describe('TLS: configuration', () => {
-  const refuses = (env: Record<string, string>, message: RegExp) =>
-    assert.throws(
-      () => loadConfig(env),
-      (error: Error) => {
-        assert.ok(error instanceof ConfigError, error.message);
-        assert.match(error.message, message);
-        return true;
-      },
-    );
+  const refuses = refusesConfig;
 
   it('both or neither; a file unreadable, invalid or of another certificate: the variable named', async () => {
     refuses({ TLS_CERT_FILE: first.certFile }, /^TLS_KEY_FILE must be set when TLS_CERT_FILE is/);
