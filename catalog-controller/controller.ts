@@ -172,10 +172,15 @@ function wireServices(
   const events = new EventRecorder(client, 'depot-catalog-controller', logger, config.namespace);
   const objects = new ObjectWriter(client, informerOf, new ConditionEvents(events));
   const cluster = new ClusterReader(client, config.clusterId);
-  const osbClients = new OsbClientCache((namespace, name) => cluster.readSecret(namespace, name), metrics, {
-    timeoutMs: config.osbRequestTimeoutMs,
-    maxResponseBytes: config.osbMaxResponseBytes,
-  });
+  const osbClients = new OsbClientCache(
+    (namespace, name) => cluster.readSecret(namespace, name),
+    metrics,
+    {
+      timeoutMs: config.osbRequestTimeoutMs,
+      maxResponseBytes: config.osbMaxResponseBytes,
+    },
+    logger,
+  );
   return { config, logger, client, informers, informerOf, objects, cluster, osbClients, events };
 }
 

@@ -1,5 +1,6 @@
 import type { ServiceBroker } from '../api/v1beta1.js';
 import { objectKey } from '../kube/resources.js';
+import type { Logger } from '../../runtime/logger.js';
 import type { ControllerMetrics } from '../metrics.js';
 import { agreedApiMinor } from '../osb-version.js';
 import { brokerAuthorization, type ReadSecret } from './broker-authorization.js';
@@ -23,6 +24,7 @@ export class OsbClientCache {
     private readonly readSecret: ReadSecret,
     private readonly metrics: ControllerMetrics,
     private readonly limits: { timeoutMs: number; maxResponseBytes: number },
+    private readonly logger?: Logger,
   ) {}
 
   /**
@@ -68,7 +70,11 @@ export class OsbClientCache {
       insecureSkipTLSVerify: broker.spec.insecureSkipTLSVerify === true,
       timeoutMs: this.limits.timeoutMs,
       maxResponseBytes: this.limits.maxResponseBytes,
-      observe: (method, status) => this.metrics.osbRequests.inc({ broker: brokerName, method, status }),
+      observe: (method, status, path) => {
+        this.metrics.osbRequests.inc({ broker: brokerName, method, status });
+        // Method, path (ids and the plan's ids in the query) and outcome: never headers or bodies.
+        this.logger?.trace({ broker: brokerName, method, path, status }, 'broker call');
+      },
     });
   }
 }

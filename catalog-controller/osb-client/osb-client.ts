@@ -52,8 +52,8 @@ export interface OsbClientOptions {
   timeoutMs: number;
   /** The response body's cap: OSB_MAX_RESPONSE_BYTES (default DEFAULT_OSB_MAX_RESPONSE_BYTES). */
   maxResponseBytes?: number;
-  /** Called once per request, for metrics. */
-  observe?: (method: string, status: string) => void;
+  /** Called once per request, for metrics and the trace log. */
+  observe?: (method: string, status: string, path: string) => void;
   /** The OSB API version spoken, 2.<minor> (default: the newest). */
   minor?: ApiMinor;
 }
@@ -233,7 +233,7 @@ export class OsbClient {
       headers['content-length'] = payload.length;
     }
     const outcome = await this.send({ ...urlToHttpOptions(url), method, headers, agent: this.agent }, payload);
-    this.options.observe?.(method, outcomeLabel(outcome));
+    this.options.observe?.(method, outcomeLabel(outcome), `${url.pathname}${url.search}`);
     return outcome;
   }
 
