@@ -27,6 +27,13 @@ export interface BrokerConfig {
   /** Host and port handed out in Redis credentials; default: those of redisServiceUrl. */
   redisServicePublicHost: string | undefined;
   redisServicePublicPort: number | undefined;
+  /** Management HTTP API through which the `rabbitmq` offering creates virtual hosts and users. */
+  rabbitmqServiceUrl: string;
+  /** RABBITMQ_SERVICE_URL was set: an unusable server then stops Depot instead of leaving `rabbitmq` out. */
+  rabbitmqServiceConfigured: boolean;
+  /** AMQP host and port handed out in RabbitMQ credentials; default: rabbitmqServiceUrl's host, port 5672. */
+  rabbitmqServicePublicHost: string | undefined;
+  rabbitmqServicePublicPort: number | undefined;
   brokerUsername: string;
   brokerPassword: string;
   /** True when no credentials were configured and a password was generated for this process. */
@@ -83,6 +90,11 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     throw new ConfigError('REDIS_SERVICE_URL must name database 0 (or none): bindings cannot SELECT another database');
   }
 
+  const rabbitmqServiceUrl = url(env, 'RABBITMQ_SERVICE_URL', 'http://guest:guest@127.0.0.1:15672', [
+    'http:',
+    'https:',
+  ]);
+
   const username = env.BROKER_USERNAME ?? '';
   const password = env.BROKER_PASSWORD ?? '';
   if (username !== '' && password === '') throw new ConfigError('BROKER_PASSWORD must be set when BROKER_USERNAME is');
@@ -112,6 +124,10 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     redisServiceConfigured: Boolean(env.REDIS_SERVICE_URL),
     redisServicePublicHost: env.REDIS_SERVICE_PUBLIC_HOST || undefined,
     redisServicePublicPort: optionalInteger(env, 'REDIS_SERVICE_PUBLIC_PORT', 1, 65535),
+    rabbitmqServiceUrl,
+    rabbitmqServiceConfigured: Boolean(env.RABBITMQ_SERVICE_URL),
+    rabbitmqServicePublicHost: env.RABBITMQ_SERVICE_PUBLIC_HOST || undefined,
+    rabbitmqServicePublicPort: optionalInteger(env, 'RABBITMQ_SERVICE_PUBLIC_PORT', 1, 65535),
     brokerUsername,
     brokerPassword,
     generatedPassword,

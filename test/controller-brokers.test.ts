@@ -32,6 +32,7 @@ import {
   osb,
   type TestDepot,
 } from './helpers.js';
+import { RABBITMQ_SERVICE_ID } from './rabbitmq-helpers.js';
 import {
   R,
   brokerAuthSecret,
@@ -421,6 +422,7 @@ describe('catalog controller: brokers and catalogs', () => {
       'depot-test',
       'depot-test-single',
       'postgresql',
+      'rabbitmq',
       'redis',
     ]);
     await brokerAuthSecret(kube(), AUTH_NS, 'depot-basic');
@@ -925,7 +927,9 @@ describe('catalog controller: brokers and catalogs', () => {
   });
 
   it('an entry the API server refuses: ErrorSyncingCatalog naming it; Ready once the broker fixes it', async () => {
-    const bad: CatalogResponse = structuredClone(catalogWithout([TEST_SERVICE_ID, SERVICE_ID, REDIS_SERVICE_ID]));
+    const bad: CatalogResponse = structuredClone(
+      catalogWithout([TEST_SERVICE_ID, SERVICE_ID, REDIS_SERVICE_ID, RABBITMQ_SERVICE_ID]),
+    );
     const badPlan = bad.services[0]!.plans[0]!;
     // maintenanceInfo.version is a string in the CRD schema.
     (badPlan as unknown as { maintenance_info: { version: number } }).maintenance_info = { version: 2 };

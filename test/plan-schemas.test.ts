@@ -26,6 +26,7 @@ import { buildCatalog, DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog-fi
 import { withDatabase } from '../broker/config.js';
 import { createLogger } from '../runtime/logger.js';
 import { PostgresqlOffering, postgresNames } from '../broker/offerings/postgresql/postgresql-offering.js';
+import { RabbitmqOffering } from '../broker/offerings/rabbitmq/rabbitmq-offering.js';
 import { RedisOffering, redisNames, type RedisCredentials } from '../broker/offerings/redis/redis-offering.js';
 import {
   ADMIN_URL,
@@ -52,6 +53,7 @@ import {
   waitForOperation,
   type TestDepot,
 } from './helpers.js';
+import { RABBITMQ_PLAN_ID, RABBITMQ_SERVICE_ID } from './rabbitmq-helpers.js';
 
 const DRAFT_04 = 'http://json-schema.org/draft-04/schema#';
 
@@ -476,8 +478,9 @@ describe('catalog rules as Cloud Foundry applies them at cf create-service-broke
   const logger = createLogger('silent');
   const postgresql = new PostgresqlOffering({ serviceUrl: ADMIN_URL, logger });
   const redis = new RedisOffering({ serviceUrl: REDIS_URL, logger });
-  const offerings = [postgresql, redis];
-  after(async () => Promise.all([postgresql.close(), redis.close()]));
+  const rabbitmq = new RabbitmqOffering({ serviceUrl: 'http://guest:guest@127.0.0.1:15672', logger });
+  const offerings = [postgresql, redis, rabbitmq];
+  after(async () => Promise.all([postgresql.close(), redis.close(), rabbitmq.close()]));
 
   const objectSchema = (extra: Record<string, unknown> = {}) => ({
     $schema: DRAFT_04,
@@ -730,6 +733,7 @@ describe('catalog rules as Cloud Foundry applies them at cf create-service-broke
       [SERVICE_ID, SMALL_PLAN_ID],
       [SERVICE_ID, STANDARD_PLAN_ID],
       [REDIS_SERVICE_ID, REDIS_PLAN_ID],
+      [RABBITMQ_SERVICE_ID, RABBITMQ_PLAN_ID],
     ];
     assert.equal(catalog.response.services.flatMap((s) => s.plans).length, plans.length);
     for (const [serviceId, planId] of plans) {

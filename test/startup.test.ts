@@ -388,9 +388,10 @@ describe('first contact: only services whose server Depot can use', () => {
         .auth('admin', 'secret')
         .set('X-Broker-API-Version', API_VERSION);
       assert.equal(res.status, 200);
+      // The machine's RabbitMQ answers at the default RABBITMQ_SERVICE_URL: rabbitmq is offered.
       assert.deepEqual(
         (res.body as { services: Array<{ name: string }> }).services.map((s) => s.name),
-        ['postgresql'],
+        ['postgresql', 'rabbitmq'],
       );
       const notices = lines.filter((line) => line.includes('Not offering'));
       assert.equal(notices.length, 1);

@@ -2,6 +2,7 @@ import type { BrokerConfig } from '../config.js';
 import type { Logger } from '../../runtime/logger.js';
 import type { Offering } from './offering.js';
 import { PostgresqlOffering } from './postgresql/postgresql-offering.js';
+import { RabbitmqOffering } from './rabbitmq/rabbitmq-offering.js';
 import { RedisOffering } from './redis/redis-offering.js';
 
 /**
@@ -23,6 +24,13 @@ export function createOfferings(config: BrokerConfig, logger: Logger): Offering[
       serverConfigured: config.redisServiceConfigured,
       publicHost: config.redisServicePublicHost,
       publicPort: config.redisServicePublicPort,
+      logger,
+    }),
+    new RabbitmqOffering({
+      serviceUrl: config.rabbitmqServiceUrl,
+      serverConfigured: config.rabbitmqServiceConfigured,
+      publicHost: config.rabbitmqServicePublicHost,
+      publicPort: config.rabbitmqServicePublicPort,
       logger,
     }),
   ];
