@@ -18,6 +18,7 @@ COPY broker ./broker
 COPY testing ./testing
 COPY migrations ./migrations
 COPY catalog-controller ./catalog-controller
+COPY bin ./bin
 
 # Without ENCRYPTION_KEYS, the key file is made here (docker-compose.yml keeps it on a volume).
 RUN install -d -m 0700 -o node -g node /home/node/.local /home/node/.local/state /home/node/.local/state/depot

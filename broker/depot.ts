@@ -87,11 +87,16 @@ export interface StartOptions {
   sweeperIntervalMs?: number;
 }
 
+/** What TEST_OFFERING=enabled adds; testing/ is loaded only then (also by the admin CLI). */
+export async function testExtension(config: Pick<BrokerConfig, 'testOffering'>): Promise<TestExtension | undefined> {
+  return config.testOffering ? (await import('../testing/index.js')).createTestExtension() : undefined;
+}
+
 /** Connects to Postgres and Redis (failing fast with a useful message), migrates, and wires the parts. */
 export async function createDepot(config: BrokerConfig, options: StartOptions): Promise<Depot> {
   const { logger } = options;
   // TEST_OFFERING=enabled: the failure-injecting test offering and its services join the catalog.
-  const testing = config.testOffering ? (await import('../testing/index.js')).createTestExtension() : undefined;
+  const testing = await testExtension(config);
   const cipher = new StateCipher(
     await encryptionKeys(config, options.notice ?? ((text) => process.stderr.write(text))),
   );
