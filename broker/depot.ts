@@ -8,6 +8,7 @@ import { BrokerCredentials } from './auth/broker-credentials.js';
 import { readCredentialsFile } from './auth/credentials-file.js';
 import { serverAddress, type BrokerConfig } from './config.js';
 import { plansInUse } from './db/instances.js';
+import { operationsInProgress } from './db/operations.js';
 import { checkKeys, KeyRegistryError, sealExistingRows } from './crypto/key-registry.js';
 import { encryptionKeys } from './crypto/encryption-keys.js';
 import { StateCipher } from './crypto/state-cipher.js';
@@ -104,6 +105,12 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   const { catalog, offerings, queue } = await startServing(config, pool, testing, logger);
 
   const metrics = new BrokerMetrics();
+  const ready = readiness(pool, queue);
+  metrics.watchState({
+    operationsInProgress: () => operationsInProgress(pool),
+    jobCounts: () => queue.jobCounts(),
+    ready,
+  });
   const broker = new DepotBroker({
     pool,
     cipher,
@@ -117,7 +124,7 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   // The test plans' http faults are answered before the real broker sees the request.
   const api: ServiceBroker = testing ? testing.wrap(broker, { catalog, pool, cipher }) : broker;
   const credentials = new BrokerCredentials(config.brokerCredentials);
-  const parts = { broker: api, catalog, credentials, logger, metrics, ready: readiness(pool, queue) };
+  const parts = { broker: api, catalog, credentials, logger, metrics, ready };
   const server = createHttpServer(config, options.role, parts);
   const metricsServer = http.createServer(createMetricsApp(metrics));
   const { worker, sweeper } =

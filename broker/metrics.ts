@@ -1,8 +1,10 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { StateSampler, type StateProbes } from './state-sampler.js';
 
 /** The broker's own Prometheus registry (not the global one, so tests can build several). */
 export class BrokerMetrics {
   readonly registry = new Registry();
+  private state: StateSampler | undefined;
 
   readonly httpRequestDuration = new Histogram({
     name: 'depot_http_request_duration_seconds',
@@ -34,7 +36,55 @@ export class BrokerMetrics {
     registers: [this.registry],
   });
 
+  // The state gauges below are read from PostgreSQL and Redis at each scrape: every replica
+  // reports the same figures (aggregate them with max, not sum). A probe that fails or does not
+  // answer in time leaves the previous value, so a scrape never fails for it.
+
+  readonly operationsInProgress = new Gauge({
+    name: 'depot_operations_in_progress',
+    help: 'Operations in progress in the state database, by type (the same on every replica).',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+    collect: () => this.state?.refresh(),
+  });
+
+  readonly oldestOperationSeconds = new Gauge({
+    name: 'depot_operation_oldest_in_progress_seconds',
+    help: 'Age of the oldest operation in progress, by type; 0 when none is (the same on every replica).',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+    collect: () => this.state?.refresh(),
+  });
+
+  readonly queueJobs = new Gauge({
+    name: 'depot_queue_jobs',
+    help: 'Jobs in the operations queue (Redis) by BullMQ state: waiting, prioritized, delayed, active, failed.',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: () => this.state?.refresh(),
+  });
+
+  readonly ready = new Gauge({
+    name: 'depot_ready',
+    help: '1 when this process would answer /readyz with 200 (its PostgreSQL and Redis answer), else 0.',
+    registers: [this.registry],
+    collect: () => this.state?.refresh(),
+  });
+
+  /** Incremented by drift repair (issue 13 item 1): an object put back on an offering's server. */
+  readonly driftRepaired = new Counter({
+    name: 'depot_drift_repaired_total',
+    help: 'Objects that drift repair put back on an offering server, by offering and kind.',
+    labelNames: ['offering', 'kind'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'depot_' });
+  }
+
+  /** From now on each scrape reads the state gauges through `probes`. */
+  watchState(probes: StateProbes, timeoutMs?: number): void {
+    this.state = new StateSampler(this, probes, timeoutMs);
   }
 }

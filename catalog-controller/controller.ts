@@ -57,6 +57,12 @@ export class CatalogController {
     this.instanceQueue = queue('serviceinstance', (key) => this.instances.reconcile(key));
     this.bindingQueue = queue('servicebinding', (key) => bindings.reconcile(key));
     this.wire(informers);
+    metrics.watchObjects(() => [
+      { kind: 'ClusterServiceBroker', objects: informers.clusterServiceBrokers.list() },
+      { kind: 'ServiceBroker', objects: informers.serviceBrokers.list() },
+      { kind: 'ServiceInstance', objects: informers.serviceInstances.list() },
+      { kind: 'ServiceBinding', objects: informers.serviceBindings.list() },
+    ]);
   }
 
   private wire(informers: Informers): void {

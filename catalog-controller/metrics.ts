@@ -1,5 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Condition } from './api/v1beta1.js';
+import { isFailed, isReady } from './conditions.js';
 import type { QueueMetrics } from './work-queue.js';
+
+/** The objects of one kind in the informer caches, for the object gauges. */
+export interface CachedKind {
+  kind: string;
+  objects: Array<{ status?: { conditions?: Condition[] } }>;
+}
 
 /** The controller's own Prometheus registry. */
 export class ControllerMetrics implements QueueMetrics {
@@ -47,6 +55,33 @@ export class ControllerMetrics implements QueueMetrics {
     registers: [this.registry],
   });
 
+  // Read from the informer caches at each scrape (only the leader has them filled).
+  readonly objects = new Gauge({
+    name: 'depot_controller_objects',
+    help: 'Objects in the leader caches by kind: ClusterServiceBroker, ServiceBroker, ServiceInstance, ServiceBinding.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+    collect: () => this.countObjects(),
+  });
+
+  readonly readyObjects = new Gauge({
+    name: 'depot_controller_objects_ready',
+    help: 'Objects whose Ready condition is True, by kind.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+    collect: () => this.countObjects(),
+  });
+
+  readonly failedObjects = new Gauge({
+    name: 'depot_controller_objects_failed',
+    help: 'Objects whose Failed condition is True (a terminal failure), by kind.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+    collect: () => this.countObjects(),
+  });
+
+  private cached: (() => CachedKind[]) | undefined;
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'depot_controller_' });
   }
@@ -58,5 +93,18 @@ export class ControllerMetrics implements QueueMetrics {
 
   depth(queue: string, size: number): void {
     this.queueDepth.set({ queue }, size);
+  }
+
+  /** From now on each scrape counts the objects `cached` returns. */
+  watchObjects(cached: () => CachedKind[]): void {
+    this.cached = cached;
+  }
+
+  private countObjects(): void {
+    for (const { kind, objects } of this.cached?.() ?? []) {
+      this.objects.set({ kind }, objects.length);
+      this.readyObjects.set({ kind }, objects.filter((o) => isReady(o.status?.conditions)).length);
+      this.failedObjects.set({ kind }, objects.filter((o) => isFailed(o.status?.conditions)).length);
+    }
   }
 }

@@ -1,10 +1,13 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger };
 
 /**
- * JSON logs. Anything that could carry a secret is redacted by path, as a second line of
- * defence: the code never logs credentials, passwords or request parameters on purpose.
+ * JSON logs, or readable lines when they go to a terminal (no `destination`, and standard output
+ * is a TTY: `npm start` in a shell). Anything that could carry a secret is redacted by path,
+ * either way, as a second line of defence: the code never logs credentials, passwords or request
+ * parameters on purpose.
  */
 export function createLogger(level: string, name = 'depot', destination?: DestinationStream): Logger {
   const options = {
@@ -27,7 +30,21 @@ export function createLogger(level: string, name = 'depot', destination?: Destin
     // of the statement: only what identifies the error is kept.
     serializers: { err: errorSummary },
   };
-  return destination ? pino(options, destination) : pino(options);
+  if (destination) return pino(options, destination);
+  return process.stdout.isTTY ? pino(options, readableLines()) : pino(options);
+}
+
+/**
+ * pino-pretty as a stream in this process (not a transport worker), writing synchronously so a
+ * line logged just before `process.exit` is not lost.
+ */
+function readableLines(): DestinationStream {
+  return pretty({
+    colorize: pretty.isColorSupported,
+    sync: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname',
+  });
 }
 
 function errorSummary(error: unknown): Record<string, unknown> {

@@ -234,3 +234,19 @@ export async function overdueOperations(
   );
   return rows.map((row) => opened(cipher, row));
 }
+
+export interface InProgressCount {
+  type: OperationType;
+  count: number;
+  /** Seconds since the oldest of them was accepted. */
+  oldest_seconds: number;
+}
+
+/** How many operations of each type are in progress, and the age of the oldest (metrics; partial index). */
+export async function operationsInProgress(db: Queryable): Promise<InProgressCount[]> {
+  const { rows } = await db.query<InProgressCount>(
+    `select type, count(*)::int as count, extract(epoch from now() - min(created_at))::float8 as oldest_seconds
+       from operations where state = 'in progress' group by type`,
+  );
+  return rows;
+}

@@ -17,6 +17,10 @@ export interface OperationQueueOptions {
   backoffMs?: number;
 }
 
+/** The job states a queue's depth is told in: waiting to run, retrying later, running, given up. */
+export const QUEUE_JOB_STATES = ['waiting', 'prioritized', 'delayed', 'active', 'failed'] as const;
+export type QueueJobState = (typeof QUEUE_JOB_STATES)[number];
+
 const defaults = { attempts: 5, backoffMs: 1000 };
 /** How often a waiter reads the operation again when no job outcome wakes it. */
 const RECHECK_MS = 500;
@@ -119,6 +123,15 @@ export class OperationQueue {
   /** The BullMQ state of the operation's job (`completed`, `failed`, `active`, …); undefined without one. */
   async jobState(operationId: string): Promise<string | undefined> {
     return (await this.queue.getJob(operationId))?.getState();
+  }
+
+  /** Jobs by BullMQ state (metrics: the queue's depth). */
+  async jobCounts(): Promise<Record<QueueJobState, number>> {
+    const counts = await this.queue.getJobCounts(...QUEUE_JOB_STATES);
+    return Object.fromEntries(QUEUE_JOB_STATES.map((state) => [state, counts[state] ?? 0])) as Record<
+      QueueJobState,
+      number
+    >;
   }
 
   /** A round trip to Redis (readiness). */
