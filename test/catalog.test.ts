@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import type { CatalogResponse } from '../osb/index.js';
 import { buildCatalog, loadCatalogFile } from '../broker/catalog/catalog-file.js';
+import { MysqlOffering } from '../broker/offerings/mysql/mysql-offering.js';
 import { PostgresqlOffering } from '../broker/offerings/postgresql/postgresql-offering.js';
 import { RedisOffering } from '../broker/offerings/redis/redis-offering.js';
 import { createLogger } from '../runtime/logger.js';
@@ -15,15 +16,19 @@ describe('GET /v2/catalog', () => {
   });
   after(async () => depot.close());
 
-  it('serves the postgresql (small, standard) and redis (shared) offerings, without x-depot keys', async () => {
+  it('serves postgresql (small, standard), redis (shared), mysql (small, standard), no x-depot keys', async () => {
     const res = await osb(depot).get('/v2/catalog').expect(200);
     assert.match(res.headers['content-type']!, /^application\/json/);
     const services = (res.body as { services: Array<Record<string, unknown>> }).services;
     assert.deepEqual(
       services.map((s) => s.name),
-      ['postgresql', 'redis'],
+      ['postgresql', 'redis', 'mysql'],
     );
-    const [postgresql, redis] = services as [Record<string, unknown>, Record<string, unknown>];
+    const [postgresql, redis, mysql] = services as [
+      Record<string, unknown>,
+      Record<string, unknown>,
+      Record<string, unknown>,
+    ];
     assert.equal(postgresql.bindable, true);
     assert.equal(postgresql.plan_updateable, true);
     assert.equal(postgresql.instances_retrievable, true);
@@ -39,13 +44,23 @@ describe('GET /v2/catalog', () => {
       (redis.plans as Array<{ name: string; binding_rotatable?: boolean }>).map((p) => [p.name, p.binding_rotatable]),
       [['shared', true]],
     );
+    assert.equal(mysql.bindable, true);
+    assert.equal(mysql.plan_updateable, true);
+    assert.equal(mysql.bindings_retrievable, true);
+    assert.deepEqual(
+      (mysql.plans as Array<{ name: string; binding_rotatable?: boolean }>).map((p) => [p.name, p.binding_rotatable]),
+      [
+        ['small', true],
+        ['standard', true],
+      ],
+    );
     assert.equal(JSON.stringify(res.body).includes('x-depot'), false);
   });
 
   it('every built-in plan declares draft-04 schemas for instance create and update and binding create', async () => {
     const res = await osb(depot).get('/v2/catalog').expect(200);
     const plans = (res.body as CatalogResponse).services.flatMap((s) => s.plans);
-    assert.equal(plans.length, 3);
+    assert.equal(plans.length, 5);
     for (const plan of plans) {
       for (const schema of [
         plan.schemas?.service_instance?.create?.parameters,
@@ -120,7 +135,8 @@ describe('catalog file validation', () => {
   const logger = createLogger('silent');
   const offering = new PostgresqlOffering({ serviceUrl: ADMIN_URL, logger });
   const redisOffering = new RedisOffering({ serviceUrl: REDIS_URL, logger });
-  after(async () => Promise.all([offering.close(), redisOffering.close()]));
+  const mysqlOffering = new MysqlOffering({ serviceUrl: 'mysql://root@127.0.0.1:3306', logger });
+  after(async () => Promise.all([offering.close(), redisOffering.close(), mysqlOffering.close()]));
 
   const plan = (overrides: Record<string, unknown> = {}) => ({
     id: 'plan-1',
@@ -206,10 +222,10 @@ describe('catalog file validation', () => {
     ));
 
   it('reads the built-in default catalog file', async () => {
-    const catalog = await loadCatalogFile(undefined, [offering, redisOffering]);
+    const catalog = await loadCatalogFile(undefined, [offering, redisOffering, mysqlOffering]);
     assert.deepEqual(
       catalog.response.services.map((s) => s.name),
-      ['postgresql', 'redis'],
+      ['postgresql', 'redis', 'mysql'],
     );
   });
 

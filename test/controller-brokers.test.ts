@@ -32,6 +32,7 @@ import {
   osb,
   type TestDepot,
 } from './helpers.js';
+import { MYSQL_SERVICE_ID } from './mysql-helpers.js';
 import {
   R,
   brokerAuthSecret,
@@ -420,6 +421,7 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.deepEqual(realCatalog.services.map((s) => s.name).sort(), [
       'depot-test',
       'depot-test-single',
+      'mysql',
       'postgresql',
       'redis',
     ]);
@@ -925,7 +927,9 @@ describe('catalog controller: brokers and catalogs', () => {
   });
 
   it('an entry the API server refuses: ErrorSyncingCatalog naming it; Ready once the broker fixes it', async () => {
-    const bad: CatalogResponse = structuredClone(catalogWithout([TEST_SERVICE_ID, SERVICE_ID, REDIS_SERVICE_ID]));
+    const bad: CatalogResponse = structuredClone(
+      catalogWithout([TEST_SERVICE_ID, SERVICE_ID, REDIS_SERVICE_ID, MYSQL_SERVICE_ID]),
+    );
     const badPlan = bad.services[0]!.plans[0]!;
     // maintenanceInfo.version is a string in the CRD schema.
     (badPlan as unknown as { maintenance_info: { version: number } }).maintenance_info = { version: 2 };

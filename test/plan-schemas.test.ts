@@ -25,6 +25,7 @@ import { parse as parseYaml } from 'yaml';
 import { buildCatalog, DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog-file.js';
 import { withDatabase } from '../broker/config.js';
 import { createLogger } from '../runtime/logger.js';
+import { MysqlOffering } from '../broker/offerings/mysql/mysql-offering.js';
 import { PostgresqlOffering, postgresNames } from '../broker/offerings/postgresql/postgresql-offering.js';
 import { RedisOffering, redisNames, type RedisCredentials } from '../broker/offerings/redis/redis-offering.js';
 import {
@@ -52,6 +53,7 @@ import {
   waitForOperation,
   type TestDepot,
 } from './helpers.js';
+import { MYSQL_SERVICE_ID, MYSQL_SMALL_PLAN_ID, MYSQL_STANDARD_PLAN_ID } from './mysql-helpers.js';
 
 const DRAFT_04 = 'http://json-schema.org/draft-04/schema#';
 
@@ -476,8 +478,9 @@ describe('catalog rules as Cloud Foundry applies them at cf create-service-broke
   const logger = createLogger('silent');
   const postgresql = new PostgresqlOffering({ serviceUrl: ADMIN_URL, logger });
   const redis = new RedisOffering({ serviceUrl: REDIS_URL, logger });
-  const offerings = [postgresql, redis];
-  after(async () => Promise.all([postgresql.close(), redis.close()]));
+  const mysql = new MysqlOffering({ serviceUrl: 'mysql://root@127.0.0.1:3306', logger });
+  const offerings = [postgresql, redis, mysql];
+  after(async () => Promise.all([postgresql.close(), redis.close(), mysql.close()]));
 
   const objectSchema = (extra: Record<string, unknown> = {}) => ({
     $schema: DRAFT_04,
@@ -730,6 +733,8 @@ describe('catalog rules as Cloud Foundry applies them at cf create-service-broke
       [SERVICE_ID, SMALL_PLAN_ID],
       [SERVICE_ID, STANDARD_PLAN_ID],
       [REDIS_SERVICE_ID, REDIS_PLAN_ID],
+      [MYSQL_SERVICE_ID, MYSQL_SMALL_PLAN_ID],
+      [MYSQL_SERVICE_ID, MYSQL_STANDARD_PLAN_ID],
     ];
     assert.equal(catalog.response.services.flatMap((s) => s.plans).length, plans.length);
     for (const [serviceId, planId] of plans) {

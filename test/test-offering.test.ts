@@ -116,11 +116,11 @@ describe('the default catalog has no test services', () => {
   });
   after(async () => depot.close());
 
-  it('serves only postgresql and redis, and refuses requests for the test service', async () => {
+  it('serves only postgresql, redis and mysql, and refuses requests for the test service', async () => {
     const res = await osb(depot).get('/v2/catalog').expect(200);
     assert.deepEqual(
       (res.body as { services: Services }).services.map((s) => s.name),
-      ['postgresql', 'redis'],
+      ['postgresql', 'redis', 'mysql'],
     );
     const put = await osb(depot)
       .put(instancePath(randomUUID()) + ASYNC, testProvisionBody(PLAN.provisionFail400))
@@ -160,9 +160,9 @@ describe('TEST_OFFERING=enabled', () => {
     const services = (res.body as { services: Services }).services;
     assert.deepEqual(
       services.map((s) => s.name),
-      ['postgresql', 'redis', 'depot-test', 'depot-test-single'],
+      ['postgresql', 'redis', 'mysql', 'depot-test', 'depot-test-single'],
     );
-    const test = services[2]!;
+    const test = services[3]!;
     assert.equal(test.id, TEST_SERVICE_ID);
     assert.equal(test.bindable, true);
     assert.equal(test.plan_updateable, true);
@@ -194,7 +194,7 @@ describe('TEST_OFFERING=enabled', () => {
       Object.values(PLAN),
     );
     assert.equal(test.plans.find((p) => p.name === 'not-bindable')!.bindable, false);
-    const single = services[3]!;
+    const single = services[4]!;
     assert.equal(single.id, SINGLE_SERVICE_ID);
     assert.equal(single.plan_updateable, false);
     assert.deepEqual(
