@@ -27,6 +27,13 @@ export interface BrokerConfig {
   /** Host and port handed out in Redis credentials; default: those of redisServiceUrl. */
   redisServicePublicHost: string | undefined;
   redisServicePublicPort: number | undefined;
+  /** Server on which the `mysql` offering creates databases and users (MariaDB ≥ 10.6 or MySQL ≥ 8.0). */
+  mysqlServiceUrl: string;
+  /** MYSQL_SERVICE_URL was set: an unusable server then stops Depot instead of leaving `mysql` out. */
+  mysqlServiceConfigured: boolean;
+  /** Host and port handed out in MySQL credentials; default: those of mysqlServiceUrl. */
+  mysqlServicePublicHost: string | undefined;
+  mysqlServicePublicPort: number | undefined;
   /** Management HTTP API through which the `rabbitmq` offering creates virtual hosts and users. */
   rabbitmqServiceUrl: string;
   /** RABBITMQ_SERVICE_URL was set: an unusable server then stops Depot instead of leaving `rabbitmq` out. */
@@ -124,6 +131,10 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     redisServiceConfigured: Boolean(env.REDIS_SERVICE_URL),
     redisServicePublicHost: env.REDIS_SERVICE_PUBLIC_HOST || undefined,
     redisServicePublicPort: optionalInteger(env, 'REDIS_SERVICE_PUBLIC_PORT', 1, 65535),
+    mysqlServiceUrl: url(env, 'MYSQL_SERVICE_URL', 'mysql://root@127.0.0.1:3306', ['mysql:']),
+    mysqlServiceConfigured: Boolean(env.MYSQL_SERVICE_URL),
+    mysqlServicePublicHost: env.MYSQL_SERVICE_PUBLIC_HOST || undefined,
+    mysqlServicePublicPort: optionalInteger(env, 'MYSQL_SERVICE_PUBLIC_PORT', 1, 65535),
     rabbitmqServiceUrl,
     rabbitmqServiceConfigured: Boolean(env.RABBITMQ_SERVICE_URL),
     rabbitmqServicePublicHost: env.RABBITMQ_SERVICE_PUBLIC_HOST || undefined,

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import type { CatalogResponse } from '../osb/index.js';
 import { buildCatalog, loadCatalogFile } from '../broker/catalog/catalog-file.js';
+import { MysqlOffering } from '../broker/offerings/mysql/mysql-offering.js';
 import { PostgresqlOffering } from '../broker/offerings/postgresql/postgresql-offering.js';
 import { RabbitmqOffering } from '../broker/offerings/rabbitmq/rabbitmq-offering.js';
 import { RedisOffering } from '../broker/offerings/redis/redis-offering.js';
@@ -16,15 +17,16 @@ describe('GET /v2/catalog', () => {
   });
   after(async () => depot.close());
 
-  it('serves postgresql (small, standard), redis (shared) and rabbitmq (shared), without x-depot keys', async () => {
+  it('serves postgresql, redis, mysql and rabbitmq with their plans, without x-depot keys', async () => {
     const res = await osb(depot).get('/v2/catalog').expect(200);
     assert.match(res.headers['content-type']!, /^application\/json/);
     const services = (res.body as { services: Array<Record<string, unknown>> }).services;
     assert.deepEqual(
       services.map((s) => s.name),
-      ['postgresql', 'redis', 'rabbitmq'],
+      ['postgresql', 'redis', 'mysql', 'rabbitmq'],
     );
-    const [postgresql, redis, rabbitmq] = services as [
+    const [postgresql, redis, mysql, rabbitmq] = services as [
+      Record<string, unknown>,
       Record<string, unknown>,
       Record<string, unknown>,
       Record<string, unknown>,
@@ -44,6 +46,16 @@ describe('GET /v2/catalog', () => {
       (redis.plans as Array<{ name: string; binding_rotatable?: boolean }>).map((p) => [p.name, p.binding_rotatable]),
       [['shared', true]],
     );
+    assert.equal(mysql.bindable, true);
+    assert.equal(mysql.plan_updateable, true);
+    assert.equal(mysql.bindings_retrievable, true);
+    assert.deepEqual(
+      (mysql.plans as Array<{ name: string; binding_rotatable?: boolean }>).map((p) => [p.name, p.binding_rotatable]),
+      [
+        ['small', true],
+        ['standard', true],
+      ],
+    );
     assert.equal(rabbitmq.bindable, true);
     assert.equal(rabbitmq.plan_updateable, false);
     assert.equal(rabbitmq.bindings_retrievable, true);
@@ -60,7 +72,7 @@ describe('GET /v2/catalog', () => {
   it('every built-in plan declares draft-04 schemas for instance create and update and binding create', async () => {
     const res = await osb(depot).get('/v2/catalog').expect(200);
     const plans = (res.body as CatalogResponse).services.flatMap((s) => s.plans);
-    assert.equal(plans.length, 4);
+    assert.equal(plans.length, 6);
     for (const plan of plans) {
       for (const schema of [
         plan.schemas?.service_instance?.create?.parameters,
@@ -136,7 +148,10 @@ describe('catalog file validation', () => {
   const offering = new PostgresqlOffering({ serviceUrl: ADMIN_URL, logger });
   const redisOffering = new RedisOffering({ serviceUrl: REDIS_URL, logger });
   const rabbitmqOffering = new RabbitmqOffering({ serviceUrl: 'http://guest:guest@127.0.0.1:15672', logger });
-  after(async () => Promise.all([offering.close(), redisOffering.close(), rabbitmqOffering.close()]));
+  const mysqlOffering = new MysqlOffering({ serviceUrl: 'mysql://root@127.0.0.1:3306', logger });
+  after(async () =>
+    Promise.all([offering.close(), redisOffering.close(), mysqlOffering.close(), rabbitmqOffering.close()]),
+  );
 
   const plan = (overrides: Record<string, unknown> = {}) => ({
     id: 'plan-1',
@@ -222,10 +237,10 @@ describe('catalog file validation', () => {
     ));
 
   it('reads the built-in default catalog file', async () => {
-    const catalog = await loadCatalogFile(undefined, [offering, redisOffering, rabbitmqOffering]);
+    const catalog = await loadCatalogFile(undefined, [offering, redisOffering, mysqlOffering, rabbitmqOffering]);
     assert.deepEqual(
       catalog.response.services.map((s) => s.name),
-      ['postgresql', 'redis', 'rabbitmq'],
+      ['postgresql', 'redis', 'mysql', 'rabbitmq'],
     );
   });
 

@@ -32,6 +32,7 @@ import {
   osb,
   type TestDepot,
 } from './helpers.js';
+import { MYSQL_SERVICE_ID } from './mysql-helpers.js';
 import { RABBITMQ_SERVICE_ID } from './rabbitmq-helpers.js';
 import {
   R,
@@ -421,6 +422,7 @@ describe('catalog controller: brokers and catalogs', () => {
     assert.deepEqual(realCatalog.services.map((s) => s.name).sort(), [
       'depot-test',
       'depot-test-single',
+      'mysql',
       'postgresql',
       'rabbitmq',
       'redis',
@@ -928,7 +930,7 @@ describe('catalog controller: brokers and catalogs', () => {
 
   it('an entry the API server refuses: ErrorSyncingCatalog naming it; Ready once the broker fixes it', async () => {
     const bad: CatalogResponse = structuredClone(
-      catalogWithout([TEST_SERVICE_ID, SERVICE_ID, REDIS_SERVICE_ID, RABBITMQ_SERVICE_ID]),
+      catalogWithout([TEST_SERVICE_ID, SERVICE_ID, REDIS_SERVICE_ID, MYSQL_SERVICE_ID, RABBITMQ_SERVICE_ID]),
     );
     const badPlan = bad.services[0]!.plans[0]!;
     // maintenanceInfo.version is a string in the CRD schema.

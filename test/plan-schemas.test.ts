@@ -25,6 +25,7 @@ import { parse as parseYaml } from 'yaml';
 import { buildCatalog, DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog-file.js';
 import { withDatabase } from '../broker/config.js';
 import { createLogger } from '../runtime/logger.js';
+import { MysqlOffering } from '../broker/offerings/mysql/mysql-offering.js';
 import { PostgresqlOffering, postgresNames } from '../broker/offerings/postgresql/postgresql-offering.js';
 import { RabbitmqOffering } from '../broker/offerings/rabbitmq/rabbitmq-offering.js';
 import { RedisOffering, redisNames, type RedisCredentials } from '../broker/offerings/redis/redis-offering.js';
@@ -53,6 +54,7 @@ import {
   waitForOperation,
   type TestDepot,
 } from './helpers.js';
+import { MYSQL_SERVICE_ID, MYSQL_SMALL_PLAN_ID, MYSQL_STANDARD_PLAN_ID } from './mysql-helpers.js';
 import { RABBITMQ_PLAN_ID, RABBITMQ_SERVICE_ID } from './rabbitmq-helpers.js';
 
 const DRAFT_04 = 'http://json-schema.org/draft-04/schema#';
@@ -478,9 +480,10 @@ describe('catalog rules as Cloud Foundry applies them at cf create-service-broke
   const logger = createLogger('silent');
   const postgresql = new PostgresqlOffering({ serviceUrl: ADMIN_URL, logger });
   const redis = new RedisOffering({ serviceUrl: REDIS_URL, logger });
+  const mysql = new MysqlOffering({ serviceUrl: 'mysql://root@127.0.0.1:3306', logger });
   const rabbitmq = new RabbitmqOffering({ serviceUrl: 'http://guest:guest@127.0.0.1:15672', logger });
-  const offerings = [postgresql, redis, rabbitmq];
-  after(async () => Promise.all([postgresql.close(), redis.close(), rabbitmq.close()]));
+  const offerings = [postgresql, redis, mysql, rabbitmq];
+  after(async () => Promise.all([postgresql.close(), redis.close(), mysql.close(), rabbitmq.close()]));
 
   const objectSchema = (extra: Record<string, unknown> = {}) => ({
     $schema: DRAFT_04,
@@ -733,6 +736,8 @@ describe('catalog rules as Cloud Foundry applies them at cf create-service-broke
       [SERVICE_ID, SMALL_PLAN_ID],
       [SERVICE_ID, STANDARD_PLAN_ID],
       [REDIS_SERVICE_ID, REDIS_PLAN_ID],
+      [MYSQL_SERVICE_ID, MYSQL_SMALL_PLAN_ID],
+      [MYSQL_SERVICE_ID, MYSQL_STANDARD_PLAN_ID],
       [RABBITMQ_SERVICE_ID, RABBITMQ_PLAN_ID],
     ];
     assert.equal(catalog.response.services.flatMap((s) => s.plans).length, plans.length);

@@ -391,7 +391,8 @@ describe('first contact: only services whose server Depot can use', () => {
       // The machine's RabbitMQ answers at the default RABBITMQ_SERVICE_URL: rabbitmq is offered.
       assert.deepEqual(
         (res.body as { services: Array<{ name: string }> }).services.map((s) => s.name),
-        ['postgresql', 'rabbitmq'],
+        // The machine's MariaDB and RabbitMQ answer at their defaults: mysql and rabbitmq are offered.
+        ['postgresql', 'mysql', 'rabbitmq'],
       );
       const notices = lines.filter((line) => line.includes('Not offering'));
       assert.equal(notices.length, 1);

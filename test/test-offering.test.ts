@@ -116,11 +116,11 @@ describe('the default catalog has no test services', () => {
   });
   after(async () => depot.close());
 
-  it('serves only postgresql, redis and rabbitmq, and refuses requests for the test service', async () => {
+  it('serves only postgresql, redis, mysql and rabbitmq, and refuses requests for the test service', async () => {
     const res = await osb(depot).get('/v2/catalog').expect(200);
     assert.deepEqual(
       (res.body as { services: Services }).services.map((s) => s.name),
-      ['postgresql', 'redis', 'rabbitmq'],
+      ['postgresql', 'redis', 'mysql', 'rabbitmq'],
     );
     const put = await osb(depot)
       .put(instancePath(randomUUID()) + ASYNC, testProvisionBody(PLAN.provisionFail400))
@@ -160,7 +160,7 @@ describe('TEST_OFFERING=enabled', () => {
     const services = (res.body as { services: Services }).services;
     assert.deepEqual(
       services.map((s) => s.name),
-      ['postgresql', 'redis', 'rabbitmq', 'depot-test', 'depot-test-single'],
+      ['postgresql', 'redis', 'mysql', 'rabbitmq', 'depot-test', 'depot-test-single'],
     );
     const test = services[3]!;
     assert.equal(test.id, TEST_SERVICE_ID);

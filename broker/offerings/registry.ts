@@ -1,6 +1,7 @@
 import type { BrokerConfig } from '../config.js';
 import type { Logger } from '../../runtime/logger.js';
 import type { Offering } from './offering.js';
+import { MysqlOffering } from './mysql/mysql-offering.js';
 import { PostgresqlOffering } from './postgresql/postgresql-offering.js';
 import { RabbitmqOffering } from './rabbitmq/rabbitmq-offering.js';
 import { RedisOffering } from './redis/redis-offering.js';
@@ -24,6 +25,13 @@ export function createOfferings(config: BrokerConfig, logger: Logger): Offering[
       serverConfigured: config.redisServiceConfigured,
       publicHost: config.redisServicePublicHost,
       publicPort: config.redisServicePublicPort,
+      logger,
+    }),
+    new MysqlOffering({
+      serviceUrl: config.mysqlServiceUrl,
+      serverConfigured: config.mysqlServiceConfigured,
+      publicHost: config.mysqlServicePublicHost,
+      publicPort: config.mysqlServicePublicPort,
       logger,
     }),
     new RabbitmqOffering({
