@@ -162,7 +162,7 @@ describe('TEST_OFFERING=enabled', () => {
       services.map((s) => s.name),
       ['postgresql', 'redis', 'mysql', 'rabbitmq', 'depot-test', 'depot-test-single'],
     );
-    const test = services[3]!;
+    const test = services[4]!;
     assert.equal(test.id, TEST_SERVICE_ID);
     assert.equal(test.bindable, true);
     assert.equal(test.plan_updateable, true);
@@ -194,7 +194,7 @@ describe('TEST_OFFERING=enabled', () => {
       Object.values(PLAN),
     );
     assert.equal(test.plans.find((p) => p.name === 'not-bindable')!.bindable, false);
-    const single = services[4]!;
+    const single = services[5]!;
     assert.equal(single.id, SINGLE_SERVICE_ID);
     assert.equal(single.plan_updateable, false);
     assert.deepEqual(
