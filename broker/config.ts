@@ -68,6 +68,8 @@ export interface BrokerConfig {
   encryptionKeys: EncryptionKey[] | undefined;
   /** ENCRYPTION_KEY_FILE: the development key, made on the first start without ENCRYPTION_KEYS. */
   encryptionKeyFile: string;
+  /** DRIFT_CHECK_SECONDS: each instance's objects are checked this often; 0: never. */
+  driftCheckSeconds: number;
   /** TEST_OFFERING=enabled: the failure-injecting `test` offering and its services (never in production). */
   testOffering: boolean;
 }
@@ -157,6 +159,7 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     queuePrefix: env.QUEUE_PREFIX || 'depot',
     encryptionKeys: env.ENCRYPTION_KEYS ? parseEncryptionKeys(env.ENCRYPTION_KEYS, 'ENCRYPTION_KEYS') : undefined,
     encryptionKeyFile: env.ENCRYPTION_KEY_FILE || defaultKeyFile(env),
+    driftCheckSeconds: integer(env, 'DRIFT_CHECK_SECONDS', 300, 0, 7 * 86400),
     testOffering: switchedOn(env, 'TEST_OFFERING', false),
   };
 }

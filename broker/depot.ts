@@ -21,6 +21,7 @@ import { readTlsCertificate } from './http/tls-certificate.js';
 import { OperationQueue } from './jobs/operation-queue.js';
 import { OperationWorker } from './jobs/operation-worker.js';
 import { errorReason } from './jobs/outcome.js';
+import { DriftChecker } from './jobs/drift-checker.js';
 import { Sweeper } from './jobs/sweeper.js';
 import type { Logger } from '../runtime/logger.js';
 import { BrokerMetrics } from './metrics.js';
@@ -57,6 +58,8 @@ export interface Depot {
   metricsServer: http.Server;
   worker: OperationWorker | undefined;
   sweeper: Sweeper | undefined;
+  /** Drift repair (workers, when DRIFT_CHECK_SECONDS is not 0); `checkDue(0)` checks every instance now. */
+  driftChecker: DriftChecker | undefined;
   /**
    * SIGHUP: reads BROKER_CREDENTIALS_FILE and the TLS certificate again. A file that cannot be used
    * keeps what is in use, with an error in the log; the result names the variables of each kind.
@@ -127,7 +130,7 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
   const parts = { broker: api, catalog, credentials, logger, metrics, ready };
   const server = createHttpServer(config, options.role, parts);
   const metricsServer = http.createServer(createMetricsApp(metrics));
-  const { worker, sweeper } =
+  const { worker, sweeper, driftChecker } =
     options.role === 'api'
       ? {}
       : startWorkers(config, { pool, cipher }, catalog, queue, logger, metrics, options.sweeperIntervalMs);
@@ -145,12 +148,14 @@ export async function createDepot(config: BrokerConfig, options: StartOptions): 
     metricsServer,
     worker,
     sweeper,
+    driftChecker,
     reload: () => reload(config, credentials, server, logger),
     async close() {
       for (const listener of [server, metricsServer]) {
         if (listener.listening) await new Promise<void>((resolve) => listener.close(() => resolve()));
       }
       await sweeper?.stop();
+      await driftChecker?.stop();
       await worker?.close();
       await queue.close();
       await Promise.all(offerings.map((o) => o.close()));
@@ -321,7 +326,7 @@ function startWorkers(
   logger: Logger,
   metrics: BrokerMetrics,
   sweeperIntervalMs: number | undefined,
-): { worker: OperationWorker; sweeper: Sweeper } {
+): { worker: OperationWorker; sweeper: Sweeper; driftChecker: DriftChecker | undefined } {
   const worker = new OperationWorker({
     pool,
     cipher,
@@ -343,7 +348,12 @@ function startWorkers(
     ...(sweeperIntervalMs ? { intervalMs: sweeperIntervalMs } : {}),
   });
   sweeper.start();
-  return { worker, sweeper };
+  const driftChecker =
+    config.driftCheckSeconds > 0
+      ? new DriftChecker({ pool, cipher, catalog, logger, metrics, periodSeconds: config.driftCheckSeconds })
+      : undefined;
+  driftChecker?.start();
+  return { worker, sweeper, driftChecker };
 }
 
 /** Depot's own database (DATABASE_URL), created if missing. */

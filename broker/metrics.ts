@@ -71,7 +71,15 @@ export class BrokerMetrics {
     collect: () => this.state?.refresh(),
   });
 
-  /** Incremented by drift repair (issue 13 item 1): an object put back on an offering's server. */
+  /** Drift checks of an instance by outcome: `ok`, `repaired`, or `failed` (the server could not be asked). */
+  readonly driftChecks = new Counter({
+    name: 'depot_drift_checks_total',
+    help: "Drift checks of an instance's objects, by offering and outcome (ok, repaired, failed).",
+    labelNames: ['offering', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  /** Incremented by drift repair: an object put back on an offering's server. */
   readonly driftRepaired = new Counter({
     name: 'depot_drift_repaired_total',
     help: 'Objects that drift repair put back on an offering server, by offering and kind.',

@@ -47,29 +47,53 @@ export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
  * admin user `depot-admin` has a random password; else a stock server, open to anyone.
  * Returns the URL to reach it (with the admin's credentials).
  */
-export async function startRedisServer(protectedDefault: boolean): Promise<{ url: string; stop(): void }> {
+export interface TestRedisServer {
+  url: string;
+  stop(): void;
+  /** Stops the server and starts it again on the same port: what it held in memory (ACL users) is gone. */
+  restart(): Promise<void>;
+}
+
+export async function startRedisServer(protectedDefault: boolean): Promise<TestRedisServer> {
   const port = await freePort();
   const password = randomBytes(16).toString('hex');
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
   if (protectedDefault)
     args.push('--user', 'default', 'off', '--user', 'depot-admin', 'on', `>${password}`, '~*', '&*', '+@all');
-  const server = spawn('redis-server', args, { stdio: 'ignore' });
+  const url = protectedDefault ? `redis://depot-admin:${password}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`;
+  let server = spawn('redis-server', args, { stdio: 'ignore' });
   server.unref(); // it must not keep the test process alive; it is stopped when that exits
   const stop = () => server.kill();
   process.once('exit', stop);
-  const url = protectedDefault ? `redis://depot-admin:${password}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`;
-  for (let attempt = 0; ; attempt++) {
-    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    client.on('error', () => undefined);
-    const answered = await client.connect().then(
-      () => client.ping(),
-      () => undefined,
-    );
-    client.disconnect();
-    if (answered === 'PONG') return { url, stop };
-    if (attempt > 100) throw new Error(`redis-server on port ${port} did not start`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const answering = async () => {
+    for (let attempt = 0; ; attempt++) {
+      const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      client.on('error', () => undefined);
+      const answered = await client.connect().then(
+        () => client.ping(),
+        () => undefined,
+      );
+      client.disconnect();
+      if (answered === 'PONG') return;
+      if (attempt > 100) throw new Error(`redis-server on port ${port} did not start`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  await answering();
+  return {
+    url,
+    stop,
+    async restart() {
+      if (server.exitCode === null && server.signalCode === null) {
+        const exited = new Promise((resolve) => server.once('exit', resolve));
+        server.kill();
+        await exited;
+      }
+      server = spawn('redis-server', args, { stdio: 'ignore' });
+      server.unref();
+      await answering();
+    },
+  };
 }
 
 /**
@@ -143,6 +167,8 @@ export async function startDepot(name: string, options: StartOptions = {}): Prom
     SYNC_OPERATION_TIMEOUT_SECONDS: '20',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info',
     ENCRYPTION_KEYS,
+    // Drift repair runs only where a test turns it on (test/drift-repair.test.ts).
+    DRIFT_CHECK_SECONDS: '0',
     ...options.env,
   };
   // A credentials file replaces the single pair (the two cannot be set together).

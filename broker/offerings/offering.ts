@@ -44,6 +44,14 @@ export interface Offering {
   /** Revokes one binding's credentials and ends the sessions that use them. */
   unbind(request: BindingRequest, context: OperationContext): Promise<void>;
 
+  /**
+   * Drift repair: whether the instance's objects and each binding's login are on the server as
+   * recorded; what is missing or altered is put back, with the credentials the platform already
+   * holds. Idempotent. Throws when the server cannot be asked: the check is tried again next
+   * period, and nothing is marked failed. Optional: an offering without it is not checked.
+   */
+  repair?(instance: InstanceRequest, bindings: RecordedBinding[]): Promise<DriftRepair[]>;
+
   /** Whether the backing server answers and can keep tenants apart (checked at start). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -84,6 +92,19 @@ export interface BindingRequest {
   appGuid?: string;
   /** When the plan sets a credential lifetime: the credentials must stop working at this time. */
   expiresAt?: Date;
+}
+
+/** A bound binding as Depot recorded it, for drift repair. */
+export interface RecordedBinding {
+  request: BindingRequest;
+  /** The credentials of the bind response (the platform holds these). */
+  credentials: JsonObject;
+}
+
+/** An object drift repair put back: `kind` names it (`database`, `role`, `acl_user`, …). */
+export interface DriftRepair {
+  kind: string;
+  bindingId?: string;
 }
 
 export interface ProvisionResult {

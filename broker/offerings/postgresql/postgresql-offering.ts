@@ -8,6 +8,8 @@ import {
   PermanentOfferingError,
   type BindResult,
   type BindingRequest,
+  type DriftRepair,
+  type RecordedBinding,
   type InstanceRequest,
   type Offering,
   type ProvisionResult,
@@ -250,16 +252,7 @@ export class PostgresqlOffering implements Offering {
       }
       const password = randomBytes(24).toString('base64url');
       // A retried job finds the role already there: it gets a new password, nothing else changes.
-      await this.ensureRole(login!, 'login');
-      const verifier = await scramSha256Verifier(password);
-      // A plan's credential lifetime: the password stops working at expires_at.
-      const validUntil = request.expiresAt ? request.expiresAt.toISOString() : 'infinity';
-      await this.admin.query(
-        `alter role ${ident(login!)} with login password ${literal(verifier)} valid until ${literal(validUntil)}`,
-      );
-      await this.admin.query(`grant ${ident(owner)} to ${ident(login!)}`);
-      // Sessions act as the owner role, so tables belong to the instance, not to one binding.
-      await this.admin.query(`alter role ${ident(login!)} set role = ${ident(owner)}`);
+      await this.putLogin(login!, owner, password, request.expiresAt);
       const address = `${this.endpoint.uriHost}:${this.endpoint.port}/${database}`;
       const credentials: PostgresqlCredentials = {
         uri: `postgresql://${login}:${password}@${address}`,
@@ -272,6 +265,49 @@ export class PostgresqlOffering implements Offering {
       };
       return { credentials: { ...credentials } };
     });
+  }
+
+  /**
+   * Drift repair: the owner role and the database (made again, empty, if dropped), and each
+   * binding's login role with its membership, with the password the platform holds.
+   */
+  repair(instance: InstanceRequest, bindings: RecordedBinding[]): Promise<DriftRepair[]> {
+    return classifyErrors(async () => {
+      const repairs: DriftRepair[] = [];
+      const { database, owner } = postgresNames(instance.instanceId);
+      if (!(await this.roleExists(owner))) repairs.push({ kind: 'owner_role' });
+      if (!(await this.databaseExists(database))) repairs.push({ kind: 'database' });
+      if (repairs.length > 0) await this.provision(instance);
+      for (const { request, credentials } of bindings) {
+        const { login } = postgresNames(instance.instanceId, request.bindingId);
+        const { rows } = await this.admin.query<{ rolcanlogin: boolean; member: boolean }>(
+          `select r.rolcanlogin, exists (
+             select 1 from pg_auth_members m join pg_roles g on g.oid = m.roleid
+              where m.member = r.oid and g.rolname = $2) as member
+             from pg_roles r where r.rolname = $1`,
+          [login, owner],
+        );
+        if (rows[0]?.rolcanlogin && rows[0].member) continue;
+        if (typeof credentials.password !== 'string') continue;
+        await this.putLogin(login!, owner, credentials.password, request.expiresAt);
+        repairs.push({ kind: rows[0] ? 'login_role_grants' : 'login_role', bindingId: request.bindingId });
+      }
+      return repairs;
+    });
+  }
+
+  /** A binding's login role with this password (and lifetime), a member of the owner role. */
+  private async putLogin(login: string, owner: string, password: string, expiresAt: Date | undefined) {
+    await this.ensureRole(login, 'login');
+    const verifier = await scramSha256Verifier(password);
+    // A plan's credential lifetime: the password stops working at expires_at.
+    const validUntil = expiresAt ? expiresAt.toISOString() : 'infinity';
+    await this.admin.query(
+      `alter role ${ident(login)} with login password ${literal(verifier)} valid until ${literal(validUntil)}`,
+    );
+    await this.admin.query(`grant ${ident(owner)} to ${ident(login)}`);
+    // Sessions act as the owner role, so tables belong to the instance, not to one binding.
+    await this.admin.query(`alter role ${ident(login)} set role = ${ident(owner)}`);
   }
 
   unbind(request: BindingRequest): Promise<void> {

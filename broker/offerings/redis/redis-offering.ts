@@ -9,6 +9,8 @@ import {
   PermanentOfferingError,
   type BindResult,
   type BindingRequest,
+  type DriftRepair,
+  type RecordedBinding,
   type InstanceRequest,
   type Offering,
   type OperationContext,
@@ -181,6 +183,29 @@ export class RedisOffering implements Offering {
       key_prefix: keyPrefix,
     };
     return { credentials: { ...credentials } };
+  }
+
+  /**
+   * Drift repair: each binding's ACL user as bind made it, with the password the platform holds
+   * (Redis keeps users in memory unless it has an ACL file, so a restart loses them). The user is
+   * set again and compared with what the server had; ACL SAVE when one changed.
+   */
+  async repair(instance: InstanceRequest, bindings: RecordedBinding[]): Promise<DriftRepair[]> {
+    await this.requireIsolation();
+    const { keyPrefix } = redisNames(instance.instanceId);
+    const repairs: DriftRepair[] = [];
+    for (const { request, credentials } of bindings) {
+      if (typeof credentials.password !== 'string') continue;
+      const username = redisUsername(instance.instanceId, request.bindingId);
+      const hash = createHash('sha256').update(credentials.password).digest('hex');
+      const rules = bindingAclRules(keyPrefix, request.parameters.read_only === true);
+      const before = JSON.stringify(await this.command('ACL', 'GETUSER', username));
+      await this.command('ACL', 'SETUSER', username, 'reset', 'on', `#${hash}`, ...rules);
+      if (JSON.stringify(await this.command('ACL', 'GETUSER', username)) === before) continue;
+      repairs.push({ kind: before === 'null' ? 'acl_user' : 'acl_rules', bindingId: request.bindingId });
+    }
+    if (repairs.length > 0) await this.persistAcl();
+    return repairs;
   }
 
   async unbind(request: BindingRequest): Promise<void> {
