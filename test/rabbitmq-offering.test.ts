@@ -566,7 +566,7 @@ describe('first contact: rabbitmq is offered when its server answers', () => {
 
   it('offers rabbitmq at the default URL when the machine’s RabbitMQ answers there', async () => {
     const { services, lines } = await started(loadConfig(env));
-    assert.deepEqual(services, ['postgresql', 'redis', 'rabbitmq']);
+    assert.deepEqual(services, ['postgresql', 'redis', 'mysql', 'rabbitmq']);
     assert.equal(lines.filter((line) => line.includes('Not offering')).length, 0);
   });
 
@@ -576,7 +576,7 @@ describe('first contact: rabbitmq is offered when its server answers', () => {
     const config = { ...loadConfig(env), rabbitmqServiceUrl: `http://guest:guest@127.0.0.1:${closed}` };
     assert.equal(config.rabbitmqServiceConfigured, false);
     const { services, lines } = await started(config);
-    assert.deepEqual(services, ['postgresql', 'redis']);
+    assert.deepEqual(services, ['postgresql', 'redis', 'mysql']);
     const notices = lines.filter((line) => line.includes('Not offering'));
     assert.equal(notices.length, 1);
     const { msg, level } = JSON.parse(notices[0]!) as { msg: string; level: number };
