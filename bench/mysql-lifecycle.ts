@@ -15,6 +15,7 @@
  *
  * Prints one JSON document: per step, the median, 90th percentile and maximum in milliseconds.
  */
+import { osbCaller } from './osb-call.js';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -24,16 +25,7 @@ import { createConnection } from 'mysql2/promise';
 import { withDatabase } from '../broker/config.js';
 import { MysqlOffering, type MysqlCredentials } from '../broker/offerings/mysql/mysql-offering.js';
 import { createLogger } from '../runtime/logger.js';
-import {
-  ADMIN_URL,
-  API_VERSION,
-  ENCRYPTION_KEYS,
-  PASSWORD,
-  REDIS_URL,
-  USERNAME,
-  dropDatabase,
-  freePort,
-} from '../test/helpers.js';
+import { ADMIN_URL, ENCRYPTION_KEYS, PASSWORD, REDIS_URL, USERNAME, dropDatabase, freePort } from '../test/helpers.js';
 import { MYSQL_SERVICE_ID, MYSQL_SMALL_PLAN_ID, MYSQL_URL, mysqlQuery } from '../test/mysql-helpers.js';
 
 const rounds = Number(process.argv[2] ?? 20);
@@ -43,20 +35,7 @@ type Step = (typeof STEPS)[number];
 
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
-const headers = {
-  Authorization: `Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString('base64')}`,
-  'X-Broker-API-Version': API_VERSION,
-  'Content-Type': 'application/json',
-};
-async function call(
-  method: string,
-  path: string,
-  body?: object,
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(base + path, { method, headers, ...(body ? { body: JSON.stringify(body) } : {}) });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
+const call = osbCaller(base);
 
 /** Opens a session with the credentials and creates a table in the instance's database. */
 async function useCredentials(uri: string): Promise<void> {

@@ -15,6 +15,7 @@
  *
  * Prints one JSON document: per operation the median, p90, min and max in milliseconds.
  */
+import { osbCaller } from './osb-call.js';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -22,16 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import amqp from 'amqplib';
 import { withDatabase } from '../broker/config.js';
 import type { RabbitmqCredentials } from '../broker/offerings/rabbitmq/rabbitmq-credentials.js';
-import {
-  ADMIN_URL,
-  API_VERSION,
-  ENCRYPTION_KEYS,
-  PASSWORD,
-  REDIS_URL,
-  USERNAME,
-  dropDatabase,
-  freePort,
-} from '../test/helpers.js';
+import { ADMIN_URL, ENCRYPTION_KEYS, PASSWORD, REDIS_URL, USERNAME, dropDatabase, freePort } from '../test/helpers.js';
 import { RABBITMQ_PLAN_ID, RABBITMQ_SERVICE_ID, RABBITMQ_URL } from '../test/rabbitmq-helpers.js';
 
 const rounds = Number(process.argv[2] ?? 20);
@@ -40,20 +32,7 @@ const DATABASE = 'depot_bench_rabbitmq_lifecycle';
 
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
-const headers = {
-  Authorization: `Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString('base64')}`,
-  'X-Broker-API-Version': API_VERSION,
-  'Content-Type': 'application/json',
-};
-async function call(
-  method: string,
-  path: string,
-  body?: object,
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(base + path, { method, headers, ...(body ? { body: JSON.stringify(body) } : {}) });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
+const call = osbCaller(base);
 
 await dropDatabase(DATABASE);
 const queuePrefix = `depot-bench-${randomUUID().slice(0, 8)}`;

@@ -15,6 +15,7 @@
  *
  * Prints one JSON document.
  */
+import { osbCaller } from './osb-call.js';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -24,7 +25,6 @@ import { withDatabase } from '../broker/config.js';
 import type { RedisCredentials } from '../broker/offerings/redis/redis-offering.js';
 import {
   ADMIN_URL,
-  API_VERSION,
   PASSWORD,
   REDIS_PLAN_ID,
   REDIS_SERVICE_ID,
@@ -40,20 +40,7 @@ const DATABASE = 'depot_bench_redis_deprovision';
 
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
-const headers = {
-  Authorization: `Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString('base64')}`,
-  'X-Broker-API-Version': API_VERSION,
-  'Content-Type': 'application/json',
-};
-async function call(
-  method: string,
-  path: string,
-  body?: object,
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(base + path, { method, headers, ...(body ? { body: JSON.stringify(body) } : {}) });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
+const call = osbCaller(base);
 
 await dropDatabase(DATABASE);
 // The tenants' server (REDIS_SERVICE_URL): a redis-server of its own, `default` off; the queue

@@ -16,7 +16,7 @@ import pg from 'pg';
 import request from 'supertest';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CATALOG_FILE } from '../broker/catalog/catalog-file.js';
-import { loadConfig, withDatabase } from '../broker/config.js';
+import { loadConfig, withDatabase, type BrokerConfig } from '../broker/config.js';
 import { createDepot, type Depot, type Role } from '../broker/depot.js';
 import { databaseName } from '../broker/db/pool.js';
 import { place, SEALED_COLUMNS, type SealedTable } from '../broker/db/sealed-columns.js';
@@ -248,6 +248,32 @@ export function refusesConfig(env: Record<string, string>, message: RegExp): voi
       return true;
     },
   );
+}
+
+/**
+ * Starts Depot (API only) in this process with `config`, whose broker credentials are admin/secret;
+ * the catalog's service names and every log line, then stops it again.
+ */
+export async function catalogAtStart(config: BrokerConfig): Promise<{ services: string[]; lines: string[] }> {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      lines.push(chunk.toString());
+      callback();
+    },
+  });
+  const depot = await createDepot(config, { role: 'api', logger: createLogger('info', 'depot', sink) });
+  try {
+    const res = await request(depot.server)
+      .get('/v2/catalog')
+      .auth('admin', 'secret')
+      .set('X-Broker-API-Version', API_VERSION)
+      .expect(200);
+    return { services: (res.body as { services: Array<{ name: string }> }).services.map((s) => s.name), lines };
+  } finally {
+    await depot.queue.obliterate();
+    await depot.close();
+  }
 }
 
 /** Removes a queue's keys from Redis (for Depots a test started without the harness). */

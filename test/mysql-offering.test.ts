@@ -10,12 +10,10 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import request from 'supertest';
 import type { BindingMetadata, CatalogResponse } from '../osb/index.js';
-import { loadConfig, withDatabase, type BrokerConfig } from '../broker/config.js';
+import { loadConfig, withDatabase } from '../broker/config.js';
 import { createDepot, StartupError } from '../broker/depot.js';
 import { CHARACTER_SETS, COLLATION_PATTERN } from '../broker/offerings/mysql/character-sets.js';
 import { MysqlOffering, mysqlNames, type MysqlCredentials } from '../broker/offerings/mysql/mysql-offering.js';
@@ -25,7 +23,6 @@ import { ConfigError } from '../runtime/config.js';
 import { createLogger } from '../runtime/logger.js';
 import {
   ADMIN_URL,
-  API_VERSION,
   ASYNC,
   ENCRYPTION_KEYS,
   REDIS_URL,
@@ -45,6 +42,7 @@ import {
   type CatalogDocument,
   type LastOperationBody,
   type TestDepot,
+  catalogAtStart,
 } from './helpers.js';
 import {
   MYSQL_SERVICE_ID,
@@ -845,27 +843,7 @@ describe('mysql offering at start', () => {
     await dropDatabase(database);
   });
 
-  /** Starts Depot in this process with the config; the catalog's service names and the log lines. */
-  async function start(config: BrokerConfig) {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        lines.push(chunk.toString());
-        callback();
-      },
-    });
-    const depot = await createDepot(config, { role: 'api', logger: createLogger('info', 'depot', sink) });
-    try {
-      const res = await request(depot.server)
-        .get('/v2/catalog')
-        .auth('admin', 'secret')
-        .set('X-Broker-API-Version', API_VERSION)
-        .expect(200);
-      return { services: (res.body as CatalogResponse).services.map((s) => s.name), lines };
-    } finally {
-      await depot.close();
-    }
-  }
+  const start = catalogAtStart;
 
   it('MYSQL_SERVICE_URL: a mysql:// URL, by default root on 127.0.0.1:3306; a bad one names it', () => {
     const config = loadConfig({});

@@ -7,10 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import request from 'supertest';
-import { loadConfig, withDatabase, type BrokerConfig } from '../broker/config.js';
+import { loadConfig, withDatabase } from '../broker/config.js';
 import { createDepot, StartupError } from '../broker/depot.js';
 import { OperationEndedError, PermanentOfferingError } from '../broker/offerings/offering.js';
 import { RabbitmqOffering, rabbitmqNames, rabbitmqUsername } from '../broker/offerings/rabbitmq/rabbitmq-offering.js';
@@ -21,7 +19,6 @@ import { withTimeout } from '../runtime/timeout.js';
 import { createLogger } from '../runtime/logger.js';
 import {
   ADMIN_URL,
-  API_VERSION,
   ASYNC,
   ENCRYPTION_KEYS,
   REDIS_URL,
@@ -36,6 +33,7 @@ import {
   tenantRedisUrl,
   waitForOperation,
   type TestDepot,
+  catalogAtStart,
 } from './helpers.js';
 import {
   AmqpConnections,
@@ -541,28 +539,7 @@ describe('first contact: rabbitmq is offered when its server answers', () => {
   });
   after(() => dropDatabase(database));
 
-  /** Starts Depot (API only) with `config`; the catalog's service names and the log lines. */
-  async function started(config: BrokerConfig): Promise<{ services: string[]; lines: string[] }> {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        lines.push(chunk.toString());
-        callback();
-      },
-    });
-    const depot = await createDepot(config, { role: 'api', logger: createLogger('info', 'depot', sink) });
-    try {
-      const res = await request(depot.server)
-        .get('/v2/catalog')
-        .auth('admin', 'secret')
-        .set('X-Broker-API-Version', API_VERSION)
-        .expect(200);
-      return { services: (res.body as { services: Array<{ name: string }> }).services.map((s) => s.name), lines };
-    } finally {
-      await depot.queue.obliterate();
-      await depot.close();
-    }
-  }
+  const started = catalogAtStart;
 
   it('offers rabbitmq at the default URL when the machine’s RabbitMQ answers there', async () => {
     const { services, lines } = await started(loadConfig(env));
