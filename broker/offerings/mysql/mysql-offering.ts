@@ -8,13 +8,16 @@ import {
   PermanentOfferingError,
   type BindResult,
   type BindingRequest,
+  type DriftRepair,
   type InstanceRequest,
   type Offering,
   type OperationContext,
   type ProvisionResult,
+  type RecordedBinding,
   type UpdateInstanceRequest,
 } from '../offering.js';
 import { DEFAULT_CHARACTER_SET, requestedCharset } from './character-sets.js';
+import { ER_NO_SUCH_THREAD, offeringError } from './mysql-errors.js';
 import { nativePasswordHash } from './native-password.js';
 
 export interface MysqlOfferingOptions {
@@ -79,6 +82,18 @@ function maxUserConnections(settings: JsonObject): number {
 
 const DAY_MS = 86_400_000;
 
+/** The privileges `grant all privileges on <database>.*` gives, as columns of mysql.db (drift repair checks them). */
+const GRANTED_PRIVILEGES = [
+  'Select_priv',
+  'Insert_priv',
+  'Update_priv',
+  'Delete_priv',
+  'Create_priv',
+  'Drop_priv',
+  'Index_priv',
+  'Alter_priv',
+];
+
 /**
  * Every statement of an operation ends well within OPERATION_TIMEOUT_SECONDS: metadata locks
  * are waited for 30 s at most, and on MariaDB a statement runs 5 minutes at most (MySQL has no
@@ -91,8 +106,11 @@ const STATEMENT_TIMEOUT_MS = 360_000;
 const ident = (name: string) => escapeId(name, true);
 const literal = (value: string) => escape(value);
 const account = ({ user, host }: Account) => `${literal(user)}@${literal(host)}`;
-/** A database name in GRANT, where `_` and `%` are wildcards: escaped, it names that database only. */
-const grantDatabase = (name: string) => ident(name.replace(/[\\_%]/g, '\\$&'));
+/** A database name as GRANT takes it (and mysql.db stores it): `_` and `%` are wildcards there, so escaped. */
+const grantedName = (name: string) => name.replace(/[\\_%]/g, '\\$&');
+const grantDatabase = (name: string) => ident(grantedName(name));
+/** A LIKE pattern (with `escape '!'`) for names that start with `prefix`. */
+const startingWith = (prefix: string) => `${prefix.replace(/[!_%]/g, '!$&')}%`;
 
 /**
  * The `mysql` offering, on a shared MariaDB (10.6 or later) or MySQL (8.0 or later) server: an
@@ -206,26 +224,8 @@ export class MysqlOffering implements Offering {
         `the database of service instance ${request.instance.instanceId} does not exist`,
       );
     }
-    const user = { user: username!, host: '%' };
     const password = randomBytes(24).toString('base64url');
-    // MariaDB takes the password's hash, which keeps the password out of its logs; MySQL
-    // (whose default plugin hashes with a salt) takes the password and masks it in its logs.
-    const identified =
-      flavor === 'mariadb'
-        ? `identified by password ${literal(nativePasswordHash(password))}`
-        : `identified by ${literal(password)}`;
-    const limit = maxUserConnections(request.instance.planSettings);
-    // A plan's credential lifetime: the password expires at the first whole day not before expires_at.
-    const expiry = request.expiresAt
-      ? `password expire interval ${Math.max(1, Math.ceil((request.expiresAt.getTime() - Date.now()) / DAY_MS))} day`
-      : 'password expire never';
-    await this.run(`create user if not exists ${account(user)} ${identified}`, { secret: true });
-    // A retried job finds the user already there: it gets a new password, nothing else changes.
-    await this.run(
-      `alter user ${account(user)} ${identified} with max_user_connections ${limit} account unlock ${expiry}`,
-      { secret: true },
-    );
-    await this.run(`grant all privileges on ${grantDatabase(database)}.* to ${account(user)}`);
+    await this.putUser(flavor, database, username!, password, request);
     const address = `${this.endpoint.uriHost}:${this.endpoint.port}/${database}`;
     const credentials: MysqlCredentials = {
       uri: `mysql://${username}:${password}@${address}`,
@@ -237,6 +237,84 @@ export class MysqlOffering implements Offering {
       password,
     };
     return { credentials: { ...credentials } };
+  }
+
+  /**
+   * A binding's user with this password, the plan's connection limit, the binding's lifetime and
+   * every privilege on the database. A retried job (or a repair) finds the user there: it gets
+   * this password, nothing else changes.
+   */
+  private async putUser(
+    flavor: 'mariadb' | 'mysql',
+    database: string,
+    username: string,
+    password: string,
+    request: BindingRequest,
+  ): Promise<void> {
+    const user = { user: username, host: '%' };
+    // MariaDB takes the password's hash, which keeps the password out of its logs; MySQL
+    // (whose default plugin hashes with a salt) takes the password and masks it in its logs.
+    const identified =
+      flavor === 'mariadb'
+        ? `identified by password ${literal(nativePasswordHash(password))}`
+        : `identified by ${literal(password)}`;
+    const limit = maxUserConnections(request.instance.planSettings);
+    // A plan's credential lifetime: the password expires at the first whole day not before expires_at.
+    const days = request.expiresAt ? Math.ceil((request.expiresAt.getTime() - Date.now()) / DAY_MS) : undefined;
+    const expiry =
+      days === undefined
+        ? 'password expire never'
+        : days < 1
+          ? 'password expire'
+          : `password expire interval ${days} day`;
+    await this.run(`create user if not exists ${account(user)} ${identified}`, { secret: true });
+    await this.run(
+      `alter user ${account(user)} ${identified} with max_user_connections ${limit} account unlock ${expiry}`,
+      { secret: true },
+    );
+    await this.run(`grant all privileges on ${grantDatabase(database)}.* to ${account(user)}`);
+  }
+
+  /**
+   * Drift repair: the database (made again, empty, if dropped), and each binding's user with the
+   * password the platform holds, its privileges on the database and the plan's connection limit.
+   * Two queries an instance, whatever its bindings. MySQL salts its password hashes, so there a
+   * password changed by hand is not seen (a dropped user or a revoked grant is).
+   */
+  async repair(instance: InstanceRequest, bindings: RecordedBinding[]): Promise<DriftRepair[]> {
+    const flavor = await this.requireServer();
+    const repairs: DriftRepair[] = [];
+    const { database, userPrefix } = mysqlNames(instance.instanceId);
+    if (!(await this.databaseExists(database))) {
+      await this.provision(instance);
+      repairs.push({ kind: 'database' });
+    }
+    const privileges = GRANTED_PRIVILEGES.map((p) => `d.${p} = 'Y'`).join(' and ');
+    const users = new Map(
+      (
+        await this.query<{ user: string; auth: string; connections: number; granted: number }>(
+          `select u.User as user, u.authentication_string as auth, u.max_user_connections as connections,
+             exists (select 1 from mysql.db d where d.User = u.User and d.Host = u.Host and d.Db = ?
+                      and ${privileges}) as granted
+             from mysql.user u where u.Host = '%' and u.User like ? escape '!'`,
+          [grantedName(database), startingWith(userPrefix)],
+        )
+      ).map((row) => [row.user, row]),
+    );
+    const limit = maxUserConnections(instance.planSettings);
+    for (const { request, credentials } of bindings) {
+      if (typeof credentials.password !== 'string') continue;
+      const { username } = mysqlNames(instance.instanceId, request.bindingId);
+      const found = users.get(username!);
+      const password = flavor === 'mysql' || found?.auth === nativePasswordHash(credentials.password);
+      if (found && password && Number(found.granted) === 1 && Number(found.connections) === limit) continue;
+      await this.putUser(flavor, database, username!, credentials.password, request);
+      repairs.push({
+        kind: !found ? 'user' : password ? 'user_grants' : 'user_password',
+        bindingId: request.bindingId,
+      });
+    }
+    return repairs;
   }
 
   async unbind(request: BindingRequest): Promise<void> {
@@ -319,7 +397,7 @@ export class MysqlOffering implements Offering {
     return this.query<Account>(
       `select User as user, Host as host from mysql.user where User like ? escape '!'
         union select User as user, Host as host from mysql.db where Db in (?, ?)`,
-      [`${userPrefix.replace(/[!_%]/g, '!$&')}%`, database, database.replace(/[\\_%]/g, '\\$&')],
+      [startingWith(userPrefix), database, grantedName(database)],
     );
   }
 
@@ -427,35 +505,4 @@ export class MysqlOffering implements Offering {
       throw offeringError(error, sql, options.secret ?? false);
     }
   }
-}
-
-const ER_NO_SUCH_THREAD = 1094;
-
-/**
- * SQLSTATE classes that a retry cannot fix (feature not supported, data exception, integrity,
- * invalid authorization, invalid catalog name, syntax or access rule), and errors of class
- * HY000 that are as final: unknown collation, CREATE/DROP USER refused, plugin not loaded.
- * Connection loss, lock waits, deadlocks and too many connections are retried.
- */
-const PERMANENT_SQLSTATE_CLASSES = new Set(['0A', '22', '23', '28', '3D', '42']);
-const PERMANENT_ERRNOS = new Set([1273, 1396, 1524]);
-
-/**
- * The error to throw for a failed statement: without mysql2's copy of the statement (which a
- * log line would carry), its message prefixed with the statement's first words, permanent when
- * retrying cannot help. For a statement with a secret, only the error's code.
- */
-function offeringError(error: unknown, sql: string, secret: boolean): Error {
-  const e = error as { code?: string; errno?: number; sqlState?: string; sql?: unknown; message?: string };
-  delete e.sql;
-  const statement = sql.trim().split(/\s+/).slice(0, 2).join(' ');
-  const message = secret
-    ? `${statement}: ${e.code ?? 'failed'}${e.errno !== undefined ? ` (error ${e.errno})` : ''}`
-    : `${statement}: ${e.message || e.code || String(error)}`;
-  const permanent =
-    (typeof e.sqlState === 'string' && PERMANENT_SQLSTATE_CLASSES.has(e.sqlState.slice(0, 2))) ||
-    (e.errno !== undefined && PERMANENT_ERRNOS.has(e.errno));
-  const wrapped = permanent ? new PermanentOfferingError(message) : new Error(message, secret ? {} : { cause: error });
-  Object.assign(wrapped, { errno: e.errno, code: e.code });
-  return wrapped;
 }

@@ -278,19 +278,22 @@ export class PostgresqlOffering implements Offering {
       if (!(await this.roleExists(owner))) repairs.push({ kind: 'owner_role' });
       if (!(await this.databaseExists(database))) repairs.push({ kind: 'database' });
       if (repairs.length > 0) await this.provision(instance);
+      // One query for every login role of the instance: whether it may log in and is a member of the owner.
+      const { rows } = await this.admin.query<{ rolname: string; rolcanlogin: boolean; member: boolean }>(
+        `select r.rolname, r.rolcanlogin, exists (
+           select 1 from pg_auth_members m join pg_roles g on g.oid = m.roleid
+            where m.member = r.oid and g.rolname = $2) as member
+           from pg_roles r where left(r.rolname, length($1)) = $1`,
+        [`${database}_`, owner],
+      );
+      const logins = new Map(rows.map((row) => [row.rolname, row]));
       for (const { request, credentials } of bindings) {
         const { login } = postgresNames(instance.instanceId, request.bindingId);
-        const { rows } = await this.admin.query<{ rolcanlogin: boolean; member: boolean }>(
-          `select r.rolcanlogin, exists (
-             select 1 from pg_auth_members m join pg_roles g on g.oid = m.roleid
-              where m.member = r.oid and g.rolname = $2) as member
-             from pg_roles r where r.rolname = $1`,
-          [login, owner],
-        );
-        if (rows[0]?.rolcanlogin && rows[0].member) continue;
+        const found = logins.get(login!);
+        if (found?.rolcanlogin && found.member) continue;
         if (typeof credentials.password !== 'string') continue;
         await this.putLogin(login!, owner, credentials.password, request.expiresAt);
-        repairs.push({ kind: rows[0] ? 'login_role_grants' : 'login_role', bindingId: request.bindingId });
+        repairs.push({ kind: found ? 'login_role_grants' : 'login_role', bindingId: request.bindingId });
       }
       return repairs;
     });

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** The algorithm RabbitMQ's internal users default to (rabbit_password_hashing_sha256). */
 export const HASHING_ALGORITHM = 'rabbit_password_hashing_sha256';
@@ -11,4 +11,11 @@ export const HASHING_ALGORITHM = 'rabbit_password_hashing_sha256';
 export function rabbitPasswordHash(password: string, salt: Buffer = randomBytes(4)): string {
   const digest = createHash('sha256').update(salt).update(password, 'utf8').digest();
   return Buffer.concat([salt, digest]).toString('base64');
+}
+
+/** Whether `stored` (as rabbitPasswordHash makes it) is the hash of `password`. */
+export function hasPassword(stored: string, password: string): boolean {
+  const bytes = Buffer.from(stored, 'base64');
+  if (bytes.length !== 36) return false;
+  return timingSafeEqual(Buffer.from(rabbitPasswordHash(password, bytes.subarray(0, 4)), 'base64'), bytes);
 }

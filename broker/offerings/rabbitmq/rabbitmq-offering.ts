@@ -8,14 +8,16 @@ import {
   PermanentOfferingError,
   type BindResult,
   type BindingRequest,
+  type DriftRepair,
   type InstanceRequest,
   type Offering,
   type OperationContext,
   type ProvisionResult,
+  type RecordedBinding,
   type UpdateInstanceRequest,
 } from '../offering.js';
 import { ManagementApi, ManagementApiError, segment } from './management-api.js';
-import { HASHING_ALGORITHM, rabbitPasswordHash } from './password-hash.js';
+import { HASHING_ALGORITHM, hasPassword, rabbitPasswordHash } from './password-hash.js';
 import { rabbitmqCredentials } from './rabbitmq-credentials.js';
 
 export interface RabbitmqOfferingOptions {
@@ -57,6 +59,17 @@ const CLOSE_ROUNDS = 50;
 
 interface User {
   name: string;
+}
+interface UserRecord extends User {
+  password_hash: string;
+  hashing_algorithm: string;
+  tags: string[] | string;
+}
+interface Permission {
+  user: string;
+  configure: string;
+  write: string;
+  read: string;
 }
 interface Connection {
   name: string;
@@ -147,12 +160,7 @@ export class RabbitmqOffering implements Offering {
     const username = rabbitmqUsername(instanceId, request.bindingId);
     const password = randomBytes(24).toString('base64url');
     // A retried job finds the user there: PUT gives it a new password, nothing else changes.
-    // No tags: the user cannot use the management API or UI, only AMQP.
-    await this.api.put(`users/${segment(username)}`, {
-      password_hash: rabbitPasswordHash(password),
-      hashing_algorithm: HASHING_ALGORITHM,
-      tags: '',
-    });
+    await this.putUser(username, password);
     await this.api.put(`permissions/${segment(vhost)}/${segment(username)}`, BINDING_PERMISSIONS);
     const credentials = rabbitmqCredentials({
       username,
@@ -162,6 +170,46 @@ export class RabbitmqOffering implements Offering {
       management: this.management,
     });
     return { credentials: { ...credentials } };
+  }
+
+  /**
+   * Drift repair: the vhost (made again, empty, if deleted), and each binding's user with the
+   * password the platform holds, no tags, and its permissions on the vhost. Two API calls an
+   * instance and one a binding.
+   */
+  async repair(instance: InstanceRequest, bindings: RecordedBinding[]): Promise<DriftRepair[]> {
+    const { vhost } = rabbitmqNames(instance.instanceId);
+    const repairs: DriftRepair[] = [];
+    if (!(await this.api.get(`vhosts/${segment(vhost)}`))) {
+      await this.provision(instance);
+      repairs.push({ kind: 'vhost' });
+    }
+    const granted = (await this.api.get<Permission[]>(`vhosts/${segment(vhost)}/permissions`)) ?? [];
+    const permitted = new Set(
+      granted.filter((p) => p.configure === '.*' && p.write === '.*' && p.read === '.*').map((p) => p.user),
+    );
+    for (const { request, credentials } of bindings) {
+      if (typeof credentials.password !== 'string') continue;
+      const username = rabbitmqUsername(instance.instanceId, request.bindingId);
+      const user = await this.api.get<UserRecord>(`users/${segment(username)}`);
+      const tags = Array.isArray(user?.tags)
+        ? user.tags
+        : String(user?.tags ?? '')
+            .split(',')
+            .filter(Boolean);
+      const loginHolds =
+        user?.hashing_algorithm === HASHING_ALGORITHM &&
+        hasPassword(user.password_hash, credentials.password) &&
+        tags.length === 0;
+      if (loginHolds && permitted.has(username)) continue;
+      if (!loginHolds) await this.putUser(username, credentials.password);
+      await this.api.put(`permissions/${segment(vhost)}/${segment(username)}`, BINDING_PERMISSIONS);
+      repairs.push({
+        kind: !user ? 'user' : loginHolds ? 'permissions' : 'user_password',
+        bindingId: request.bindingId,
+      });
+    }
+    return repairs;
   }
 
   async unbind(request: BindingRequest): Promise<void> {
@@ -192,6 +240,15 @@ export class RabbitmqOffering implements Offering {
   }
 
   async close(): Promise<void> {}
+
+  /** No tags: the user cannot use the management API or UI, only AMQP. */
+  private async putUser(username: string, password: string): Promise<void> {
+    await this.api.put(`users/${segment(username)}`, {
+      password_hash: rabbitPasswordHash(password),
+      hashing_algorithm: HASHING_ALGORITHM,
+      tags: '',
+    });
+  }
 
   /** Deletes a user, then makes sure none of its connections is left open. */
   private async deleteUser(username: string): Promise<void> {

@@ -193,17 +193,31 @@ export class RedisOffering implements Offering {
   async repair(instance: InstanceRequest, bindings: RecordedBinding[]): Promise<DriftRepair[]> {
     await this.requireIsolation();
     const { keyPrefix } = redisNames(instance.instanceId);
-    const repairs: DriftRepair[] = [];
-    for (const { request, credentials } of bindings) {
-      if (typeof credentials.password !== 'string') continue;
-      const username = redisUsername(instance.instanceId, request.bindingId);
-      const hash = createHash('sha256').update(credentials.password).digest('hex');
-      const rules = bindingAclRules(keyPrefix, request.parameters.read_only === true);
-      const before = JSON.stringify(await this.command('ACL', 'GETUSER', username));
-      await this.command('ACL', 'SETUSER', username, 'reset', 'on', `#${hash}`, ...rules);
-      if (JSON.stringify(await this.command('ACL', 'GETUSER', username)) === before) continue;
-      repairs.push({ kind: before === 'null' ? 'acl_user' : 'acl_rules', bindingId: request.bindingId });
-    }
+    const users = bindings.flatMap(({ request, credentials }) =>
+      typeof credentials.password === 'string'
+        ? [
+            {
+              bindingId: request.bindingId,
+              username: redisUsername(instance.instanceId, request.bindingId),
+              hash: createHash('sha256').update(credentials.password).digest('hex'),
+              rules: bindingAclRules(keyPrefix, request.parameters.read_only === true),
+            },
+          ]
+        : [],
+    );
+    // Each step's commands go out together (one round trip a step, not one a binding).
+    const read = () =>
+      Promise.all(users.map(async ({ username }) => JSON.stringify(await this.command('ACL', 'GETUSER', username))));
+    const before = await read();
+    await Promise.all(
+      users.map(({ username, hash, rules }) =>
+        this.command('ACL', 'SETUSER', username, 'reset', 'on', `#${hash}`, ...rules),
+      ),
+    );
+    const after = await read();
+    const repairs: DriftRepair[] = users.flatMap(({ bindingId }, i) =>
+      after[i] === before[i] ? [] : [{ kind: before[i] === 'null' ? 'acl_user' : 'acl_rules', bindingId }],
+    );
     if (repairs.length > 0) await this.persistAcl();
     return repairs;
   }
