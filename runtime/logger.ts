@@ -31,7 +31,15 @@ export function createLogger(level: string, name = 'depot', destination?: Destin
     serializers: { err: errorSummary },
   };
   if (destination) return pino(options, destination);
-  return process.stdout.isTTY ? pino(options, readableLines()) : pino(options);
+  return process.stdout.isTTY ? pino(options, readableLines()) : pino(options, jsonLines());
+}
+
+/**
+ * Standard output written asynchronously: a synchronous write per request took a fifth of the
+ * catalog's time under load. pino flushes what is buffered when the process exits.
+ */
+function jsonLines(): DestinationStream {
+  return pino.destination({ dest: 1, sync: false });
 }
 
 /**
