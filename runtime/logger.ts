@@ -35,8 +35,8 @@ export function createLogger(level: string, name = 'depot', destination?: Destin
 }
 
 /**
- * Standard output written asynchronously: a synchronous write per request took a fifth of the
- * catalog's time under load. pino flushes what is buffered when the process exits.
+ * Standard output written asynchronously, so no request waits for its log line to be written;
+ * pino flushes what is buffered when the process exits.
  */
 function jsonLines(): DestinationStream {
   return pino.destination({ dest: 1, sync: false });

@@ -82,17 +82,10 @@ function maxUserConnections(settings: JsonObject): number {
 
 const DAY_MS = 86_400_000;
 
-/** The privileges `grant all privileges on <database>.*` gives, as columns of mysql.db (drift repair checks them). */
-const GRANTED_PRIVILEGES = [
-  'Select_priv',
-  'Insert_priv',
-  'Update_priv',
-  'Delete_priv',
-  'Create_priv',
-  'Drop_priv',
-  'Index_priv',
-  'Alter_priv',
-];
+/** The privileges `grant all privileges on <database>.*` gives, as a condition on mysql.db `d` (drift repair). */
+const ALL_GRANTED = ['Select', 'Insert', 'Update', 'Delete', 'Create', 'Drop', 'Index', 'Alter']
+  .map((privilege) => `d.${privilege}_priv = 'Y'`)
+  .join(' and ');
 
 /**
  * Every statement of an operation ends well within OPERATION_TIMEOUT_SECONDS: metadata locks
@@ -289,13 +282,12 @@ export class MysqlOffering implements Offering {
       await this.provision(instance);
       repairs.push({ kind: 'database' });
     }
-    const privileges = GRANTED_PRIVILEGES.map((p) => `d.${p} = 'Y'`).join(' and ');
     const users = new Map(
       (
         await this.query<{ user: string; auth: string; connections: number; granted: number }>(
           `select u.User as user, u.authentication_string as auth, u.max_user_connections as connections,
              exists (select 1 from mysql.db d where d.User = u.User and d.Host = u.Host and d.Db = ?
-                      and ${privileges}) as granted
+                      and ${ALL_GRANTED}) as granted
              from mysql.user u where u.Host = '%' and u.User like ? escape '!'`,
           [grantedName(database), startingWith(userPrefix)],
         )

@@ -51,6 +51,14 @@ export function rabbitmqUsername(instanceId: string, bindingId: string): string 
 /** A binding may configure, write and read every resource of its vhost, and nothing elsewhere. */
 const BINDING_PERMISSIONS = { configure: '.*', write: '.*', read: '.*' };
 
+/** A user's tags, as RabbitMQ 3.9+ (a list) or earlier (a comma-separated string) gives them. */
+const tagList = (tags: string[] | string | undefined): string[] =>
+  Array.isArray(tags)
+    ? tags
+    : String(tags ?? '')
+        .split(',')
+        .filter(Boolean);
+
 /** How long a vhost's deletion may take (RabbitMQ deletes its queues one by one meanwhile). */
 const VHOST_DELETE_TIMEOUT_MS = 10 * 60_000;
 
@@ -161,7 +169,7 @@ export class RabbitmqOffering implements Offering {
     const password = randomBytes(24).toString('base64url');
     // A retried job finds the user there: PUT gives it a new password, nothing else changes.
     await this.putUser(username, password);
-    await this.api.put(`permissions/${segment(vhost)}/${segment(username)}`, BINDING_PERMISSIONS);
+    await this.permit(vhost, username);
     const credentials = rabbitmqCredentials({
       username,
       password,
@@ -186,24 +194,21 @@ export class RabbitmqOffering implements Offering {
     }
     const granted = (await this.api.get<Permission[]>(`vhosts/${segment(vhost)}/permissions`)) ?? [];
     const permitted = new Set(
-      granted.filter((p) => p.configure === '.*' && p.write === '.*' && p.read === '.*').map((p) => p.user),
+      granted
+        .filter((p) => (['configure', 'write', 'read'] as const).every((k) => p[k] === BINDING_PERMISSIONS[k]))
+        .map((p) => p.user),
     );
     for (const { request, credentials } of bindings) {
       if (typeof credentials.password !== 'string') continue;
       const username = rabbitmqUsername(instance.instanceId, request.bindingId);
       const user = await this.api.get<UserRecord>(`users/${segment(username)}`);
-      const tags = Array.isArray(user?.tags)
-        ? user.tags
-        : String(user?.tags ?? '')
-            .split(',')
-            .filter(Boolean);
       const loginHolds =
         user?.hashing_algorithm === HASHING_ALGORITHM &&
         hasPassword(user.password_hash, credentials.password) &&
-        tags.length === 0;
+        tagList(user.tags).length === 0;
       if (loginHolds && permitted.has(username)) continue;
       if (!loginHolds) await this.putUser(username, credentials.password);
-      await this.api.put(`permissions/${segment(vhost)}/${segment(username)}`, BINDING_PERMISSIONS);
+      await this.permit(vhost, username);
       repairs.push({
         kind: !user ? 'user' : loginHolds ? 'permissions' : 'user_password',
         bindingId: request.bindingId,
@@ -222,8 +227,7 @@ export class RabbitmqOffering implements Offering {
    */
   async ping(): Promise<void> {
     const whoami = await this.api.get<Whoami>('whoami');
-    const tags = Array.isArray(whoami?.tags) ? whoami.tags : String(whoami?.tags ?? '').split(',');
-    if (!whoami || !tags.includes('administrator')) {
+    if (!whoami || !tagList(whoami.tags).includes('administrator')) {
       throw new PermanentOfferingError(
         `the user ${JSON.stringify(whoami?.name ?? '')} of ${this.server} lacks the administrator tag, ` +
           'which creating virtual hosts and users needs',
@@ -248,6 +252,10 @@ export class RabbitmqOffering implements Offering {
       hashing_algorithm: HASHING_ALGORITHM,
       tags: '',
     });
+  }
+
+  private async permit(vhost: string, username: string): Promise<void> {
+    await this.api.put(`permissions/${segment(vhost)}/${segment(username)}`, BINDING_PERMISSIONS);
   }
 
   /** Deletes a user, then makes sure none of its connections is left open. */
