@@ -3,7 +3,6 @@
  * a real Depot with the test offering: instances, bindings and operations in various states.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -25,6 +24,7 @@ import {
   waitForOperation,
   type TestDepot,
 } from './helpers.js';
+import { runDepotCli, type CliRun } from './depot-cli.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -42,11 +42,7 @@ const PLAN = {
 const BINDING_PASSWORD = `binding-password-${randomUUID()}`;
 const PARAMETER_SECRET = `parameter-secret-${randomUUID()}`;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
 let target: TestDepot;
 let cliEnv: Record<string, string>;
@@ -54,19 +50,10 @@ let cliEnv: Record<string, string>;
 const redactedOutputs: string[] = [];
 
 /** `node bin/depot.js …` with the broker's configuration. */
-function depot(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/depot.js'), ...args], { cwd: ROOT, env: cliEnv });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (!args.includes('--show-credentials')) redactedOutputs.push(stdout, stderr);
-      resolve({ code, stdout, stderr });
-    });
-  });
+async function depot(...args: string[]): Promise<Run> {
+  const run = await runDepotCli(cliEnv, args);
+  if (!args.includes('--show-credentials')) redactedOutputs.push(run.stdout, run.stderr);
+  return run;
 }
 
 /** A run that must succeed; its stdout. */

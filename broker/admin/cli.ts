@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { BrokerError } from '../errors.js';
 import { ConfigError, type Env } from '../../runtime/config.js';
+import { openAdminOfferings, type AdminOfferings } from './admin-offerings.js';
 import { openAdminState, type AdminState } from './admin-state.js';
 import { CatalogNames } from './catalog-names.js';
 import type { Command, CommandContext } from './command.js';
@@ -31,7 +32,8 @@ export function usage(): string {
     'Usage: depot COMMAND [ARGUMENTS] [--json] [--show-credentials]',
     '',
     "Depot's admin CLI: reads the broker's state database with the broker's configuration",
-    '(DATABASE_URL, ENCRYPTION_KEYS or ENCRYPTION_KEY_FILE, CATALOG_FILE; REDIS_URL for retry).',
+    '(DATABASE_URL, ENCRYPTION_KEYS or ENCRYPTION_KEY_FILE, CATALOG_FILE; REDIS_URL for retry;',
+    "the offerings' …_SERVICE_URL for drift and orphans).",
     '',
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
@@ -62,6 +64,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   let state: Promise<AdminState> | undefined;
   let catalog: Promise<CatalogNames> | undefined;
+  let offerings: Promise<AdminOfferings> | undefined;
   try {
     const parsed = parse(command, rest);
     if (parsed.flags.help === true) {
@@ -76,6 +79,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       note: io.stderr,
       state: () => (state ??= openAdminState(io.env)),
       catalog: async () => (catalog ??= context.state().then(({ config }) => CatalogNames.load(config))),
+      offerings: async () => (offerings ??= context.state().then(({ config }) => openAdminOfferings(config))),
     };
     await command.run(context, parsed);
     return 0;
@@ -91,6 +95,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.stderr(`depot ${command.name}: ${(error as Error).message ?? String(error)}\n`);
     return 1;
   } finally {
+    await (await offerings?.catch(() => undefined))?.close();
     const opened = await state?.catch(() => undefined);
     await opened?.close().catch(() => undefined);
   }

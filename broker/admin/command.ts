@@ -1,4 +1,5 @@
 import type { Env } from '../../runtime/config.js';
+import type { AdminOfferings } from './admin-offerings.js';
 import type { AdminState } from './admin-state.js';
 import type { CatalogNames } from './catalog-names.js';
 
@@ -15,6 +16,8 @@ export interface CommandContext {
   note(text: string): void;
   state(): Promise<AdminState>;
   catalog(): Promise<CatalogNames>;
+  /** The catalog's offerings, built as the broker builds them (for commands that ask their servers). */
+  offerings(): Promise<AdminOfferings>;
 }
 
 /** The flags a command takes besides the global ones: each takes a value, or is a switch. */

@@ -215,3 +215,24 @@ export async function operationsOfKind(
   );
   return rows;
 }
+
+export interface RecordedInstance {
+  id: string;
+  state: InstanceState;
+}
+
+export interface RecordedBindingId {
+  id: string;
+  instance_id: string;
+  state: BindingState;
+}
+
+/** Every instance row's id and state, `deleted` ones included (orphans are matched against them). */
+export async function recordedInstances(db: Queryable): Promise<RecordedInstance[]> {
+  return (await db.query<RecordedInstance>('select id, state from service_instances')).rows;
+}
+
+/** Every binding row's id, instance and state, `deleted` ones included. */
+export async function recordedBindingIds(db: Queryable): Promise<RecordedBindingId[]> {
+  return (await db.query<RecordedBindingId>('select id, instance_id, state from service_bindings')).rows;
+}

@@ -1,4 +1,5 @@
 import type { BindingEndpoint, BindingMetadata, JsonObject, MaintenanceInfo } from '../../osb/index.js';
+import type { NamedObject } from './named-objects.js';
 
 /**
  * An offering is the code behind one service in the catalog: it creates and removes the real
@@ -51,6 +52,15 @@ export interface Offering {
    * period, and nothing is marked failed. Optional: an offering without it is not checked.
    */
   repair?(instance: InstanceRequest, bindings: RecordedBinding[]): Promise<DriftRepair[]>;
+
+  /**
+   * Orphans (`depot orphans`): every object on the server with one of the offering's name shapes,
+   * whoever owns it, in an order they can be removed in (what a binding holds before what holds
+   * it). Optional, with removeNamedObject: an offering without them is not searched.
+   */
+  namedObjects?(): Promise<NamedObject[]>;
+  /** Removes one object namedObjects() listed, and ends its sessions; idempotent. */
+  removeNamedObject?(object: NamedObject): Promise<void>;
 
   /** Whether the backing server answers and can keep tenants apart (checked at start). */
   ping(): Promise<void>;

@@ -4,6 +4,7 @@ import type { JsonObject } from '../../../osb/index.js';
 import { serverAddress } from '../../config.js';
 import type { Logger } from '../../../runtime/logger.js';
 import { idDigest, publicEndpoint, type PublicEndpoint } from '../endpoint.js';
+import { namedObjects, type NamedObject } from '../named-objects.js';
 import {
   PermanentOfferingError,
   type BindResult,
@@ -70,6 +71,15 @@ export function mysqlNames(instanceId: string, bindingId?: string) {
     ...(bindingId !== undefined ? { username: `${userPrefix}${idDigest(bindingId, 12)}` } : {}),
   };
 }
+
+/**
+ * The shapes of Depot's names on a MySQL server, for `depot orphans`, in the order they are removed
+ * in: a binding's account (`'user'@'host'`), then an instance's database.
+ */
+export const MYSQL_NAME_SHAPES = {
+  user: /^'depot_([0-9a-f]{13})_([0-9a-f]{12})'@'[^']*'$/,
+  database: /^depot_([0-9a-f]{24})$/,
+};
 
 /** The plan's per-user connection limit, from its `x-depot` settings (checked at catalog load). */
 function maxUserConnections(settings: JsonObject): number {
@@ -312,6 +322,32 @@ export class MysqlOffering implements Offering {
   async unbind(request: BindingRequest): Promise<void> {
     const { username } = mysqlNames(request.instance.instanceId, request.bindingId);
     await this.dropAccount({ user: username!, host: '%' });
+  }
+
+  /** Every database and account on the server with Depot's names (two queries). */
+  async namedObjects(): Promise<NamedObject[]> {
+    const databases = await this.query<{ name: string }>(
+      "select schema_name as name from information_schema.schemata where schema_name like 'depot\\_%'",
+    );
+    const users = await this.query<Account>(
+      "select User as user, Host as host from mysql.user where User like 'depot\\_%'",
+    );
+    return namedObjects(
+      [...users.map((user) => account(user)), ...databases.map((row) => row.name)],
+      MYSQL_NAME_SHAPES,
+    );
+  }
+
+  async removeNamedObject(object: NamedObject): Promise<void> {
+    if (object.kind === 'user') {
+      const [, user, host] = /^'(.*)'@'(.*)'$/.exec(object.name)!;
+      await this.dropAccount({ user: user!, host: host! });
+    }
+    if (object.kind === 'database') {
+      await this.killSessions('DB', object.name);
+      await this.dropTables(object.name, { reportProgress: async () => {} });
+      await this.run(`drop database if exists ${ident(object.name)}`);
+    }
   }
 
   async ping(): Promise<void> {

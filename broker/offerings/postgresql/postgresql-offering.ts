@@ -4,6 +4,7 @@ import type { JsonObject } from '../../../osb/index.js';
 import { serverAddress } from '../../config.js';
 import type { Logger } from '../../../runtime/logger.js';
 import { idDigest, publicEndpoint, type PublicEndpoint } from '../endpoint.js';
+import { namedObjects, type NamedObject } from '../named-objects.js';
 import {
   PermanentOfferingError,
   type BindResult,
@@ -89,6 +90,16 @@ export function postgresNames(instanceId: string, bindingId?: string) {
     ...(bindingId !== undefined ? { login: `${database}_${idDigest(bindingId, 12)}` } : {}),
   };
 }
+
+/**
+ * The shapes of postgresNames' names, for `depot orphans`, in the order they are removed in: a
+ * login role (which may own objects in the database), the database, then its owner role.
+ */
+export const POSTGRES_NAME_SHAPES = {
+  login_role: /^depot_([0-9a-f]{24})_([0-9a-f]{12})$/,
+  database: /^depot_([0-9a-f]{24})$/,
+  owner_role: /^depot_([0-9a-f]{24})_owner$/,
+};
 
 /**
  * Every statement of an operation ends well within OPERATION_TIMEOUT_SECONDS, so a job does
@@ -318,6 +329,26 @@ export class PostgresqlOffering implements Offering {
       const { login } = postgresNames(request.instance.instanceId, request.bindingId);
       await this.dropLogin(login!);
     });
+  }
+
+  /** Every database and role on the server with Depot's names (one query). */
+  async namedObjects(): Promise<NamedObject[]> {
+    const { rows } = await this.admin.query<{ name: string }>(
+      `select datname as name from pg_database where datname like 'depot\\_%'
+       union all select rolname from pg_roles where rolname like 'depot\\_%'`,
+    );
+    return namedObjects(
+      rows.map((row) => row.name),
+      POSTGRES_NAME_SHAPES,
+    );
+  }
+
+  async removeNamedObject(object: NamedObject): Promise<void> {
+    if (object.kind === 'login_role') return this.dropLogin(object.name);
+    // WITH (FORCE) ends the database's sessions first (PostgreSQL 13+).
+    if (object.kind === 'database')
+      await this.admin.query(`drop database if exists ${ident(object.name)} with (force)`);
+    if (object.kind === 'owner_role') await this.admin.query(`drop role if exists ${ident(object.name)}`);
   }
 
   async ping(): Promise<void> {

@@ -4,6 +4,7 @@ import type { JsonObject } from '../../../osb/index.js';
 import { serverAddress } from '../../config.js';
 import type { Logger } from '../../../runtime/logger.js';
 import { idDigest, publicEndpoint, type PublicEndpoint } from '../endpoint.js';
+import { namedObjects, type NamedObject } from '../named-objects.js';
 import {
   PermanentOfferingError,
   type BindResult,
@@ -42,6 +43,15 @@ export function rabbitmqNames(instanceId: string) {
     userPrefix: `depot-${instance}-`,
   };
 }
+
+/**
+ * The shapes of Depot's names on a RabbitMQ server, for `depot orphans`, in the order they are
+ * removed in: a binding's user, then an instance's vhost.
+ */
+export const RABBITMQ_NAME_SHAPES = {
+  user: /^depot-([0-9a-f]{24})-([0-9a-f]{12})$/,
+  vhost: /^depot-([0-9a-f]{24})$/,
+};
 
 /** The user of a binding. */
 export function rabbitmqUsername(instanceId: string, bindingId: string): string {
@@ -241,6 +251,21 @@ export class RabbitmqOffering implements Offering {
         `the rabbitmq offering needs RabbitMQ 3.8 or later; ${this.server} runs ${version || 'an unknown version'}`,
       );
     }
+  }
+
+  /** Every user and vhost on the server with Depot's names (two requests). */
+  async namedObjects(): Promise<NamedObject[]> {
+    const users = (await this.api.get<User[]>('users?columns=name')) ?? [];
+    const vhosts = (await this.api.get<Array<{ name: string }>>('vhosts?columns=name')) ?? [];
+    return namedObjects(
+      [...users, ...vhosts].map((object) => object.name),
+      RABBITMQ_NAME_SHAPES,
+    );
+  }
+
+  async removeNamedObject(object: NamedObject): Promise<void> {
+    if (object.kind === 'user') await this.deleteUser(object.name);
+    if (object.kind === 'vhost') await this.api.delete(`vhosts/${segment(object.name)}`, VHOST_DELETE_TIMEOUT_MS);
   }
 
   async close(): Promise<void> {}

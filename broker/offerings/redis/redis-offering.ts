@@ -4,6 +4,7 @@ import type { JsonObject } from '../../../osb/index.js';
 import { serverAddress } from '../../config.js';
 import type { Logger } from '../../../runtime/logger.js';
 import { idDigest, publicEndpoint, type PublicEndpoint } from '../endpoint.js';
+import { namedObjects, type NamedObject } from '../named-objects.js';
 import { redisOptions } from '../../redis.js';
 import {
   PermanentOfferingError,
@@ -52,6 +53,15 @@ export function redisNames(instanceId: string) {
     userPrefix: `si-${instance}-`,
   };
 }
+
+/**
+ * The shapes of Depot's names on a Redis server, for `depot orphans`, in the order they are removed
+ * in: a binding's ACL user, then an instance's keys (`si:<digest>:*`, one object for all of them).
+ */
+export const REDIS_NAME_SHAPES = {
+  acl_user: /^si-([0-9a-f]{24})-([0-9a-f]{12})$/,
+  keys: /^si:([0-9a-f]{24}):\*$/,
+};
 
 /** The ACL user of a binding. */
 export function redisUsername(instanceId: string, bindingId: string): string {
@@ -225,6 +235,29 @@ export class RedisOffering implements Offering {
   async unbind(request: BindingRequest): Promise<void> {
     await this.deleteUser(redisUsername(request.instance.instanceId, request.bindingId));
     await this.persistAcl();
+  }
+
+  /** Every ACL user with Depot's names, and every instance prefix that has keys (one SCAN of the keyspace). */
+  async namedObjects(): Promise<NamedObject[]> {
+    const names = new Set((await this.command('ACL', 'USERS')) as string[]);
+    let cursor = '0';
+    do {
+      const [next, keys] = (await this.command('SCAN', cursor, 'MATCH', 'si:*', 'COUNT', '1000')) as [string, string[]];
+      cursor = next;
+      for (const key of keys) {
+        const prefix = /^si:[0-9a-f]{24}:/.exec(key)?.[0];
+        if (prefix) names.add(`${prefix}*`);
+      }
+    } while (cursor !== '0');
+    return namedObjects(names, REDIS_NAME_SHAPES);
+  }
+
+  async removeNamedObject(object: NamedObject): Promise<void> {
+    if (object.kind === 'acl_user') {
+      await this.deleteUser(object.name);
+      await this.persistAcl();
+    }
+    if (object.kind === 'keys') await this.deleteKeys(object.name.slice(0, -1), { reportProgress: async () => {} });
   }
 
   async ping(): Promise<void> {
