@@ -42,23 +42,34 @@ export class BrokerCredentials {
     return this.entries.length;
   }
 
+  /**
+   * The verdict on an Authorization header when it needs no scrypt: every entry is plain, or
+   * the header was verified before. Undefined when only accepts() can tell.
+   */
+  verdictNow(authorization: string | undefined): boolean | undefined {
+    const pair = basicPair(authorization);
+    if (!pair) return false;
+    if (!this.hashed) return compareAll(this.entries, pair.username, pair.password) as boolean;
+    const key = sha256(pair.token).toString('base64');
+    if (this.accepted.has(key)) return true;
+    if (this.refused.has(key)) return false;
+    return undefined;
+  }
+
   /** Whether an Authorization header carries one of the pairs (spec: HTTP Basic authentication). */
   async accepts(authorization: string | undefined): Promise<boolean> {
-    const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization ?? '');
-    if (!match) return false;
-    const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon < 0) return false;
-    const [username, password] = [decoded.slice(0, colon), decoded.slice(colon + 1)];
+    const pair = basicPair(authorization);
+    if (!pair) return false;
+    const { username, password } = pair;
     if (!this.hashed) return compareAll(this.entries, username, password);
 
-    const key = sha256(match[1]!).toString('base64');
+    const key = sha256(pair.token).toString('base64');
     if (this.accepted.has(key)) return true;
     if (this.refused.has(key)) return false;
     const underWay = this.pending.get(key);
     if (underWay) return underWay;
     const generation = this.generation;
-    const verdict = compareAll(this.entries, username, password).finally(() => {
+    const verdict = Promise.resolve(compareAll(this.entries, username, password)).finally(() => {
       if (this.pending.get(key) === verdict) this.pending.delete(key);
     });
     this.pending.set(key, verdict);
@@ -82,24 +93,47 @@ function toEntry(credential: BrokerCredential): Entry {
   };
 }
 
+interface BasicPair {
+  token: string;
+  username: string;
+  password: string;
+}
+
+/** The base64 token of a Basic Authorization header and the pair it carries; undefined if malformed. */
+function basicPair(authorization: string | undefined): BasicPair | undefined {
+  const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization ?? '');
+  if (!match) return undefined;
+  const token = match[1]!;
+  const decoded = Buffer.from(token, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return undefined;
+  return { token, username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
 /**
  * Every entry is checked, username and password alike, and the results combined without a
- * short cut: an unknown username costs what a known one does.
+ * short cut: an unknown username costs what a known one does. Synchronous when every entry
+ * is plain (no scrypt to wait for).
  */
-async function compareAll(entries: Entry[], username: string, password: string): Promise<boolean> {
+function compareAll(entries: Entry[], username: string, password: string): boolean | Promise<boolean> {
   const usernameDigest = sha256(username);
   const passwordDigest = sha256(password);
-  const results = await Promise.all(
-    entries.map(async (entry) => {
-      const userMatches = timingSafeEqual(usernameDigest, entry.usernameDigest);
-      const passwordMatches =
-        entry.kind === 'plain'
-          ? timingSafeEqual(passwordDigest, entry.passwordDigest)
-          : timingSafeEqual(await scryptAsync(password, entry.salt, entry.hash.length, entry.options), entry.hash);
-      return userMatches && passwordMatches;
-    }),
-  );
-  return results.includes(true);
+  let plainMatch = false;
+  const hashed: Array<Promise<boolean>> = [];
+  for (const entry of entries) {
+    const userMatches = timingSafeEqual(usernameDigest, entry.usernameDigest);
+    if (entry.kind === 'plain') {
+      plainMatch = (timingSafeEqual(passwordDigest, entry.passwordDigest) && userMatches) || plainMatch;
+    } else {
+      hashed.push(
+        scryptAsync(password, entry.salt, entry.hash.length, entry.options).then(
+          (key) => timingSafeEqual(key, entry.hash) && userMatches,
+        ),
+      );
+    }
+  }
+  if (hashed.length === 0) return plainMatch;
+  return Promise.all(hashed).then((results) => plainMatch || results.includes(true));
 }
 
 function scryptAsync(password: BinaryLike, salt: Buffer, length: number, options: ScryptOptions): Promise<Buffer> {

@@ -48,14 +48,20 @@ const sealParameters = (cipher: StateCipher, id: string, parameters: JsonObject)
 
 /** The instance, locked until the end of the transaction (serialises operations across replicas). */
 export async function lockInstance(db: Queryable, cipher: StateCipher, id: string): Promise<InstanceRow | undefined> {
-  const { rows } = await db.query<StoredInstance>(`select ${COLUMNS} from service_instances where id = $1 for update`, [
-    id,
-  ]);
+  const { rows } = await db.query<StoredInstance>({
+    name: 'instances.lockInstance',
+    text: `select ${COLUMNS} from service_instances where id = $1 for update`,
+    values: [id],
+  });
   return opened(cipher, rows[0]);
 }
 
 export async function getInstance(db: Queryable, cipher: StateCipher, id: string): Promise<InstanceRow | undefined> {
-  const { rows } = await db.query<StoredInstance>(`select ${COLUMNS} from service_instances where id = $1`, [id]);
+  const { rows } = await db.query<StoredInstance>({
+    name: 'instances.getInstance',
+    text: `select ${COLUMNS} from service_instances where id = $1`,
+    values: [id],
+  });
   return opened(cipher, rows[0]);
 }
 
@@ -132,11 +138,12 @@ export async function applyInstanceChanges(
     dashboard_url?: string | null;
   },
 ): Promise<void> {
-  await db.query(
-    `update service_instances set state = 'provisioned', plan_id = $2, parameters = $3, context = $4,
+  await db.query({
+    name: 'instances.applyInstanceChanges',
+    text: `update service_instances set state = 'provisioned', plan_id = $2, parameters = $3, context = $4,
        maintenance_info = $5, plan_settings = $6, dashboard_url = coalesce($7, dashboard_url), updated_at = now()
      where id = $1`,
-    [
+    values: [
       id,
       changes.plan_id,
       sealParameters(cipher, id, changes.parameters),
@@ -145,7 +152,7 @@ export async function applyInstanceChanges(
       changes.plan_settings,
       changes.dashboard_url ?? null,
     ],
-  );
+  });
 }
 
 export interface FetchedInstance extends InstanceRow {
@@ -159,14 +166,15 @@ export async function fetchInstance(
   cipher: StateCipher,
   id: string,
 ): Promise<FetchedInstance | undefined> {
-  const { rows } = await db.query<StoredInstance & { updating: boolean }>(
-    `select ${COLUMNS}, exists (
+  const { rows } = await db.query<StoredInstance & { updating: boolean }>({
+    name: 'instances.fetchInstance',
+    text: `select ${COLUMNS}, exists (
        select 1 from operations o
         where o.instance_id = i.id and o.binding_id is null and o.state = 'in progress' and o.type = 'update'
      ) as updating
      from service_instances i where id = $1`,
-    [id],
-  );
+    values: [id],
+  });
   return opened(cipher, rows[0]);
 }
 

@@ -68,11 +68,12 @@ function sealedValues(cipher: StateCipher, op: NewOperation): [string, string | 
 }
 
 export async function insertOperation(db: Queryable, cipher: StateCipher, op: NewOperation): Promise<OperationRow> {
-  const { rows } = await db.query<StoredOperation>(
-    `insert into operations (id, instance_id, binding_id, type, request, originating_identity, request_identity)
+  const { rows } = await db.query<StoredOperation>({
+    name: 'operations.insertOperation',
+    text: `insert into operations (id, instance_id, binding_id, type, request, originating_identity, request_identity)
      values ($1, $2, $3, $4, $5, $6, $7) returning ${COLUMNS}`,
-    [op.id, op.instance_id, op.binding_id, op.type, ...sealedValues(cipher, op), op.request_identity],
-  );
+    values: [op.id, op.instance_id, op.binding_id, op.type, ...sealedValues(cipher, op), op.request_identity],
+  });
   return { ...rows[0]!, request: op.request };
 }
 
@@ -86,8 +87,9 @@ export async function insertInstanceWithOperation(
   instance: NewInstance,
   op: NewOperation,
 ): Promise<OperationRow | undefined> {
-  const { rows } = await db.query<StoredOperation>(
-    `with instance as (
+  const { rows } = await db.query<StoredOperation>({
+    name: 'operations.insertInstanceWithOperation',
+    text: `with instance as (
        insert into service_instances
          (id, service_id, plan_id, organization_guid, space_guid, context, parameters, maintenance_info,
           plan_settings, state)
@@ -98,13 +100,17 @@ export async function insertInstanceWithOperation(
      insert into operations (id, instance_id, binding_id, type, request, originating_identity, request_identity)
      select $10, id, null, 'provision', $11, $12, $13 from instance
      returning ${COLUMNS}`,
-    [...instanceValues(cipher, instance), op.id, ...sealedValues(cipher, op), op.request_identity],
-  );
+    values: [...instanceValues(cipher, instance), op.id, ...sealedValues(cipher, op), op.request_identity],
+  });
   return rows[0] && { ...rows[0], request: op.request };
 }
 
 export async function getOperation(db: Queryable, cipher: StateCipher, id: string): Promise<OperationRow | undefined> {
-  const { rows } = await db.query<StoredOperation>(`select ${COLUMNS} from operations where id = $1`, [id]);
+  const { rows } = await db.query<StoredOperation>({
+    name: 'operations.getOperation',
+    text: `select ${COLUMNS} from operations where id = $1`,
+    values: [id],
+  });
   return rows[0] && opened(cipher, rows[0]);
 }
 
@@ -140,14 +146,16 @@ export async function instanceLastOperation(
   instanceId: string,
   operationId: string | undefined,
 ): Promise<LastOperation | undefined> {
-  const { rows } = await db.query<LastOperation>(
-    `(select ${LAST_OPERATION}, 0 as rank from operations where id = $2 and instance_id = $1 and binding_id is null)
+  const { rows } = await db.query<LastOperation>({
+    name: 'operations.instanceLastOperation',
+    text: `(select ${LAST_OPERATION}, 0 as rank from operations
+        where id = $2 and instance_id = $1 and binding_id is null)
      union all
      (select ${LAST_OPERATION}, 1 from operations where instance_id = $1 and binding_id is null
        order by created_at desc limit 1)
      order by rank limit 1`,
-    [instanceId, operationId ?? ''],
-  );
+    values: [instanceId, operationId ?? ''],
+  });
   return rows[0];
 }
 
@@ -158,14 +166,15 @@ export async function bindingLastOperation(
   bindingId: string,
   operationId: string | undefined,
 ): Promise<LastOperation | undefined> {
-  const { rows } = await db.query<LastOperation>(
-    `(select ${LAST_OPERATION}, 0 as rank from operations where id = $3 and binding_id = $2 and instance_id = $1)
+  const { rows } = await db.query<LastOperation>({
+    name: 'operations.bindingLastOperation',
+    text: `(select ${LAST_OPERATION}, 0 as rank from operations where id = $3 and binding_id = $2 and instance_id = $1)
      union all
      (select ${LAST_OPERATION}, 1 from operations where binding_id = $2 and instance_id = $1
        order by created_at desc limit 1)
      order by rank limit 1`,
-    [instanceId, bindingId, operationId ?? ''],
-  );
+    values: [instanceId, bindingId, operationId ?? ''],
+  });
   return rows[0];
 }
 
@@ -178,28 +187,30 @@ export interface Completion {
 
 /** Ends an operation; returns false when it had already ended (another worker won). */
 export async function completeOperation(db: Queryable, id: string, completion: Completion): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `update operations set state = $2, description = $3, instance_usable = $4, update_repeatable = $5,
+  const { rowCount } = await db.query({
+    name: 'operations.completeOperation',
+    text: `update operations set state = $2, description = $3, instance_usable = $4, update_repeatable = $5,
        updated_at = now(), finished_at = now()
      where id = $1 and state = 'in progress'`,
-    [
+    values: [
       id,
       completion.state,
       completion.description,
       completion.instance_usable ?? null,
       completion.update_repeatable ?? null,
     ],
-  );
+  });
   return rowCount === 1;
 }
 
 /** Progress shown by last_operation while the operation runs; false once it has ended. */
 export async function describeOperation(db: Queryable, id: string, description: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `update operations set description = $2, updated_at = now()
+  const { rowCount } = await db.query({
+    name: 'operations.describeOperation',
+    text: `update operations set description = $2, updated_at = now()
      where id = $1 and state = 'in progress'`,
-    [id, description],
-  );
+    values: [id, description],
+  });
   return rowCount === 1;
 }
 

@@ -1,6 +1,10 @@
 import pg from 'pg';
 import { withDatabase } from '../config.js';
 
+/**
+ * A pool or a client. The statements of the request and job paths are named (`{ name, text,
+ * values }`, named `module.function`): each connection parses and plans them once.
+ */
 export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
 
 /**

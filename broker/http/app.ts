@@ -34,8 +34,10 @@ export function createApp(options: AppOptions): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  app.use(requestIdentity(), observe(options.logger, options.metrics));
-  app.use(probeRoutes(options.ready, options.logger));
+  // One layer sets the request identity and observes; the probes are routes of the app itself
+  // (a router of their own would be one more layer every OSB request passes through).
+  app.use(observe(options.logger, options.metrics));
+  probeRoutes(app, options.ready, options.logger);
   app.use('/v2', osbRoutes(options));
   app.use(notFound(), errorHandler(options.logger, options.retryAfterSeconds));
   return app;
@@ -108,15 +110,14 @@ function getCatalog(catalog: Catalog): express.RequestHandler {
 }
 
 /**
- * The probes, served by every role on its PORT without credentials: /healthz, and /readyz, which
+ * Adds the probes, served by every role on its PORT without credentials: /healthz, and /readyz, which
  * names the dependency that is down and nothing more (its error text goes to the log).
  */
-export function probeRoutes(ready: () => Promise<void>, logger: Logger): express.Router {
-  const router = express.Router();
-  router.get('/healthz', (_req, res) => {
+export function probeRoutes(app: Express, ready: () => Promise<void>, logger: Logger): void {
+  app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  router.get('/readyz', async (_req, res) => {
+  app.get('/readyz', async (_req, res) => {
     try {
       await ready();
       res.json({ status: 'ready' });
@@ -126,7 +127,6 @@ export function probeRoutes(ready: () => Promise<void>, logger: Logger): express
       res.status(503).json({ status: 'not ready', description: `${down} is unavailable` });
     }
   });
-  return router;
 }
 
 /** What /readyz reports: which dependency did not answer (the message is for the log). */
@@ -145,7 +145,9 @@ export function createProbeApp(options: Pick<AppOptions, 'logger' | 'ready' | 'r
   const app = express();
   app.disable('x-powered-by');
   const handler = errorHandler(options.logger, options.retryAfterSeconds);
-  app.use(requestIdentity(), probeRoutes(options.ready, options.logger), notFound(), handler);
+  app.use(requestIdentity());
+  probeRoutes(app, options.ready, options.logger);
+  app.use(notFound(), handler);
   return app;
 }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
+import type { Histogram } from 'prom-client';
 import {
   API_VERSION_HEADER,
   REQUEST_IDENTITY_HEADER,
@@ -28,21 +29,41 @@ declare module 'express-serve-static-core' {
   }
 }
 
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+const IDENTITY_HEADER = REQUEST_IDENTITY_HEADER.toLowerCase();
+
 /** spec: the broker SHOULD echo X-Broker-API-Request-Identity; every response is JSON. */
+function identify(req: Request, res: Response): void {
+  const sent = req.headers[IDENTITY_HEADER];
+  const valid = typeof sent === 'string' && sent.length > 0 && sent.length <= 255 && !CONTROL_CHARACTERS.test(sent);
+  req.requestIdentity = valid ? sent : randomUUID();
+  res.setHeader(REQUEST_IDENTITY_HEADER, req.requestIdentity);
+}
+
+/** The request identity alone (a worker's probes). */
 export function requestIdentity(): RequestHandler {
   return (req, res, next) => {
-    const sent = req.get(REQUEST_IDENTITY_HEADER);
-    req.requestIdentity = sent && sent.length <= 255 && !/[\u0000-\u001f\u007f]/.test(sent) ? sent : randomUUID();
-    res.setHeader(REQUEST_IDENTITY_HEADER, req.requestIdentity);
+    identify(req, res);
     next();
   };
 }
 
-/** One log line and one histogram sample per request, labelled by route template. */
+/**
+ * The request identity, then one log line and one histogram sample per request, labelled by
+ * route template. The histogram's series are looked up once per method, route and status.
+ */
 export function observe(logger: Logger, metrics: BrokerMetrics): RequestHandler {
   const traced = logger.isLevelEnabled('trace');
+  const series = new Map<string, Histogram.Internal<'method' | 'route' | 'status'>>();
+  const seriesOf = (method: string, route: string, status: number) => {
+    const key = `${method} ${route} ${status}`;
+    let found = series.get(key);
+    if (!found) series.set(key, (found = metrics.httpRequestDuration.labels(method, route, String(status))));
+    return found;
+  };
   return (req, res, next) => {
     const start = process.hrtime.bigint();
+    identify(req, res);
     // At trace, what arrived: the headers as sent, but for those redacted by the logger (credentials).
     if (traced) {
       logger.trace(
@@ -53,7 +74,7 @@ export function observe(logger: Logger, metrics: BrokerMetrics): RequestHandler 
     res.on('finish', () => {
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
-      metrics.httpRequestDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
+      seriesOf(req.method, route, res.statusCode).observe(seconds);
       logger.info(
         {
           requestId: req.requestIdentity,
@@ -70,15 +91,21 @@ export function observe(logger: Logger, metrics: BrokerMetrics): RequestHandler 
   };
 }
 
-/** spec: HTTP Basic auth, one of the accepted pairs (compared in constant time); 401 otherwise. */
+/**
+ * spec: HTTP Basic auth, one of the accepted pairs (compared in constant time); 401 otherwise.
+ * A verdict that needs no scrypt (plain pairs, or a header already verified) is reached at once.
+ */
 export function basicAuth(credentials: BrokerCredentials): RequestHandler {
-  return async (req, res, next) => {
-    if (!(await credentials.accepts(req.get('authorization')))) {
+  return (req, res, next) => {
+    const header = req.headers.authorization;
+    const decide = (accepted: boolean) => {
+      if (accepted) return next();
       res.setHeader('WWW-Authenticate', 'Basic realm="depot", charset="UTF-8"');
       next(new UnauthorizedError());
-      return;
-    }
-    next();
+    };
+    const verdict = credentials.verdictNow(header);
+    if (verdict !== undefined) decide(verdict);
+    else credentials.accepts(header).then(decide, next);
   };
 }
 

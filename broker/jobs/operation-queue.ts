@@ -1,4 +1,5 @@
-import { Queue, QueueEvents, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
+import { Queue, QueueEvents, type Job, type JobsOptions } from 'bullmq';
+import type { RedisOptions } from 'ioredis';
 import type { OperationType } from '../db/operations.js';
 
 export const OPERATIONS_QUEUE = 'operations';
@@ -9,7 +10,8 @@ export interface OperationJobData {
 }
 
 export interface OperationQueueOptions {
-  connection: ConnectionOptions;
+  /** Options, not a client: the queue's own connection pipelines what it sends. */
+  connection: RedisOptions;
   prefix: string;
   /** Attempts per operation before it fails for good. */
   attempts?: number;
@@ -39,7 +41,10 @@ export class OperationQueue {
 
   constructor(options: OperationQueueOptions) {
     this.options = { ...defaults, ...options };
-    this.queue = new Queue(OPERATIONS_QUEUE, { connection: this.options.connection, prefix: this.options.prefix });
+    // The jobs that concurrent requests add in one turn of the event loop go to Redis as one
+    // pipeline (each still its own script, answered one by one: a 202 waits for its own job).
+    const connection = { ...this.options.connection, enableAutoPipelining: true };
+    this.queue = new Queue(OPERATIONS_QUEUE, { connection, prefix: this.options.prefix });
     this.jobOptions = {
       attempts: this.options.attempts,
       backoff: { type: 'exponential', delay: this.options.backoffMs },
