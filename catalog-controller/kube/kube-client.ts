@@ -48,7 +48,10 @@ export const DEFAULT_KUBE_LIMITS: CallLimits = {
 export const LIST_PAGE_SIZE = 500;
 
 /** Counts writes, for metrics and the benchmark's "apiserver writes per object". */
-export type WriteObserver = (resource: Resource, verb: 'create' | 'update' | 'update-status' | 'delete') => void;
+export type WriteObserver = (
+  resource: Resource,
+  verb: 'create' | 'update' | 'patch' | 'update-status' | 'delete',
+) => void;
 
 /**
  * A small JSON client for the Kubernetes API. Credentials come from a KubeConfig
@@ -133,6 +136,17 @@ export class KubeClient {
     );
     this.onWrite(resource, 'update');
     return updated as T;
+  }
+
+  /**
+   * A JSON merge patch (RFC 7386) of the object; with metadata.resourceVersion in it, the API
+   * server refuses it with 409 Conflict when the object has changed since (optimistic concurrency).
+   */
+  async patch<T extends KubeObject>(resource: Resource, name: string, namespace: string | undefined, patch: object) {
+    const path = objectPath(resource, name, namespace);
+    const patched = await this.request('PATCH', path, patch, 'application/merge-patch+json');
+    this.onWrite(resource, 'patch');
+    return patched as T;
   }
 
   /** PUT to the status subresource. */
