@@ -49,8 +49,15 @@ function resolved(root: string, file: string | undefined): string | undefined {
   return file === undefined || path.isAbsolute(file) ? file : path.join(root, file);
 }
 
+const files = new Map<string, Buffer>();
+
+/** A CA, certificate or key from its file (read once: the connection pool is made once) or inline data. */
 function fileOrData(file: string | undefined, data: string | undefined): Buffer | undefined {
-  if (file) return readFileSync(file);
+  if (file) {
+    const read = files.get(file) ?? readFileSync(file);
+    files.set(file, read);
+    return read;
+  }
   return data ? Buffer.from(data, 'base64') : undefined;
 }
 
