@@ -11,6 +11,7 @@
  *
  * Prints one JSON line per run.
  */
+import { readFile } from 'node:fs/promises';
 import type { ServiceBinding, ServiceInstance } from '../catalog-controller/api/v1beta1.js';
 import { startDepot } from '../test/helpers.js';
 import {
@@ -57,6 +58,13 @@ function diff(after: Record<string, number>, before: Record<string, number>): Re
     if (value - (before[key] ?? 0) > 0) out[key] = value - (before[key] ?? 0);
   }
   return out;
+}
+
+/** A field of the controller process's /proc/PID/status (VmHWM: its peak resident set), in MB. */
+async function procStatusMB(pid: number | undefined, field: 'VmHWM' | 'VmRSS'): Promise<number | undefined> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kB = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1];
+  return kB === undefined ? undefined : +(Number(kB) / 1024).toFixed(1);
 }
 
 const api = await startKubeApi();
@@ -122,6 +130,8 @@ try {
         writesPerPair: +(total / n).toFixed(2),
         writesPerPairWithoutEvents: +((total - events) / n).toFixed(2),
         writes: perRun,
+        controllerPeakRssMB: await procStatusMB(controller.child.pid, 'VmHWM'),
+        controllerRssMB: await procStatusMB(controller.child.pid, 'VmRSS'),
       }),
     );
 

@@ -6,7 +6,7 @@ import { ConditionEvents } from './condition-events.js';
 import { isReady } from './conditions.js';
 import type { ControllerConfig } from './config.js';
 import type { ControllerServices } from './controller-services.js';
-import { createInformers, informerLookup, type Informers } from './informers.js';
+import { BY_INSTANCE, createInformers, informerLookup, type Informers } from './informers.js';
 import { EventRecorder } from './kube/event-recorder.js';
 import type { Informer } from './kube/informer.js';
 import type { KubeClient } from './kube/kube-client.js';
@@ -131,10 +131,8 @@ export class CatalogController {
 
   /** Bindings of an instance look again: at once when it became Ready or went, else after any pending retry delay. */
   private enqueueBindingsOf(instance: ServiceInstance, respectBackoff: boolean): void {
-    for (const binding of this.context.informers.serviceBindings.list(instance.metadata.namespace)) {
-      if (binding.spec.instanceRef?.name === instance.metadata.name)
-        this.bindingQueue.add(objectKey(binding.metadata), { respectBackoff });
-    }
+    for (const binding of this.context.informers.serviceBindings.byIndex(BY_INSTANCE, objectKey(instance.metadata)))
+      this.bindingQueue.add(objectKey(binding.metadata), { respectBackoff });
   }
 
   private enqueueUnresolvedInstances(): void {

@@ -1,15 +1,16 @@
 import type { Logger } from 'pino';
-import type {
-  KubeObject,
-  Secret,
-  ServiceBinding,
-  ServiceBroker,
-  ServiceClass,
-  ServiceInstance,
-  ServicePlan,
+import {
+  LABEL,
+  type KubeObject,
+  type Secret,
+  type ServiceBinding,
+  type ServiceBroker,
+  type ServiceClass,
+  type ServiceInstance,
+  type ServicePlan,
 } from './api/v1beta1.js';
 import type { ControllerConfig } from './config.js';
-import { Informer } from './kube/informer.js';
+import { Informer, type InformerOptions } from './kube/informer.js';
 import type { KubeClient } from './kube/kube-client.js';
 import { Resources, type Resource } from './kube/resources.js';
 
@@ -34,23 +35,52 @@ export type InformerOf = <T extends KubeObject>(resource: Resource) => Informer<
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'depot-catalog-controller';
 
+/** Index of the bindings cache: "namespace/name" of the instance a binding's spec.instanceRef names. */
+export const BY_INSTANCE = 'instance';
+
+/** Indexes of the instances cache, named after the field: the name of the class or plan it refers to. */
+export const BY_REF = {
+  clusterServiceClassRef: 'clusterServiceClassRef',
+  clusterServicePlanRef: 'clusterServicePlanRef',
+  serviceClassRef: 'serviceClassRef',
+  servicePlanRef: 'servicePlanRef',
+} as const;
+
+function refIndexes(): NonNullable<InformerOptions<ServiceInstance>['indexes']> {
+  return Object.fromEntries(
+    Object.values(BY_REF).map((field) => [
+      field,
+      (instance: ServiceInstance) => {
+        const name = instance.spec[field]?.name;
+        return name ? [name] : [];
+      },
+    ]),
+  );
+}
+
 /** The informers of every kind, resynced every RESYNC interval; the Secret one sees only ours. */
 export function createInformers(client: KubeClient, config: ControllerConfig, logger: Logger): Informers {
-  const informer = <T extends KubeObject>(resource: Resource, labelSelector?: string): Informer<T> =>
-    new Informer<T>(client, resource, logger, {
-      resyncMs: config.resyncMs,
-      ...(labelSelector ? { labelSelector } : {}),
-    });
+  const informer = <T extends KubeObject>(resource: Resource, options: InformerOptions<T> = {}): Informer<T> =>
+    new Informer<T>(client, resource, logger, { resyncMs: config.resyncMs, ...options });
+  // Classes are looked up by external name and id, plans by the class they belong to (the labels
+  // the original kept for these lookups: sha224 hex of the field).
+  const classLabels = [LABEL.externalName, LABEL.externalId];
   return {
     clusterServiceBrokers: informer<ServiceBroker>(Resources.ClusterServiceBroker),
     serviceBrokers: informer<ServiceBroker>(Resources.ServiceBroker),
-    clusterServiceClasses: informer<ServiceClass>(Resources.ClusterServiceClass),
-    serviceClasses: informer<ServiceClass>(Resources.ServiceClass),
-    clusterServicePlans: informer<ServicePlan>(Resources.ClusterServicePlan),
-    servicePlans: informer<ServicePlan>(Resources.ServicePlan),
-    serviceInstances: informer<ServiceInstance>(Resources.ServiceInstance),
-    serviceBindings: informer<ServiceBinding>(Resources.ServiceBinding),
-    bindingSecrets: informer<Secret>(Resources.Secret, `${MANAGED_BY_LABEL}=${MANAGED_BY}`),
+    clusterServiceClasses: informer<ServiceClass>(Resources.ClusterServiceClass, { indexedLabels: classLabels }),
+    serviceClasses: informer<ServiceClass>(Resources.ServiceClass, { indexedLabels: classLabels }),
+    clusterServicePlans: informer<ServicePlan>(Resources.ClusterServicePlan, {
+      indexedLabels: [LABEL.clusterClassRef],
+    }),
+    servicePlans: informer<ServicePlan>(Resources.ServicePlan, { indexedLabels: [LABEL.classRef] }),
+    serviceInstances: informer<ServiceInstance>(Resources.ServiceInstance, { indexes: refIndexes() }),
+    serviceBindings: informer<ServiceBinding>(Resources.ServiceBinding, {
+      indexes: {
+        [BY_INSTANCE]: (b) => (b.spec.instanceRef?.name ? [`${b.metadata.namespace}/${b.spec.instanceRef.name}`] : []),
+      },
+    }),
+    bindingSecrets: informer<Secret>(Resources.Secret, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` }),
   };
 }
 

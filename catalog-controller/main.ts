@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const config = configOrExit();
   const logger = createLogger(config.logLevel, 'depot-catalog-controller');
   const metrics = new ControllerMetrics();
-  const client = kubeClientOrExit(config, metrics);
+  const client = await kubeClientOrExit(config, metrics);
   await new ControllerProcess(config, client, logger, metrics).run();
 }
 
@@ -31,14 +31,14 @@ function configOrExit(): ControllerConfig {
   }
 }
 
-function kubeClientOrExit(config: ControllerConfig, metrics: ControllerMetrics): KubeClient {
+async function kubeClientOrExit(config: ControllerConfig, metrics: ControllerMetrics): Promise<KubeClient> {
   const limits = {
     ...DEFAULT_KUBE_LIMITS,
     timeoutMs: config.kubeRequestTimeoutMs,
     maxResponseBytes: config.kubeMaxResponseBytes,
   };
   try {
-    return KubeClient.fromDefault(
+    return await KubeClient.fromDefault(
       (resource, verb) => metrics.apiserverWrites.inc({ resource: resource.plural, verb }),
       limits,
     );

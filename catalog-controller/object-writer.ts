@@ -4,6 +4,7 @@ import type { ConditionEvents } from './condition-events.js';
 import { lastConditionState } from './conditions.js';
 import type { InformerOf } from './informers.js';
 import type { KubeClient } from './kube/kube-client.js';
+import { mergePatch } from './kube/merge-patch.js';
 import { objectKey, type Resource } from './kube/resources.js';
 import { retryOnConflict, withKind } from './kube/retry-on-conflict.js';
 
@@ -57,13 +58,22 @@ export class ObjectWriter {
 
   /**
    * Updates the object itself (metadata, spec) with the same conflict handling; `mutate`
-   * returns false for "nothing to do".
+   * returns false for "nothing to do". What changed goes as a merge patch that carries the
+   * resourceVersion (a 409 when stale, like a PUT), so the fields the cache leaves out
+   * (cachedObject: managedFields, the last-applied annotation) stay as they are on the server.
    */
   updateObject<T extends KubeObject>(resource: Resource, object: T, mutate: (copy: T) => boolean): Promise<T> {
     return retryOnConflict(this.client, resource, object, async (current) => {
       const copy = structuredClone(current);
       if (!mutate(copy)) return current;
-      const written = withKind(resource, await this.client.update<T>(resource, copy));
+      const patch = mergePatch(
+        current as unknown as Record<string, unknown>,
+        copy as unknown as Record<string, unknown>,
+      );
+      if (Object.keys(patch).length === 0) return current;
+      const { name, namespace, resourceVersion } = current.metadata;
+      patch.metadata = { ...(patch.metadata as object | undefined), resourceVersion };
+      const written = withKind(resource, await this.client.patch<T>(resource, name, namespace, patch));
       // The last finalizer removed: the object is gone, and its DELETED event may already have
       // arrived. It must not come back into the cache, nor stay there with the finalizer.
       const gone = written.metadata.deletionTimestamp && !written.metadata.finalizers?.length;

@@ -23,7 +23,7 @@ const CLUSTER_SCRIPT = path.join(ROOT, 'test/kube/cluster.sh');
 export interface KubeApi {
   dir: string;
   kubeconfig: string;
-  client: KubeClient;
+  client: KubeClient<KubeConfig>;
   kubectl(...args: string[]): Promise<{ stdout: string; stderr: string }>;
   stop(): Promise<void>;
 }

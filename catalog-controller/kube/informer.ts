@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { KubeObject } from '../api/v1beta1.js';
+import { cachedObject } from './cached-object.js';
 import { KubeApiError, type KubeClient } from './kube-client.js';
+import { ObjectStore, labelIndex, labelIndexName, type IndexFunctions } from './object-store.js';
 import { collectionPath, objectKey, type Resource } from './resources.js';
 import type { WatchHandle } from './watch-stream.js';
 
@@ -20,6 +22,16 @@ interface WatchEvent<T> {
   object: T;
 }
 
+export interface InformerOptions<T> {
+  labelSelector?: string;
+  resyncMs?: number;
+  watchTimeoutSeconds?: number;
+  /** Labels the reconcilers look objects up by (`byLabel`). */
+  indexedLabels?: readonly string[];
+  /** Other lookups (`byIndex`): an index's name → the values an object is found under. */
+  indexes?: IndexFunctions<T>;
+}
+
 /** resourceVersion is an etcd revision here; compare numerically, newest wins. */
 function isNewer(candidate: KubeObject, current: KubeObject | undefined): boolean {
   if (!current) return true;
@@ -31,10 +43,11 @@ function isNewer(candidate: KubeObject, current: KubeObject | undefined): boolea
 /**
  * List-then-watch cache of one kind (client-go's reflector and store, small). Reconcilers read
  * from it instead of the API server; the results of their own writes are put in with `observe`
- * so the next pass never acts on a stale copy.
+ * so the next pass never acts on a stale copy. The cache holds what cachedObject keeps of each
+ * object, indexed by namespace, by the labels in `indexedLabels` and by `indexes`.
  */
 export class Informer<T extends KubeObject> {
-  private readonly objects = new Map<string, T>();
+  private readonly objects: ObjectStore<T>;
   private readonly handlers: InformerHandlers<T>[] = [];
   private resourceVersion = '';
   private stopped = false;
@@ -48,8 +61,11 @@ export class Informer<T extends KubeObject> {
     private readonly client: KubeClient,
     readonly resource: Resource,
     private readonly logger: Logger,
-    private readonly options: { labelSelector?: string; resyncMs?: number; watchTimeoutSeconds?: number } = {},
-  ) {}
+    private readonly options: InformerOptions<T> = {},
+  ) {
+    const labels = (options.indexedLabels ?? []).map((label) => labelIndex<T>(label));
+    this.objects = new ObjectStore<T>(Object.assign({}, ...labels, options.indexes));
+  }
 
   on(handlers: InformerHandlers<T>): void {
     this.handlers.push(handlers);
@@ -59,15 +75,25 @@ export class Informer<T extends KubeObject> {
     return this.objects.get(key);
   }
 
+  /** Every object, or those of one namespace. */
   list(namespace?: string): T[] {
-    const all = [...this.objects.values()];
-    return namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
+    return this.objects.list(namespace);
+  }
+
+  /** The objects whose label `label` (one of `indexedLabels`) is `value`. */
+  byLabel(label: string, value: string): T[] {
+    return this.objects.byIndex(labelIndexName(label), value);
+  }
+
+  /** The objects one of `indexes` finds under `value`. */
+  byIndex(index: string, value: string): T[] {
+    return this.objects.byIndex(index, value);
   }
 
   /** Records an object returned by our own write, if it is newer than the cached copy. */
   observe(object: T): void {
     const key = objectKey(object.metadata);
-    if (isNewer(object, this.objects.get(key))) this.objects.set(key, object);
+    if (isNewer(object, this.objects.get(key))) this.objects.set(key, cachedObject(object));
   }
 
   /**
@@ -78,7 +104,8 @@ export class Informer<T extends KubeObject> {
   observeRemoval(object: T): void {
     const key = objectKey(object.metadata);
     const cached = this.objects.get(key);
-    if (cached?.metadata.uid === object.metadata.uid && isNewer(object, cached)) this.objects.set(key, object);
+    if (cached?.metadata.uid === object.metadata.uid && isNewer(object, cached))
+      this.objects.set(key, cachedObject(object));
   }
 
   /** Resolves once the first list is in the cache. */
@@ -108,7 +135,8 @@ export class Informer<T extends KubeObject> {
       ...(this.options.labelSelector ? { labelSelector: this.options.labelSelector } : {}),
     });
     const seen = new Set<string>();
-    for (const item of items) {
+    for (const listed of items) {
+      const item = cachedObject(listed);
       item.apiVersion ??= this.resource.apiVersion;
       item.kind ??= this.resource.kind;
       const key = objectKey(item.metadata);
@@ -118,7 +146,7 @@ export class Informer<T extends KubeObject> {
       if (!previous || previous.metadata.resourceVersion !== item.metadata.resourceVersion)
         this.emitUpsert(item, previous);
     }
-    for (const [key, object] of this.objects) {
+    for (const [key, object] of [...this.objects.entries()]) {
       if (!seen.has(key)) {
         this.objects.delete(key);
         this.emitDeleted(object);
@@ -190,9 +218,10 @@ export class Informer<T extends KubeObject> {
 
   private apply(event: WatchEvent<T>): void {
     this.failures = 0;
-    const object = event.object;
-    if (object.metadata?.resourceVersion) this.resourceVersion = object.metadata.resourceVersion;
+    const resourceVersion = event.object.metadata?.resourceVersion;
+    if (resourceVersion) this.resourceVersion = resourceVersion;
     if (event.type === 'BOOKMARK') return;
+    const object = cachedObject(event.object);
     object.apiVersion ??= this.resource.apiVersion;
     object.kind ??= this.resource.kind;
     const key = objectKey(object.metadata);

@@ -1,9 +1,9 @@
 import https from 'node:https';
 import http from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { KubeObject } from '../api/v1beta1.js';
 import { boundedRequest } from '../bounded-request.js';
 import type { CallLimits } from '../call-limits.js';
+import { defaultCredentials, type KubeCredentials } from './kube-config.js';
 import { collectionPath, objectPath, type Resource } from './resources.js';
 import { openWatch, type WatchDone, type WatchEventHandler, type WatchHandle } from './watch-stream.js';
 
@@ -48,20 +48,23 @@ export const DEFAULT_KUBE_LIMITS: CallLimits = {
 export const LIST_PAGE_SIZE = 500;
 
 /** Counts writes, for metrics and the benchmark's "apiserver writes per object". */
-export type WriteObserver = (resource: Resource, verb: 'create' | 'update' | 'update-status' | 'delete') => void;
+export type WriteObserver = (
+  resource: Resource,
+  verb: 'create' | 'update' | 'patch' | 'update-status' | 'delete',
+) => void;
 
 /**
- * A small JSON client for the Kubernetes API. Credentials come from a KubeConfig
- * (@kubernetes/client-node: KUBECONFIG, ~/.kube/config, then in-cluster); requests reuse
+ * A small JSON client for the Kubernetes API. Credentials come from a kubeconfig (kube-config.ts:
+ * KUBECONFIG, ~/.kube/config, then in-cluster; or an @kubernetes/client-node KubeConfig); requests reuse
  * keep-alive connections. Every request is bounded by `limits` as a whole (its time, its
  * response's size): past either it fails with DeadlineExceededError or ResponseTooLargeError.
  */
-export class KubeClient {
+export class KubeClient<C extends KubeCredentials = KubeCredentials> {
   private readonly server: URL;
   private agent: https.Agent | http.Agent | undefined;
 
   constructor(
-    readonly config: KubeConfig,
+    readonly config: C,
     private readonly onWrite: WriteObserver = () => {},
     readonly limits: CallLimits = DEFAULT_KUBE_LIMITS,
   ) {
@@ -70,10 +73,9 @@ export class KubeClient {
     this.server = new URL(cluster.server);
   }
 
-  static fromDefault(onWrite?: WriteObserver, limits?: CallLimits): KubeClient {
-    const config = new KubeConfig();
-    config.loadFromDefault();
-    return new KubeClient(config, onWrite, limits);
+  /** Credentials as kube-config.ts's defaultCredentials finds them. */
+  static async fromDefault(onWrite?: WriteObserver, limits?: CallLimits): Promise<KubeClient> {
+    return new KubeClient(await defaultCredentials(), onWrite, limits);
   }
 
   async get<T extends KubeObject>(resource: Resource, name: string, namespace?: string): Promise<T> {
@@ -133,6 +135,17 @@ export class KubeClient {
     );
     this.onWrite(resource, 'update');
     return updated as T;
+  }
+
+  /**
+   * A JSON merge patch (RFC 7386) of the object; with metadata.resourceVersion in it, the API
+   * server refuses it with 409 Conflict when the object has changed since (optimistic concurrency).
+   */
+  async patch<T extends KubeObject>(resource: Resource, name: string, namespace: string | undefined, patch: object) {
+    const path = objectPath(resource, name, namespace);
+    const patched = await this.request('PATCH', path, patch, 'application/merge-patch+json');
+    this.onWrite(resource, 'patch');
+    return patched as T;
   }
 
   /** PUT to the status subresource. */

@@ -25,6 +25,7 @@ import { classProperties, matches, parsePredicate, planProperties, RestrictionEr
 import { isFailed, isReady, putCondition, removeCondition } from '../conditions.js';
 import { now } from '../clock.js';
 import type { ControllerServices } from '../controller-services.js';
+import { BY_REF } from '../informers.js';
 import { BrokerAuthError } from '../osb-client/broker-authorization.js';
 import { KubeApiError } from '../kube/kube-client.js';
 import { objectKey, type Resource } from '../kube/resources.js';
@@ -365,12 +366,11 @@ export class BrokerReconciler {
    */
   async removeUnused(broker: ServiceBroker, scope: CatalogScope): Promise<void> {
     const namespace = broker.metadata.namespace;
-    const instances = this.ctx.informers.serviceInstances.list();
+    // The instances cache is indexed by each ref field (BY_REF), under the name it refers to.
     const uses = (field: 'classRefField' | 'instancePlanRefField', name: string): boolean =>
-      instances.some(
-        (i: ServiceInstance) =>
-          i.spec[scope[field]]?.name === name && (!namespace || i.metadata.namespace === namespace),
-      );
+      this.ctx.informers.serviceInstances
+        .byIndex(BY_REF[scope[field]], name)
+        .some((i: ServiceInstance) => !namespace || i.metadata.namespace === namespace);
     for (const plan of this.ctx.informerOf<ServicePlan>(scope.plan).list(namespace)) {
       if (
         plan.spec[scope.brokerNameField] === broker.metadata.name &&

@@ -14,6 +14,7 @@ import { userSpecifiedNames } from '../catalog-scope.js';
 import { now } from '../clock.js';
 import { isFailed, isReady, putCondition, removeCondition } from '../conditions.js';
 import type { ControllerServices } from '../controller-services.js';
+import { BY_INSTANCE } from '../informers.js';
 import { Resources, objectKey } from '../kube/resources.js';
 import { labelValue } from '../names.js';
 import { describeOutcome, type OsbOutcome } from '../osb-client/osb-client.js';
@@ -322,9 +323,7 @@ export class InstanceReconciler {
     if (teardown === '' || teardown === 'NotRequired' || teardown === 'Succeeded')
       return this.removeFinalizer(instance);
     if (teardown === 'Failed') return; // Stuck by design until abandoned; the condition says how.
-    const bindings = this.ctx.informers.serviceBindings
-      .list(instance.metadata.namespace)
-      .filter((b) => b.spec.instanceRef?.name === instance.metadata.name);
+    const bindings = this.ctx.informers.serviceBindings.byIndex(BY_INSTANCE, objectKey(instance.metadata));
     if (bindings.length > 0) {
       return this.block(
         instance,

@@ -1,4 +1,5 @@
 import {
+  LABEL,
   Reason,
   type InstanceProperties,
   type ServiceBroker,
@@ -8,6 +9,7 @@ import {
 } from '../api/v1beta1.js';
 import { scopeOfInstance, type CatalogScope } from '../catalog-scope.js';
 import type { ControllerServices } from '../controller-services.js';
+import { labelValue } from '../names.js';
 import { Blocked, instanceRefs } from './common.js';
 
 /** What an instance resolves to in the catalog. */
@@ -57,7 +59,6 @@ function classNamed(
 ): { cls: ServiceClass; way: NamedBy } | Blocked {
   const spec = instance.spec;
   const f = scope.specFields;
-  const classes = ctx.informerOf<ServiceClass>(scope.class).list(namespace);
   const classByName = spec[f.className] as string | undefined;
   const classByExternalName = spec[f.classExternalName] as string | undefined;
   const classByExternalId = spec[f.classExternalID] as string | undefined;
@@ -71,7 +72,7 @@ function classNamed(
   }
   const way: NamedBy = classByName ? 'name' : classByExternalName ? 'externalName' : 'externalID';
   const wanted = way === 'name' ? classByName : way === 'externalName' ? classByExternalName : classByExternalId;
-  const found = classes.filter((c) => nameOf(c, way) === wanted);
+  const found = classesNamed(ctx, scope, namespace, way, wanted);
   const asked = classByName ?? classByExternalName ?? classByExternalId;
   if (found.length !== 1) {
     return new Blocked(
@@ -98,12 +99,7 @@ function planNamed(
   const spec = instance.spec;
   const f = scope.specFields;
   const brokerName = cls.spec[scope.brokerNameField];
-  const plans = ctx
-    .informerOf<ServicePlan>(scope.plan)
-    .list(namespace)
-    .filter(
-      (p) => p.spec[scope.classRefField]?.name === cls.metadata.name && p.spec[scope.brokerNameField] === brokerName,
-    );
+  const plans = plansOf(ctx, scope, cls).filter((p) => p.spec[scope.brokerNameField] === brokerName);
   const planByName = spec[f.planName] as string | undefined;
   const planByExternalName = spec[f.planExternalName] as string | undefined;
   const planByExternalId = spec[f.planExternalID] as string | undefined;
@@ -142,6 +138,38 @@ function planNamed(
 
 function nameOf(entry: ServiceClass | ServicePlan, way: NamedBy): string | undefined {
   return way === 'name' ? entry.metadata.name : entry.spec[way];
+}
+
+/**
+ * The classes of the scope (in `namespace` for namespaced ones) named `wanted` the given way:
+ * by key, or through the label of the external name or id (as the original looked them up).
+ */
+function classesNamed(
+  ctx: ControllerServices,
+  scope: CatalogScope,
+  namespace: string | undefined,
+  way: NamedBy,
+  wanted: string | undefined,
+): ServiceClass[] {
+  if (wanted === undefined) return [];
+  const classes = ctx.informerOf<ServiceClass>(scope.class);
+  const candidates =
+    way === 'name'
+      ? [classes.get(namespace ? `${namespace}/${wanted}` : wanted)]
+      : classes.byLabel(way === 'externalName' ? LABEL.externalName : LABEL.externalId, labelValue(wanted));
+  return candidates.filter(
+    (c): c is ServiceClass => c !== undefined && c.metadata.namespace === namespace && nameOf(c, way) === wanted,
+  );
+}
+
+/** The plans whose class is `cls`, through the label of their class ref (as the original looked them up). */
+function plansOf(ctx: ControllerServices, scope: CatalogScope, cls: ServiceClass): ServicePlan[] {
+  return ctx
+    .informerOf<ServicePlan>(scope.plan)
+    .byLabel(scope.classRefLabel, labelValue(cls.metadata.name))
+    .filter(
+      (p) => p.metadata.namespace === cls.metadata.namespace && p.spec[scope.classRefField]?.name === cls.metadata.name,
+    );
 }
 
 /** For delete and poll: the class and broker through the refs the controller recorded; the plan if it still exists. */
@@ -183,16 +211,10 @@ export function planChangeRefused(
       `The ${scope.plan.kind} "${plan.spec.externalName}" has been deleted; cannot change to it.`,
     );
   }
-  // Cluster plans have no namespace; namespaced ones are looked up in the instance's.
-  const currentPlan = ctx
-    .informerOf<ServicePlan>(scope.plan)
-    .list(scope.cluster ? undefined : instance.metadata.namespace)
-    .find(
-      (p) =>
-        p.spec.externalID === previousPlanId &&
-        p.spec[scope.classRefField]?.name === cls.metadata.name &&
-        p.spec[scope.brokerNameField] === cls.spec[scope.brokerNameField],
-    );
+  // Cluster plans have no namespace; namespaced ones are those of the class, in the instance's.
+  const currentPlan = plansOf(ctx, scope, cls).find(
+    (p) => p.spec.externalID === previousPlanId && p.spec[scope.brokerNameField] === cls.spec[scope.brokerNameField],
+  );
   const updatable = currentPlan?.spec.planUpdatable ?? cls.spec.planUpdatable ?? false;
   if (updatable) return undefined;
   return new Blocked(
