@@ -73,7 +73,7 @@ for (const name of chosen) {
     const outcome = await SCENARIOS[name]!(context);
     rows.push(...outcome.rows);
     details[name] = outcome.details;
-    const summary = outcome.rows.map((r) => `${r.scenario} ${r.ratio} (${r.target})`).join('; ');
+    const summary = outcome.rows.map((r) => `${r.scenario} ${r.ratio || r.depot} (${r.target})`).join('; ');
     context.progress(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${summary}`);
   } catch (error) {
     failed = true;
