@@ -1,17 +1,27 @@
 # Depot: the OSB API and the operation workers (`npm start`), and the catalog controller
-# (`node --import tsx catalog-controller/main.ts`, see deploy/). See README.md.
-FROM node:20-slim
+# (`node dist/catalog-controller/main.js`, see deploy/). See README.md.
+# The build: every dependency, then the compiled JavaScript in dist/ (npm ci's prepare script
+# runs `npm run build`), then the dev dependencies (tsc, test tools) pruned away.
+FROM node:20-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY osb ./osb
+COPY runtime ./runtime
+COPY broker ./broker
+COPY testing ./testing
+COPY catalog-controller ./catalog-controller
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev --no-audit --no-fund && npm cache clean --force
 
+FROM node:20-slim
 WORKDIR /app
 ENV NODE_ENV=production \
     PORT=8080
 
-# Dependencies first, so they are cached until package*.json change. tsx runs the
-# TypeScript sources directly; dev dependencies (tsc, test tools) are not needed.
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
-
-COPY tsconfig.json ./
+COPY package.json package-lock.json tsconfig.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# The sources stay beside dist/: the migrations and catalogs are read from them, and the admin
+# CLI (`npx depot`) runs them through tsx.
 COPY osb ./osb
 COPY runtime ./runtime
 COPY broker ./broker
@@ -28,4 +38,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # What `npm start` runs, without npm in between: `docker stop`'s SIGTERM reaches Depot directly.
-CMD ["node", "--import", "tsx", "broker/main.ts", "all"]
+CMD ["node", "dist/broker/main.js", "all"]

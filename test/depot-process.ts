@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { withDatabase } from '../broker/config.js';
 import { ADMIN_URL, REDIS_URL, dropDatabase, forgetQueue, freePort, tenantRedisUrl } from './helpers.js';
+import { npmScriptNodeArgs } from './npm-script.js';
 
 export interface DepotProcess {
   child: ChildProcess;
@@ -23,7 +24,7 @@ export async function startDepotProcess(name: string, env: Record<string, string
   const prefix = `depot-test-${name}`;
   await dropDatabase(database);
   const [port, metricsPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts', 'api'], {
+  const child = spawn(process.execPath, npmScriptNodeArgs('start:api'), {
     env: {
       PATH: process.env.PATH ?? '',
       LOG_LEVEL: 'info',

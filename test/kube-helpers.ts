@@ -15,6 +15,7 @@ import type { Condition, KubeObject, ServiceBinding, ServiceInstance } from '../
 import { KubeApiError, KubeClient } from '../catalog-controller/kube/kube-client.js';
 import { Resources, type Resource } from '../catalog-controller/kube/resources.js';
 import { PASSWORD, USERNAME, freePort, startDepot, type TestDepot } from './helpers.js';
+import { npmScriptNodeArgs } from './npm-script.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -82,7 +83,7 @@ export const FAST_CONTROLLER_ENV: Record<string, string> = {
 /** The controller at LOG_LEVEL `info` unless `env` says otherwise (e.g. `{ LOG_LEVEL: 'trace' }`). */
 export async function startController(api: KubeApi, env: Record<string, string> = {}): Promise<ControllerProcess> {
   const [port, metricsPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'catalog-controller/main.ts')], {
+  const child = spawn(process.execPath, npmScriptNodeArgs('start:controller'), {
     cwd: ROOT,
     env: {
       ...process.env,

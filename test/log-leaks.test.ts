@@ -30,6 +30,7 @@ import {
   tenantRedisUrl,
   USERNAME,
 } from './helpers.js';
+import { npmScriptNodeArgs } from './npm-script.js';
 
 const database = 'depot_test_log_leaks';
 const queuePrefix = `depot-test-log-leaks-${randomUUID().slice(0, 8)}`;
@@ -49,7 +50,7 @@ describe('logs at trace: a whole lifecycle leaves no secret in stdout or stderr'
     redisServiceUrl = await tenantRedisUrl();
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts', 'all'], {
+    child = spawn(process.execPath, npmScriptNodeArgs('start'), {
       env: {
         PATH: process.env.PATH ?? '',
         LOG_LEVEL: 'trace',

@@ -60,6 +60,7 @@ import {
   sessionsOf,
   usersLike,
 } from './mysql-helpers.js';
+import { npmScriptNodeArgs } from './npm-script.js';
 
 const run = promisify(execFile);
 
@@ -899,7 +900,7 @@ describe('mysql offering at start', () => {
 
   it('npm start with such a MYSQL_SERVICE_URL exits non-zero with that message', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts', 'all'], {
+    const child = spawn(process.execPath, npmScriptNodeArgs('start'), {
       env: {
         PATH: process.env.PATH ?? '',
         LOG_LEVEL: 'info',

@@ -35,6 +35,7 @@ import {
   type TestDepot,
   ENCRYPTION_KEYS,
 } from './helpers.js';
+import { npmScriptNodeArgs } from './npm-script.js';
 
 /** An instance row's context and parameters, both `{}`, sealed as the broker stores them. */
 const sealedEmpty = (depot: Depot, id: string) => [
@@ -203,7 +204,7 @@ describe('start-up', () => {
 
   /** Runs `npm start`'s command with this environment; resolves when `until` matches or it exits. */
   function runDepot(env: Record<string, string>, until: RegExp) {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts', 'all'], {
+    const child = spawn(process.execPath, npmScriptNodeArgs('start'), {
       env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ENCRYPTION_KEYS, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

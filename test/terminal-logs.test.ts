@@ -38,7 +38,12 @@ const HAS_SCRIPT = (() => {
 })();
 
 /** What a terminal shows: colours and carriage returns taken out. */
-const plain = (text: string): string => text.replace(/\x1b\[[0-9;]*m/g, '').replace(/\r/g, '');
+/** What the terminal shows: colours dropped, and a line npm's spinner erased (column 1, erase line) gone. */
+const plain = (text: string): string =>
+  text
+    .replace(/\x1b\[[0-9;]*m/g, '')
+    .replace(/\r/g, '')
+    .replace(/[^\n]*\x1b\[1G\x1b\[0K/g, '');
 
 interface Run {
   child: ChildProcess;

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { JsonObject } from '../osb/index.js';
+import { packagePath } from '../runtime/package-root.js';
 import {
   PermanentOfferingError,
   type BindResult,
@@ -16,7 +16,7 @@ import { planFault, testPlanSettings, testPlanSettingsSchema, type FaultKind } f
 export const TEST_OFFERING_NAME = 'test';
 
 /** The services of the test offering, added to the catalog when TEST_OFFERING=enabled. */
-export const TEST_CATALOG_FILE = fileURLToPath(new URL('./test-catalog.yaml', import.meta.url));
+export const TEST_CATALOG_FILE = packagePath('testing/test-catalog.yaml');
 
 /** What a bind returns when its parameters carry no `credentials` object. */
 export const TEST_CREDENTIALS: JsonObject = {

@@ -7,18 +7,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readFileSync, readdirSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { npmScript } from '../../test/npm-script.js';
+
+export { npmScript };
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
-
-/** The command of an npm script (`start`, `start:controller`) as package.json has it now. */
-export function npmScript(name: string): string {
-  const manifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
-    scripts?: Record<string, string>;
-  };
-  const command = manifest.scripts?.[name];
-  if (!command) throw new Error(`package.json has no script "${name}"`);
-  return command;
-}
 
 export interface Child {
   process: ChildProcess;

@@ -1,13 +1,13 @@
 import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { JsonObject, ServiceOffering, ServicePlan } from '../../osb/index.js';
+import { packagePath } from '../../runtime/package-root.js';
 import type { Offering } from '../offerings/offering.js';
 import { Catalog, CatalogError, type CatalogPlan } from './catalog.js';
 import { catalogFileSchema } from './catalog-schema.js';
 import { compilePlanSchema, compileSchema, describeErrors, type ValidateFunction } from './json-schema.js';
 
-export const DEFAULT_CATALOG_FILE = fileURLToPath(new URL('./default-catalog.yaml', import.meta.url));
+export const DEFAULT_CATALOG_FILE = packagePath('broker/catalog/default-catalog.yaml');
 
 const validateCatalogFile = compileSchema(catalogFileSchema as unknown as JsonObject);
 

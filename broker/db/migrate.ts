@@ -1,9 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type pg from 'pg';
+import { packagePath } from '../../runtime/package-root.js';
 
-const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+const MIGRATIONS_DIR = packagePath('migrations');
 /** Arbitrary constant: the advisory lock that serialises migrations across replicas. */
 const MIGRATION_LOCK = 0x6465706f; // "depo"
 
