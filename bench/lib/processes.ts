@@ -103,6 +103,13 @@ function command(pid: number): string {
   }
 }
 
+/** The processes whose command name (/proc/<pid>/comm) is `name`: e.g. kube-apiserver. */
+export function processesNamed(name: string): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry) && command(Number(entry)) === name)
+    .map(Number);
+}
+
 /**
  * The node process a script runs: the child itself when the script `exec`s node, else the
  * node process below it (npm, a shell) with the most memory.

@@ -11,8 +11,11 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { ServiceBinding, ServiceInstance } from '../../catalog-controller/api/v1beta1.js';
+import { collectionPath, type Resource } from '../../catalog-controller/kube/resources.js';
+import type { WatchHandle } from '../../catalog-controller/kube/watch-stream.js';
 import { freePort } from '../../test/helpers.js';
 import {
   R,
@@ -27,7 +30,16 @@ import {
   type KubeApi,
 } from '../../test/kube-helpers.js';
 import { startBenchDepot } from '../lib/depot.js';
-import { ROOT, memory, nodeProcess, npmScript, spawnCommand, waitUntilAnswering } from '../lib/processes.js';
+import {
+  ROOT,
+  cpuTicks,
+  memory,
+  nodeProcess,
+  npmScript,
+  processesNamed,
+  spawnCommand,
+  waitUntilAnswering,
+} from '../lib/processes.js';
 import type { Context, Outcome, Row } from '../lib/scenario.js';
 import { round } from '../lib/stats.js';
 
@@ -48,6 +60,8 @@ export interface PairsRun {
   eventsPerPair: number;
   writes: Record<string, number>;
   controllerPeakRssKb: number;
+  /** CPU seconds each process used from the first create until all were Ready. */
+  cpuSeconds: Record<string, number>;
   deleteAllSeconds: number;
 }
 
@@ -106,13 +120,28 @@ export async function pairsRun(
   n: number,
   service: string,
   plan: string,
+  depotPid?: number,
 ): Promise<PairsRun> {
   const ns = `bench-${n}-${Date.now()}`;
   await ensureNamespace(api, ns);
   const controller = await startController(api, logDir, String(n));
+  let instancesReady: ReadyWatch | undefined;
+  let bindingsReady: ReadyWatch | undefined;
   try {
     await waitForReason(api, R.ClusterServiceBroker, 'depot', undefined, 'FetchedCatalog', 'Ready', 60_000);
+    // Seen through watches: listing every object each poll would load the API server under test.
+    instancesReady = await watchReady<ServiceInstance>(api, R.ServiceInstance, ns, n);
+    bindingsReady = await watchReady<ServiceBinding>(api, R.ServiceBinding, ns, n);
     const before = writes(await controller.metrics());
+    const measured: Record<string, number[]> = {
+      controller: [controller.pid],
+      ...(depotPid ? { depot: [depotPid] } : {}),
+      'kube-apiserver': processesNamed('kube-apiserver'),
+      etcd: processesNamed('etcd'),
+    };
+    const ticks = () =>
+      Object.fromEntries(Object.entries(measured).map(([k, pids]) => [k, pids.reduce((a, p) => a + cpuTicks(p), 0)]));
+    const ticksBefore = ticks();
     const started = performance.now();
     let next = 0;
     await Promise.all(
@@ -125,18 +154,15 @@ export async function pairsRun(
       }),
     );
     const created = performance.now();
-    await waitFor(
-      async () => {
-        const [instances, bindings] = await Promise.all([
-          api.client.list<ServiceInstance>(R.ServiceInstance, { namespace: ns }),
-          api.client.list<ServiceBinding>(R.ServiceBinding, { namespace: ns }),
-        ]);
-        return instances.items.filter(ready).length === n && bindings.items.filter(ready).length === n;
-      },
-      600_000,
-      `${n} pairs Ready`,
-    );
+    await Promise.race([
+      Promise.all([instancesReady.all, bindingsReady.all]),
+      sleep(600_000, undefined, { ref: false }).then(() => Promise.reject(new Error(`${n} pairs not Ready in 10 min`))),
+    ]);
     const allReady = performance.now();
+    const ticksAfter = ticks();
+    const cpuSeconds = Object.fromEntries(
+      Object.keys(measured).map((k) => [k, round(((ticksAfter[k] ?? 0) - (ticksBefore[k] ?? 0)) / 100, 2)]),
+    );
     await new Promise((resolve) => setTimeout(resolve, 1000)); // late writes (events) land
     const after = writes(await controller.metrics());
     const perRun: Record<string, number> = {};
@@ -166,15 +192,63 @@ export async function pairsRun(
       eventsPerPair: round(events / n, 2),
       writes: perRun,
       controllerPeakRssKb: peakKb,
+      cpuSeconds,
       deleteAllSeconds: round((performance.now() - deleteStarted) / 1000, 3),
     };
   } finally {
+    instancesReady?.stop();
+    bindingsReady?.stop();
     await controller.stop();
   }
 }
 
+interface ReadyWatch {
+  /** Resolves once `n` objects have been Ready at once. */
+  all: Promise<void>;
+  stop(): void;
+}
+
+/** Watches a namespace's objects of `resource` (from an empty list), counting those Ready. */
+async function watchReady<T extends ServiceInstance | ServiceBinding>(
+  api: KubeApi,
+  resource: Resource,
+  ns: string,
+  n: number,
+): Promise<ReadyWatch> {
+  let resourceVersion = (await api.client.list<T>(resource, { namespace: ns })).resourceVersion;
+  const readyNames = new Set<string>();
+  let stopped = false;
+  let handle: WatchHandle | undefined;
+  let resolveAll!: () => void;
+  const all = new Promise<void>((resolve) => (resolveAll = resolve));
+  const open = async (): Promise<void> => {
+    handle = await api.client.watch(
+      collectionPath(resource, ns),
+      { resourceVersion },
+      300,
+      (type, raw) => {
+        const object = raw as T;
+        resourceVersion = object.metadata.resourceVersion ?? resourceVersion;
+        if (type !== 'DELETED' && ready(object)) readyNames.add(object.metadata.name);
+        else readyNames.delete(object.metadata.name);
+        if (readyNames.size >= n) resolveAll();
+      },
+      // The server ends a watch after its timeout: open it again where it ended.
+      () => void (stopped || open()),
+    );
+  };
+  await open();
+  return {
+    all,
+    stop() {
+      stopped = true;
+      handle?.abort();
+    },
+  };
+}
+
 /** The test API server, Depot and a ClusterServiceBroker for it, for `work`. */
-export async function withCluster<T>(logDir: string, work: (api: KubeApi) => Promise<T>): Promise<T> {
+export async function withCluster<T>(logDir: string, work: (api: KubeApi, depotPid: number) => Promise<T>): Promise<T> {
   const api = await startKubeApi();
   try {
     const depot = await startBenchDepot('controller', logDir, { TEST_OFFERING: 'enabled', DRIFT_CHECK_SECONDS: '0' });
@@ -184,7 +258,7 @@ export async function withCluster<T>(logDir: string, work: (api: KubeApi) => Pro
         metadata: { name: 'depot' },
         spec: { url: depot.baseUrl, authInfo: { basic: { secretRef: { namespace: 'bench', name: 'depot-auth' } } } },
       });
-      return await work(api);
+      return await work(api, depot.pid);
     } finally {
       await depot.stop();
     }
@@ -203,13 +277,14 @@ export async function controllerScenario(context: Context): Promise<Outcome> {
     };
   }
   const sizes = (process.env.BENCH_PAIRS ?? '100,1000').split(',').map(Number);
-  const runs = await withCluster(context.logDir, async (api) => {
+  const { runs, apiWritesPerSecond } = await withCluster(context.logDir, async (api, depotPid) => {
     const out: PairsRun[] = [];
     for (const n of sizes) {
       context.progress(`${n} pairs`);
-      out.push(await pairsRun(api, context.logDir, n, 'depot-test', 'ok'));
+      out.push(await pairsRun(api, context.logDir, n, 'depot-test', 'ok', depotPid));
     }
-    return out;
+    context.progress(`the API server alone: ${FLOOR_CREATES} creates`);
+    return { runs: out, apiWritesPerSecond: await apiServerWrites(api, FLOOR_CREATES) };
   });
   const rows: Row[] = runs.flatMap((r) => {
     const atTarget = r.pairs >= 1000;
@@ -219,7 +294,7 @@ export async function controllerScenario(context: Context): Promise<Outcome> {
       {
         scenario: `controller ${r.pairs} pairs: Ready after last create`,
         depot: `${r.readyAfterLastCreateSeconds.toFixed(2)} s`,
-        floor: '',
+        floor: `${apiServerSeconds(r, apiWritesPerSecond).toFixed(2)} s (as many creates, API server alone)`,
         ratio: '',
         target: target('≤ 5 s'),
         met: check(r.readyAfterLastCreateSeconds <= 5),
@@ -240,7 +315,52 @@ export async function controllerScenario(context: Context): Promise<Outcome> {
         target: target('≤ 120 MB'),
         met: check(r.controllerPeakRssKb / 1024 <= 120),
       },
+      {
+        scenario: `controller ${r.pairs} pairs: CPU s until Ready`,
+        depot: Object.entries(r.cpuSeconds)
+          .map(([name, seconds]) => `${name} ${seconds}`)
+          .join(', '),
+        floor: '',
+        ratio: '',
+        target: 'report',
+        met: undefined,
+      },
     ];
   });
-  return { rows, details: { runs } };
+  rows.push({
+    scenario: 'the API server alone: ServiceInstance creates',
+    depot: `${Math.round(apiWritesPerSecond)} writes/s (${CREATORS} at once)`,
+    floor: '',
+    ratio: '',
+    target: 'report',
+    met: undefined,
+  });
+  return { rows, details: { runs, apiWritesPerSecond: round(apiWritesPerSecond, 1) } };
+}
+
+/** Creates of the API server's floor: enough for a steady rate. */
+const FLOOR_CREATES = 3000;
+
+/**
+ * The floor of "Ready after last create": the time the API server alone needs for the run's writes
+ * (the creates, the controller's writes and its events) at its measured rate, less the create time.
+ */
+function apiServerSeconds(r: PairsRun, writesPerSecond: number): number {
+  const writes = 2 * r.pairs + Object.values(r.writes).reduce((a, b) => a + b, 0);
+  return Math.max(0, writes / writesPerSecond - r.createSeconds);
+}
+
+/** The API server with no controller running: `n` ServiceInstance creates, CREATORS at once; writes per second. */
+async function apiServerWrites(api: KubeApi, n: number): Promise<number> {
+  const ns = `bench-floor-${Date.now()}`;
+  await ensureNamespace(api, ns);
+  const spec = { clusterServiceClassExternalName: 'depot-test', clusterServicePlanExternalName: 'ok' };
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CREATORS }, async () => {
+      for (let i = next++; i < n; i = next++) await create(api, R.ServiceInstance, instance(`floor-${i}`, ns, spec));
+    }),
+  );
+  return n / ((performance.now() - started) / 1000);
 }
