@@ -113,7 +113,7 @@ function row(scenario: string, depot: number[], direct: number[]): Row {
     scenario,
     depot: `${d.toFixed(1)} ms`,
     floor: `${r.toFixed(1)} ms (direct SQL)`,
-    ratio: `+${(d - r).toFixed(1)} ms`,
+    ratio: `${d - r < 0 ? '−' : '+'}${Math.abs(d - r).toFixed(1)} ms`,
     target: `≤ +${SLACK_MS} ms`,
     met: d <= r + SLACK_MS,
   };
