@@ -17,25 +17,17 @@ import { Informer } from '../catalog-controller/kube/informer.js';
 import { KubeClient } from '../catalog-controller/kube/kube-client.js';
 import type { Resource } from '../catalog-controller/kube/resources.js';
 import { ObjectWriter } from '../catalog-controller/object-writer.js';
-import { ensureNamespace, startKubeApi, waitFor, type KubeApi } from './kube-helpers.js';
+import { createOpenCrd, ensureNamespace, startKubeApi, waitFor, type KubeApi } from './kube-helpers.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 const NAMESPACES = ['index-a', 'index-b'] as const;
 const GROUP = 'index.depot.test';
-const CRD_NAME = `gadgets.${GROUP}`;
 const Gadgets: Resource = {
   apiVersion: `${GROUP}/v1`,
   kind: 'Gadget',
   base: `/apis/${GROUP}/v1`,
   plural: 'gadgets',
   namespaced: true,
-};
-const CRDs: Resource = {
-  apiVersion: 'apiextensions.k8s.io/v1',
-  kind: 'CustomResourceDefinition',
-  base: '/apis/apiextensions.k8s.io/v1',
-  plural: 'customresourcedefinitions',
-  namespaced: false,
 };
 
 interface Gadget extends KubeObject {
@@ -125,23 +117,7 @@ async function lookupsMatchServer(informer: Informer<Gadget>): Promise<void> {
 before(async () => {
   api = await startKubeApi();
   for (const ns of NAMESPACES) await ensureNamespace(api, ns);
-  await api.client.create(CRDs, {
-    metadata: { name: CRD_NAME },
-    spec: {
-      group: GROUP,
-      scope: 'Namespaced',
-      names: { plural: 'gadgets', singular: 'gadget', kind: 'Gadget' },
-      versions: [
-        {
-          name: 'v1',
-          served: true,
-          storage: true,
-          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
-        },
-      ],
-    },
-  } as KubeObject);
-  await api.kubectl('wait', '--for=condition=Established', '--timeout=30s', `crd/${CRD_NAME}`);
+  await createOpenCrd(api, Gadgets);
 });
 
 after(async () => {

@@ -24,7 +24,7 @@ import type { KubeObject } from '../catalog-controller/api/v1beta1.js';
 import { Informer } from '../catalog-controller/kube/informer.js';
 import { KubeClient, type ListResult } from '../catalog-controller/kube/kube-client.js';
 import { objectKey, type Resource } from '../catalog-controller/kube/resources.js';
-import { ensureNamespace, startKubeApi, waitFor, type KubeApi } from './kube-helpers.js';
+import { createOpenCrd, ensureNamespace, startKubeApi, waitFor, type KubeApi } from './kube-helpers.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 const NS = 'informer-unit';
@@ -36,13 +36,6 @@ const Widgets: Resource = {
   base: `/apis/${GROUP}/v1`,
   plural: 'widgets',
   namespaced: true,
-};
-const CRDs: Resource = {
-  apiVersion: 'apiextensions.k8s.io/v1',
-  kind: 'CustomResourceDefinition',
-  base: '/apis/apiextensions.k8s.io/v1',
-  plural: 'customresourcedefinitions',
-  namespaced: false,
 };
 
 interface Widget extends KubeObject {
@@ -199,23 +192,7 @@ async function firstWatchEvent(resourceVersion: string): Promise<{ type: string;
 before(async () => {
   api = await startKubeApi();
   await ensureNamespace(api, NS);
-  await api.client.create(CRDs, {
-    metadata: { name: CRD_NAME },
-    spec: {
-      group: GROUP,
-      scope: 'Namespaced',
-      names: { plural: 'widgets', singular: 'widget', kind: 'Widget' },
-      versions: [
-        {
-          name: 'v1',
-          served: true,
-          storage: true,
-          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
-        },
-      ],
-    },
-  } as KubeObject);
-  await api.kubectl('wait', '--for=condition=Established', '--timeout=30s', `crd/${CRD_NAME}`);
+  await createOpenCrd(api, Widgets);
 });
 
 after(async () => {

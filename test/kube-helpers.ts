@@ -206,6 +206,38 @@ export async function remove(api: KubeApi, resource: Resource, name: string, nam
   await api.client.delete(resource, name, namespace);
 }
 
+/** The API server's CustomResourceDefinitions. */
+const CRDS: Resource = {
+  apiVersion: 'apiextensions.k8s.io/v1',
+  kind: 'CustomResourceDefinition',
+  base: '/apis/apiextensions.k8s.io/v1',
+  plural: 'customresourcedefinitions',
+  namespaced: false,
+};
+
+/** A CRD for a namespaced `resource` (its group's v1) that keeps any field, created and Established. */
+export async function createOpenCrd(api: KubeApi, resource: Resource): Promise<void> {
+  const group = resource.apiVersion.split('/')[0]!;
+  const name = `${resource.plural}.${group}`;
+  await api.client.create(CRDS, {
+    metadata: { name },
+    spec: {
+      group,
+      scope: 'Namespaced',
+      names: { plural: resource.plural, singular: resource.kind.toLowerCase(), kind: resource.kind },
+      versions: [
+        {
+          name: 'v1',
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+        },
+      ],
+    },
+  } as KubeObject);
+  await api.kubectl('wait', '--for=condition=Established', '--timeout=30s', `crd/${name}`);
+}
+
 export async function ensureNamespace(api: KubeApi, name: string): Promise<void> {
   try {
     await api.client.create(Resources.Namespace, { metadata: { name } });
