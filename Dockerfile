@@ -10,6 +10,8 @@ COPY runtime ./runtime
 COPY broker ./broker
 COPY testing ./testing
 COPY catalog-controller ./catalog-controller
+COPY migrations ./migrations
+COPY bin ./bin
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM node:20-slim
@@ -17,18 +19,9 @@ WORKDIR /app
 ENV NODE_ENV=production \
     PORT=8080
 
-COPY package.json package-lock.json tsconfig.json ./
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
-# The sources stay beside dist/: the migrations and catalogs are read from them, and the admin
-# CLI (`npx depot`) runs them through tsx.
-COPY osb ./osb
-COPY runtime ./runtime
-COPY broker ./broker
-COPY testing ./testing
-COPY migrations ./migrations
-COPY catalog-controller ./catalog-controller
-COPY bin ./bin
+# The build stage's tree: dist/, the production node_modules and the sources beside them (the
+# migrations and catalogs are read from the sources; the admin CLI, `npx depot`, runs them through tsx).
+COPY --from=build /app ./
 
 # Without ENCRYPTION_KEYS, the key file is made here (docker-compose.yml keeps it on a volume).
 RUN install -d -m 0700 -o node -g node /home/node/.local /home/node/.local/state /home/node/.local/state/depot

@@ -37,7 +37,6 @@ const HAS_SCRIPT = (() => {
   }
 })();
 
-/** What a terminal shows: colours and carriage returns taken out. */
 /** What the terminal shows: colours dropped, and a line npm's spinner erased (column 1, erase line) gone. */
 const plain = (text: string): string =>
   text

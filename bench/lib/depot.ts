@@ -9,7 +9,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { withDatabase } from '../../broker/config.js';
 import { ADMIN_URL, PASSWORD, REDIS_URL, USERNAME, dropDatabase, forgetQueue, freePort } from '../../test/helpers.js';
-import { memory, nodeProcess, npmScript, spawnCommand, waitUntilAnswering, type Memory } from './processes.js';
+import { npmScript } from '../../test/npm-script.js';
+import { memory, nodeProcess, spawnCommand, waitUntilAnswering, type Memory } from './processes.js';
 
 export interface BenchDepot {
   baseUrl: string;

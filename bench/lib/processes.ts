@@ -7,10 +7,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readFileSync, readdirSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { npmScript } from '../../test/npm-script.js';
-
-export { npmScript };
-
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 
 export interface Child {

@@ -11,12 +11,13 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { pino } from 'pino';
 import type { ServiceBinding, ServiceInstance } from '../../catalog-controller/api/v1beta1.js';
-import { collectionPath, type Resource } from '../../catalog-controller/kube/resources.js';
-import type { WatchHandle } from '../../catalog-controller/kube/watch-stream.js';
+import { isReady } from '../../catalog-controller/conditions.js';
+import { Informer } from '../../catalog-controller/kube/informer.js';
 import { freePort } from '../../test/helpers.js';
+import { npmScript } from '../../test/npm-script.js';
 import {
   R,
   binding,
@@ -35,7 +36,6 @@ import {
   cpuTicks,
   memory,
   nodeProcess,
-  npmScript,
   processesNamed,
   spawnCommand,
   waitUntilAnswering,
@@ -110,8 +110,7 @@ async function startController(api: KubeApi, logDir: string, name: string) {
   };
 }
 
-const ready = (o: { status?: { conditions?: Array<{ type: string; status: string }> } }) =>
-  o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+const silent = pino({ level: 'silent' });
 
 /** One run of `n` pairs in a namespace of its own, with a controller of its own; the pairs are deleted after. */
 export async function pairsRun(
@@ -125,13 +124,12 @@ export async function pairsRun(
   const ns = `bench-${n}-${Date.now()}`;
   await ensureNamespace(api, ns);
   const controller = await startController(api, logDir, String(n));
-  let instancesReady: ReadyWatch | undefined;
-  let bindingsReady: ReadyWatch | undefined;
+  // Seen through informers (a watch each): a list of every object per poll would load the API server under test.
+  const instances = new Informer<ServiceInstance>(api.client, R.ServiceInstance, silent);
+  const bindings = new Informer<ServiceBinding>(api.client, R.ServiceBinding, silent);
   try {
     await waitForReason(api, R.ClusterServiceBroker, 'depot', undefined, 'FetchedCatalog', 'Ready', 60_000);
-    // Seen through watches: listing every object each poll would load the API server under test.
-    instancesReady = await watchReady<ServiceInstance>(api, R.ServiceInstance, ns, n);
-    bindingsReady = await watchReady<ServiceBinding>(api, R.ServiceBinding, ns, n);
+    await Promise.all([instances.start(), bindings.start()]);
     const before = writes(await controller.metrics());
     const measured: Record<string, number[]> = {
       controller: [controller.pid],
@@ -154,10 +152,9 @@ export async function pairsRun(
       }),
     );
     const created = performance.now();
-    await Promise.race([
-      Promise.all([instancesReady.all, bindingsReady.all]),
-      sleep(600_000, undefined, { ref: false }).then(() => Promise.reject(new Error(`${n} pairs not Ready in 10 min`))),
-    ]);
+    const allReadyIn = (informer: Informer<ServiceInstance> | Informer<ServiceBinding>) =>
+      informer.list(ns).filter((o) => isReady(o.status?.conditions)).length === n;
+    await waitFor(async () => allReadyIn(instances) && allReadyIn(bindings), 600_000, `${n} pairs Ready`);
     const allReady = performance.now();
     const ticksAfter = ticks();
     const cpuSeconds = Object.fromEntries(
@@ -196,55 +193,10 @@ export async function pairsRun(
       deleteAllSeconds: round((performance.now() - deleteStarted) / 1000, 3),
     };
   } finally {
-    instancesReady?.stop();
-    bindingsReady?.stop();
+    instances.stop();
+    bindings.stop();
     await controller.stop();
   }
-}
-
-interface ReadyWatch {
-  /** Resolves once `n` objects have been Ready at once. */
-  all: Promise<void>;
-  stop(): void;
-}
-
-/** Watches a namespace's objects of `resource` (from an empty list), counting those Ready. */
-async function watchReady<T extends ServiceInstance | ServiceBinding>(
-  api: KubeApi,
-  resource: Resource,
-  ns: string,
-  n: number,
-): Promise<ReadyWatch> {
-  let resourceVersion = (await api.client.list<T>(resource, { namespace: ns })).resourceVersion;
-  const readyNames = new Set<string>();
-  let stopped = false;
-  let handle: WatchHandle | undefined;
-  let resolveAll!: () => void;
-  const all = new Promise<void>((resolve) => (resolveAll = resolve));
-  const open = async (): Promise<void> => {
-    handle = await api.client.watch(
-      collectionPath(resource, ns),
-      { resourceVersion },
-      300,
-      (type, raw) => {
-        const object = raw as T;
-        resourceVersion = object.metadata.resourceVersion ?? resourceVersion;
-        if (type !== 'DELETED' && ready(object)) readyNames.add(object.metadata.name);
-        else readyNames.delete(object.metadata.name);
-        if (readyNames.size >= n) resolveAll();
-      },
-      // The server ends a watch after its timeout: open it again where it ended.
-      () => void (stopped || open()),
-    );
-  };
-  await open();
-  return {
-    all,
-    stop() {
-      stopped = true;
-      handle?.abort();
-    },
-  };
 }
 
 /** The test API server, Depot and a ClusterServiceBroker for it, for `work`. */
